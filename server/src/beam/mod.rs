@@ -1,0 +1,3 @@
+//! Everything that talks to BEAM nodes: distribution, RPC, terms.
+
+pub mod pretty;

@@ -1,0 +1,3 @@
+//! The workspace: documents, the tree-sitter index, the mix project layout.
+
+pub mod index;
