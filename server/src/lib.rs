@@ -2,5 +2,13 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the code map.
 
+pub mod agent;
+pub mod attach;
 pub mod beam;
+pub mod config;
+pub mod core;
+pub mod demo;
+pub mod live;
+pub mod lsp;
+pub mod managed;
 pub mod workspace;

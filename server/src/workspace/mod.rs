@@ -1,3 +1,4 @@
 //! The workspace: documents, the tree-sitter index, the mix project layout.
 
+pub mod documents;
 pub mod index;

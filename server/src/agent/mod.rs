@@ -1,0 +1,172 @@
+//! The on-node agent: Erlang source embedded in the binary, compiled on the target at
+//! attach (so it matches the node's OTP), and removed at detach together with any compiler
+//! modules that compiling it made the node load, so the node ends as it was found.
+
+use crate::beam::term::{self, atom, charlist, list};
+use crate::beam::{BeamError, Connection};
+use eetf::Term;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The agent's module name, versioned so two Orrery versions never clash.
+pub const MODULE: &str = "orrery_agent_v1";
+/// Its source.
+pub const SOURCE: &str = include_str!("orrery_agent_v1.erl");
+
+const STEP: Duration = Duration::from_secs(15);
+
+/// What we changed on a node by loading the agent, so we can undo exactly that.
+#[derive(Debug, Clone, Default)]
+pub struct AgentHandle {
+    /// Modules that were not loaded before and that we loaded (the agent, compiler modules).
+    pub loaded_by_us: Vec<String>,
+    /// True when the agent was already loaded by someone else (another Orrery): then we
+    /// leave it in place at detach.
+    pub shared: bool,
+    /// Every module loaded before we attached.
+    pub before: BTreeSet<String>,
+}
+
+async fn loaded_modules(conn: &Connection) -> Result<BTreeSet<String>, BeamError> {
+    let t = conn.rpc("erlang", "loaded", vec![], STEP).await?;
+    Ok(term::list_ref(&t)
+        .iter()
+        .filter_map(|m| term::as_atom(m).map(str::to_string))
+        .collect())
+}
+
+/// Compile and load the agent on the node behind `conn`.
+pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
+    let before = loaded_modules(conn).await?;
+    if before.contains(MODULE) {
+        return Ok(AgentHandle {
+            loaded_by_us: vec![],
+            shared: true,
+            before,
+        });
+    }
+    let proto = |detail: String| BeamError::Protocol {
+        node: conn.peer().to_string(),
+        detail,
+    };
+    let scanned = conn
+        .rpc("erl_scan", "string", vec![charlist(SOURCE)], STEP)
+        .await?;
+    let tokens = match term::as_tuple(&scanned) {
+        Some([ok, tokens, _]) if term::is_atom(ok, "ok") => term::list_ref(tokens).to_vec(),
+        _ => return Err(proto(format!("agent source did not scan: {scanned:?}"))),
+    };
+    // Split into forms at each `dot` token and parse each on the node.
+    let mut forms = Vec::new();
+    let mut cur = Vec::new();
+    for tok in tokens {
+        let is_dot = term::as_tuple(&tok)
+            .and_then(|t| t.first())
+            .is_some_and(|a| term::is_atom(a, "dot"));
+        cur.push(tok);
+        if is_dot {
+            let parsed = conn
+                .rpc("erl_parse", "parse_form", vec![list(std::mem::take(&mut cur))], STEP)
+                .await?;
+            match term::as_tuple(&parsed) {
+                Some([ok, form]) if term::is_atom(ok, "ok") => forms.push(form.clone()),
+                _ => return Err(proto(format!("agent source did not parse: {parsed:?}"))),
+            }
+        }
+    }
+    let compiled = conn
+        .rpc(
+            "compile",
+            "forms",
+            vec![list(forms), list(vec![atom("binary"), atom("return_errors")])],
+            Duration::from_secs(60),
+        )
+        .await?;
+    let binary = match term::as_tuple(&compiled) {
+        Some([ok, _m, bin]) if term::is_atom(ok, "ok") => bin.clone(),
+        _ => return Err(proto(format!("agent did not compile: {compiled:?}"))),
+    };
+    let loaded = conn
+        .rpc(
+            "code",
+            "load_binary",
+            vec![atom(MODULE), charlist("orrery_agent_v1.erl"), binary],
+            STEP,
+        )
+        .await?;
+    if !matches!(term::as_tuple(&loaded), Some([ok, _]) if term::is_atom(ok, "module")) {
+        return Err(proto(format!("agent did not load: {loaded:?}")));
+    }
+    let after = loaded_modules(conn).await?;
+    Ok(AgentHandle {
+        loaded_by_us: after.difference(&before).cloned().collect(),
+        shared: false,
+        before,
+    })
+}
+
+/// Remove the agent and whatever loading it pulled in. Modules some process still runs
+/// are left alone (soft purge), never killed.
+pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamError> {
+    // OTP library modules the agent's queries made the node load since (beam_lib, ...):
+    // those are ours too. The user's own modules are never touched.
+    let now = loaded_modules(conn).await?;
+    let root = term::as_string(&conn.rpc("code", "root_dir", vec![], STEP).await?).unwrap_or_default();
+    let mut ours: Vec<String> = handle.loaded_by_us.clone();
+    for m in now.difference(&handle.before) {
+        if ours.contains(m) || root.is_empty() {
+            continue;
+        }
+        let which = conn.rpc("code", "which", vec![atom(m)], STEP).await?;
+        if term::as_string(&which).is_some_and(|w| w.starts_with(&root)) {
+            ours.push(m.clone());
+        }
+    }
+    // The agent goes last: it may be running a call right now.
+    ours.sort_by_key(|m| m == MODULE);
+    for m in &ours {
+        // A module is only deleted when no process runs its old code afterwards.
+        let purged = conn
+            .rpc("code", "soft_purge", vec![atom(m)], STEP)
+            .await?;
+        if !term::is_atom(&purged, "true") {
+            continue;
+        }
+        conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
+        let purged = conn
+            .rpc("code", "soft_purge", vec![atom(m)], STEP)
+            .await?;
+        if !term::is_atom(&purged, "true") {
+            tracing::warn!(module = %m, "left old code of a module in place: a process still runs it");
+        }
+    }
+    Ok(())
+}
+
+/// Call one of the agent's exported functions.
+pub async fn call(
+    conn: &Connection,
+    function: &str,
+    args: Vec<Term>,
+    timeout: Duration,
+) -> Result<Term, BeamError> {
+    conn.rpc(MODULE, function, args, timeout).await
+}
+
+/// Limits for terms the agent sends back.
+pub fn limits(depth: i64, items: i64, binary: i64, budget: i64) -> Term {
+    term::map(vec![
+        ("depth", term::int(depth)),
+        ("items", term::int(items)),
+        ("binary", term::int(binary)),
+        ("budget", term::int(budget)),
+    ])
+}
+
+/// `{ok, Value}` → Value; `{error, Reason}` → None.
+pub fn ok_value(t: &Term) -> Option<&Term> {
+    match term::as_tuple(t) {
+        Some([ok, v]) if term::is_atom(ok, "ok") => Some(v),
+        _ => None,
+    }
+}

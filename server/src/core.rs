@@ -1,0 +1,270 @@
+//! One workspace's pieces, owned together and free of protocol types: settings, the
+//! session (attached nodes), the managed node of the embedded default, documents, the
+//! index and the live model. The LSP layer maps requests onto this.
+
+use crate::attach::{self, Session, Status};
+use crate::config::Settings;
+use crate::live::{Interest, LiveModel};
+use crate::managed::{self, ManagedNode};
+use crate::workspace::documents::{Document, Pos};
+use crate::workspace::index::{self, WorkspaceIndex};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+
+/// How the session was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Attached to a node the user named.
+    Attach,
+    /// Orrery started the workspace's app itself.
+    Managed,
+    /// Nothing to attach to (no node configured and no mix project).
+    None,
+}
+
+/// The workspace core.
+pub struct Core {
+    pub root: RwLock<Option<PathBuf>>,
+    pub settings: RwLock<Settings>,
+    pub docs: RwLock<HashMap<PathBuf, Document>>,
+    pub index: RwLock<WorkspaceIndex>,
+    pub live: LiveModel,
+    session: RwLock<Option<Session>>,
+    managed: tokio::sync::Mutex<Option<ManagedNode>>,
+    mode: Mutex<Mode>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Core {
+    pub fn new() -> Self {
+        Self {
+            root: RwLock::new(None),
+            settings: RwLock::new(Settings::default()),
+            docs: RwLock::new(HashMap::new()),
+            index: RwLock::new(WorkspaceIndex::new()),
+            live: LiveModel::new(),
+            session: RwLock::new(None),
+            managed: tokio::sync::Mutex::new(None),
+            mode: Mutex::new(Mode::None),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn session(&self) -> Option<Session> {
+        self.session.read().ok().and_then(|s| s.clone())
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode.lock().map(|m| *m).unwrap_or(Mode::None)
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut l) = self.last_error.lock() {
+            *l = e;
+        }
+    }
+
+    /// Index every Elixir file under the root; returns the file count.
+    pub fn index_workspace(&self) -> usize {
+        let Some(root) = self.root.read().ok().and_then(|r| r.clone()) else {
+            return 0;
+        };
+        let mut idx = WorkspaceIndex::new();
+        let n = idx.index_dir(&root);
+        // Open documents win over what is on disk.
+        if let Ok(docs) = self.docs.read() {
+            for (p, d) in docs.iter() {
+                idx.update(p.clone(), &d.text());
+            }
+        }
+        if let Ok(mut i) = self.index.write() {
+            *i = idx;
+        }
+        n
+    }
+
+    /// Attach per the settings: to the configured node, or start the workspace's app.
+    /// Output lines of a managed node go to `output`. Returns a description of the target.
+    pub async fn attach(&self, output: mpsc::UnboundedSender<String>) -> Result<String, String> {
+        let settings = self.settings();
+        let attach_peers = settings.attach_peers.unwrap_or(true);
+        let (node, cookie, mode) = match &settings.node {
+            Some(node) => {
+                crate::beam::split_node_name(node).map_err(|e| e.to_string())?;
+                (node.clone(), settings.resolve_cookie()?, Mode::Attach)
+            }
+            None => {
+                let root = self.root.read().ok().and_then(|r| r.clone());
+                let Some(mix_root) = root.as_deref().and_then(managed::find_mix_root) else {
+                    if let Ok(mut m) = self.mode.lock() {
+                        *m = Mode::None;
+                    }
+                    return Err("no `node` configured and no mix.exs in the workspace: set `node` to attach to a running app".into());
+                };
+                let m = ManagedNode::start(&mix_root, output).await?;
+                let pair = (m.node.clone(), m.cookie.clone(), Mode::Managed);
+                *self.managed.lock().await = Some(m);
+                pair
+            }
+        };
+        if let Ok(mut m) = self.mode.lock() {
+            *m = mode;
+        }
+        let session = Session::start(&node, &cookie, attach_peers);
+        if let Ok(mut s) = self.session.write() {
+            *s = Some(session.clone());
+        }
+        match session.wait_settled(std::time::Duration::from_secs(20)).await {
+            Status::Attached => {
+                self.set_error(None);
+                Ok(node)
+            }
+            Status::Detached { reason } => {
+                self.set_error(Some(reason.clone()));
+                Err(reason)
+            }
+            Status::Attaching => Err(format!("still attaching to {node}")),
+        }
+    }
+
+    /// Leave the nodes as found and stop a managed node.
+    pub async fn shutdown(&self) {
+        let session = self.session.write().ok().and_then(|mut s| s.take());
+        if let Some(s) = session {
+            self.live.stop_tracing(&s).await;
+            s.detach().await;
+        }
+        self.live.clear();
+        if let Some(mut m) = self.managed.lock().await.take() {
+            m.stop().await;
+        }
+    }
+
+    /// The `orrery/status` answer.
+    pub async fn status_json(&self) -> serde_json::Value {
+        let session = self.session();
+        let (attached, state, nodes) = match &session {
+            Some(s) => {
+                let st = s.status();
+                let nodes: Vec<_> = s.nodes().iter().map(|n| attach::node_json(&n.info)).collect();
+                (st == Status::Attached, serde_json::to_value(&st).unwrap_or_default(), nodes)
+            }
+            None => (false, serde_json::json!({"state": "detached", "reason": self.last_error.lock().ok().and_then(|e| e.clone()).unwrap_or_else(|| "not started".into())}), vec![]),
+        };
+        let reason = state.get("reason").cloned();
+        let managed = self.managed.lock().await;
+        serde_json::json!({
+            "attached": attached,
+            "status": state,
+            "reason": reason,
+            "node": session.as_ref().map(|s| s.node().to_string()),
+            "nodes": nodes,
+            "compileNode": serde_json::Value::Null,
+            "mode": self.mode(),
+            "managedPid": managed.as_ref().and_then(|m| m.pid()),
+            "allowWrites": self.settings().allow_writes(),
+        })
+    }
+
+    // ---- documents ----
+
+    pub fn open(&self, path: PathBuf, text: &str, version: i32) {
+        if let Ok(mut d) = self.docs.write() {
+            d.insert(path.clone(), Document::new(text, version));
+        }
+        if let Ok(mut i) = self.index.write() {
+            i.update(path, text);
+        }
+    }
+
+    pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {
+        let text = {
+            let Ok(mut docs) = self.docs.write() else { return };
+            let Some(doc) = docs.get_mut(path) else { return };
+            for (range, text) in changes {
+                doc.apply(range, &text, version);
+            }
+            doc.text()
+        };
+        if let Ok(mut i) = self.index.write() {
+            i.update(path.to_path_buf(), &text);
+        }
+    }
+
+    pub fn close(&self, path: &Path) {
+        if let Ok(mut d) = self.docs.write() {
+            d.remove(path);
+        }
+        // Re-read from disk so the index reflects the saved file.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(mut i) = self.index.write() {
+                i.update(path.to_path_buf(), &text);
+            }
+        }
+    }
+
+    pub fn text(&self, path: &Path) -> Option<String> {
+        self.docs.read().ok()?.get(path).map(|d| d.text())
+    }
+
+    /// Modules and ETS tables of the open documents.
+    pub fn interest(&self) -> Interest {
+        let mut interest = Interest::default();
+        let paths: Vec<PathBuf> = self
+            .docs
+            .read()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Ok(idx) = self.index.read() {
+            for p in paths {
+                if let Some(f) = idx.file(&p) {
+                    for m in &f.modules {
+                        interest.modules.insert(m.name.clone());
+                        for (t, _) in &m.ets_tables {
+                            interest.tables.insert(format!(":{}", t.trim_start_matches(':')));
+                        }
+                    }
+                }
+            }
+        }
+        interest
+    }
+
+    /// Refresh live values; true when something changed.
+    pub async fn refresh_live(&self) -> bool {
+        let Some(session) = self.session() else { return false };
+        if session.status() != Status::Attached {
+            return false;
+        }
+        let interest = self.interest();
+        let calls = self.settings().inlay_hints().calls;
+        self.live.refresh(&session, &interest, calls).await
+    }
+
+    /// What is under the cursor.
+    pub fn reference_at(&self, path: &Path, pos: index::Position) -> Option<index::Reference> {
+        let text = self.text(path)?;
+        index::reference_at(&text, pos)
+    }
+}
+
+/// Convert a file path into an absolute path for use as a key.
+pub fn normalize(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Shared handle.
+pub type SharedCore = Arc<Core>;

@@ -1,0 +1,1 @@
+pub async fn run(_p: Option<std::path::PathBuf>) -> anyhow::Result<()> { Ok(()) }

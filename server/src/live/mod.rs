@@ -1,0 +1,285 @@
+//! The live model: what is true *now* on the attached nodes for the modules, registered
+//! processes and ETS tables of the open documents. One batched agent query per node per
+//! refresh; the snapshot says whether anything changed so clients refresh only then.
+
+pub mod render;
+pub mod views;
+
+use crate::agent;
+use crate::attach::Session;
+use crate::beam::pretty;
+use crate::beam::term::{self, atom, list, map};
+use eetf::Term;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One module on one node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModuleOnNode {
+    pub node: String,
+    pub loaded: bool,
+    pub md5: Option<String>,
+    pub stale: Option<bool>,
+    pub procs: i64,
+}
+
+/// A registered process on one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcOnNode {
+    pub node: String,
+    pub pid: String,
+    /// Pretty state in Elixir syntax, or why it is not available.
+    pub state: Result<String, String>,
+    /// One-line state for inlay hints.
+    pub state_compact: String,
+    pub queue: i64,
+    pub memory: i64,
+    pub reductions: i64,
+}
+
+impl Default for ProcOnNode {
+    fn default() -> Self {
+        Self {
+            node: String::new(),
+            pid: String::new(),
+            state: Err(String::new()),
+            state_compact: String::new(),
+            queue: 0,
+            memory: 0,
+            reductions: 0,
+        }
+    }
+}
+
+/// An ETS table on one node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableOnNode {
+    pub node: String,
+    pub kind: String,
+    pub size: i64,
+    pub memory: i64,
+    pub owner: String,
+    pub rows: String,
+}
+
+/// Everything known right now, keyed by Elixir-style names (`KV.Bucket`, `:kv_table`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    pub modules: BTreeMap<String, Vec<ModuleOnNode>>,
+    pub procs: BTreeMap<String, Vec<ProcOnNode>>,
+    pub tables: BTreeMap<String, Vec<TableOnNode>>,
+    /// module -> "fun/arity" -> (node, calls)
+    pub calls: BTreeMap<String, BTreeMap<String, Vec<(String, i64)>>>,
+}
+
+/// What to watch: modules and tables of the open documents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interest {
+    pub modules: BTreeSet<String>,
+    pub tables: BTreeSet<String>,
+}
+
+/// The live model for one session.
+pub struct LiveModel {
+    snapshot: Mutex<Snapshot>,
+    traced: Mutex<BTreeSet<String>>,
+}
+
+impl Default for LiveModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn md5_hex(t: &Term) -> Option<String> {
+    match t {
+        Term::Binary(b) => Some(b.bytes.iter().map(|x| format!("{x:02x}")).collect()),
+        _ => None,
+    }
+}
+
+fn pid_text(t: &Term) -> String {
+    pretty::to_elixir_compact(t, 60)
+}
+
+impl LiveModel {
+    pub fn new() -> Self {
+        Self {
+            snapshot: Mutex::new(Snapshot::default()),
+            traced: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Query every attached node for `interest`; returns true when the snapshot changed.
+    pub async fn refresh(&self, session: &Session, interest: &Interest, call_counts: bool) -> bool {
+        if call_counts {
+            self.sync_tracing(session, &interest.modules).await;
+        }
+        let snap = Self::fetch(session, interest, call_counts).await;
+        let mut cur = match self.snapshot.lock() {
+            Ok(c) => c,
+            Err(e) => e.into_inner(),
+        };
+        let changed = *cur != snap;
+        *cur = snap;
+        changed
+    }
+
+    /// One batched query per node for `interest`, without touching the cached snapshot.
+    pub async fn fetch(session: &Session, interest: &Interest, call_counts: bool) -> Snapshot {
+        let mods: Vec<Term> = interest.modules.iter().map(|m| term::module(m)).collect();
+        let tabs: Vec<Term> = interest
+            .tables
+            .iter()
+            .map(|t| atom(t.trim_start_matches(':')))
+            .collect();
+        let req = map(vec![
+            ("modules", list(mods.clone())),
+            ("names", list(mods.clone())),
+            ("ets", list(tabs)),
+            ("calls", list(if call_counts { mods } else { vec![] })),
+            ("limits", agent::limits(6, 30, 200, 3000)),
+        ]);
+        let mut snap = Snapshot::default();
+        for n in session.nodes() {
+            let node = n.info.name.clone();
+            let reply = match agent::call(&n.conn, "query", vec![req.clone()], QUERY_TIMEOUT).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("live query on {node} failed: {e}");
+                    continue;
+                }
+            };
+            merge_node(&mut snap, &node, &reply);
+        }
+        snap
+    }
+
+    /// Switch call counting on for `wanted` modules and off for the others we switched on.
+    async fn sync_tracing(&self, session: &Session, wanted: &BTreeSet<String>) {
+        let current = self.traced.lock().map(|t| t.clone()).unwrap_or_default();
+        let on: Vec<_> = wanted.difference(&current).cloned().collect();
+        let off: Vec<_> = current.difference(wanted).cloned().collect();
+        if on.is_empty() && off.is_empty() {
+            return;
+        }
+        for n in session.nodes() {
+            for (m, flag) in on.iter().map(|m| (m, true)).chain(off.iter().map(|m| (m, false))) {
+                let args = vec![term::module(m), atom(if flag { "true" } else { "false" })];
+                if let Err(e) = agent::call(&n.conn, "trace_calls", args, QUERY_TIMEOUT).await {
+                    tracing::debug!("call counting for {m} on {}: {e}", n.info.name);
+                }
+            }
+        }
+        if let Ok(mut t) = self.traced.lock() {
+            *t = wanted.clone();
+        }
+    }
+
+    /// Switch off every call counter we switched on (before detach).
+    pub async fn stop_tracing(&self, session: &Session) {
+        self.sync_tracing(session, &BTreeSet::new()).await;
+    }
+
+    /// Forget everything (after a detach).
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = Snapshot::default();
+        }
+        if let Ok(mut t) = self.traced.lock() {
+            t.clear();
+        }
+    }
+}
+
+fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
+    if let Some(Term::Map(mods)) = term::get(reply, "modules") {
+        for (k, v) in &mods.map {
+            let Some(name) = term::as_atom(k) else { continue };
+            let name = pretty::module_name(name);
+            let info = ModuleOnNode {
+                node: node.to_string(),
+                loaded: term::get(v, "loaded").is_some_and(|l| term::is_atom(l, "true")),
+                md5: term::get(v, "md5").and_then(md5_hex),
+                stale: term::get(v, "stale").and_then(|s| match term::as_atom(s) {
+                    Some("true") => Some(true),
+                    Some("false") => Some(false),
+                    _ => None,
+                }),
+                procs: term::get_int(v, "procs").unwrap_or(0),
+            };
+            snap.modules.entry(name).or_default().push(info);
+        }
+    }
+    if let Some(Term::Map(names)) = term::get(reply, "names") {
+        for (k, v) in &names.map {
+            let Some(name) = term::as_atom(k) else { continue };
+            if term::is_atom(v, "nil") {
+                continue;
+            }
+            let state_term = term::get(v, "state");
+            let state = match state_term.and_then(agent::ok_value) {
+                Some(s) => Ok(pretty::to_elixir(s, &pretty::Limits::hover())),
+                None => Err("state not available (not an OTP process, or busy)".to_string()),
+            };
+            let state_compact = state_term
+                .and_then(agent::ok_value)
+                .map(|s| pretty::to_elixir_compact(s, 30))
+                .unwrap_or_default();
+            snap.procs
+                .entry(pretty::module_name(name))
+                .or_default()
+                .push(ProcOnNode {
+                    node: node.to_string(),
+                    pid: term::get(v, "pid").map(pid_text).unwrap_or_default(),
+                    state,
+                    state_compact,
+                    queue: term::get_int(v, "message_queue_len").unwrap_or(0),
+                    memory: term::get_int(v, "memory").unwrap_or(0),
+                    reductions: term::get_int(v, "reductions").unwrap_or(0),
+                });
+        }
+    }
+    if let Some(Term::Map(tabs)) = term::get(reply, "ets") {
+        for (k, v) in &tabs.map {
+            let Some(name) = term::as_atom(k) else { continue };
+            if term::is_atom(v, "nil") {
+                continue;
+            }
+            snap.tables
+                .entry(format!(":{name}"))
+                .or_default()
+                .push(TableOnNode {
+                    node: node.to_string(),
+                    kind: term::get(v, "type").and_then(term::as_atom).unwrap_or("?").to_string(),
+                    size: term::get_int(v, "size").unwrap_or(0),
+                    memory: term::get_int(v, "memory").unwrap_or(0),
+                    owner: term::get(v, "owner").map(pid_text).unwrap_or_default(),
+                    rows: term::get(v, "rows")
+                        .map(|r| pretty::to_elixir(r, &pretty::Limits::hover()))
+                        .unwrap_or_default(),
+                });
+        }
+    }
+    if let Some(Term::Map(calls)) = term::get(reply, "calls") {
+        for (k, v) in &calls.map {
+            let Some(name) = term::as_atom(k) else { continue };
+            let Term::Map(funs) = v else { continue };
+            let entry = snap.calls.entry(pretty::module_name(name)).or_default();
+            for (fa, n) in &funs.map {
+                if let Some([f, a]) = term::as_tuple(fa) {
+                    let key = format!("{}/{}", term::as_atom(f).unwrap_or("?"), term::as_int(a).unwrap_or(0));
+                    entry.entry(key).or_default().push((node.to_string(), term::as_int(n).unwrap_or(0)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Text for hovers, inlay hints and code lenses, from a snapshot. Markdown, no protocol.
+
+use super::{ModuleOnNode, ProcOnNode, Snapshot, TableOnNode};
+
+/// Longest inlay hint label.
+pub const HINT_MAX: usize = 40;
+
+fn human_bytes(n: i64) -> String {
+    let n = n as f64;
+    if n >= 1_048_576.0 {
+        format!("{:.1} MB", n / 1_048_576.0)
+    } else if n >= 1024.0 {
+        format!("{:.1} KB", n / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// Cut `s` to at most `max` chars, ending with `…` when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+fn per_node_suffix(n: usize) -> String {
+    if n > 1 {
+        format!(" on {n} nodes")
+    } else {
+        String::new()
+    }
+}
+
+/// Hover for a module: loaded/stale per node, process count, and a registered process's state.
+pub fn module_hover(name: &str, snap: &Snapshot) -> Option<String> {
+    let mods = snap.modules.get(name);
+    let procs = snap.procs.get(name);
+    if mods.is_none() && procs.is_none() {
+        return None;
+    }
+    let mut out = format!("**{name}** — live\n\n");
+    if let Some(mods) = mods {
+        for m in mods {
+            out.push_str(&module_line(m));
+            out.push('\n');
+        }
+    }
+    if let Some(procs) = procs {
+        for p in procs {
+            out.push_str(&proc_block(name, p));
+        }
+    }
+    Some(out)
+}
+
+fn module_line(m: &ModuleOnNode) -> String {
+    if !m.loaded {
+        return format!("- `{}`: not loaded", m.node);
+    }
+    let stale = match m.stale {
+        Some(true) => " · **stale** (loaded code differs from the last build)",
+        Some(false) => " · matches the last build",
+        None => "",
+    };
+    let md5 = m.md5.as_deref().map(|h| &h[..h.len().min(8)]).unwrap_or("?");
+    format!(
+        "- `{}`: loaded (md5 {md5}){stale} · {} process{}",
+        m.node,
+        m.procs,
+        if m.procs == 1 { "" } else { "es" }
+    )
+}
+
+fn proc_block(name: &str, p: &ProcOnNode) -> String {
+    let mut out = format!(
+        "\n`{name}` is {} on `{}` · queue {} · memory {} · reductions {}\n\n",
+        p.pid,
+        p.node,
+        p.queue,
+        human_bytes(p.memory),
+        p.reductions
+    );
+    match &p.state {
+        Ok(s) => {
+            out.push_str("```elixir\n");
+            out.push_str(s);
+            out.push_str("\n```\n");
+        }
+        Err(e) => {
+            out.push_str(&format!("_{e}_\n"));
+        }
+    }
+    out
+}
+
+/// Hover for an ETS table.
+pub fn table_hover(name: &str, tables: &[TableOnNode]) -> String {
+    let mut out = format!("**ETS {name}** — live\n\n");
+    for t in tables {
+        out.push_str(&format!(
+            "`{}`: {} · {} rows · {} · owner {}\n\n```elixir\n{}\n```\n",
+            t.node,
+            t.kind,
+            t.size,
+            human_bytes(t.memory),
+            t.owner,
+            t.rows
+        ));
+    }
+    out
+}
+
+/// Calls of `module.fun/arity` summed over nodes, and how many nodes reported.
+pub fn calls(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<(i64, usize)> {
+    let per = snap.calls.get(module)?.get(fun_arity)?;
+    Some((per.iter().map(|(_, n)| n).sum(), per.len()))
+}
+
+/// Hover lines for a function's call count.
+pub fn function_hover(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
+    let (total, nodes) = calls(snap, module, fun_arity)?;
+    Some(format!(
+        "**{module}.{fun_arity}** — {total} call{} since attach{}",
+        if total == 1 { "" } else { "s" },
+        per_node_suffix(nodes)
+    ))
+}
+
+/// Inlay hint after a `def` head.
+pub fn function_hint(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
+    let (total, nodes) = calls(snap, module, fun_arity)?;
+    Some(clip(
+        &format!("{total} call{}{}", if total == 1 { "" } else { "s" }, per_node_suffix(nodes)),
+        HINT_MAX,
+    ))
+}
+
+/// Inlay hint after `defmodule`/`use GenServer`: process count and a compact state.
+pub fn module_hint(snap: &Snapshot, module: &str) -> Option<String> {
+    let mods = snap.modules.get(module)?;
+    let procs: i64 = mods.iter().map(|m| m.procs).sum();
+    let live_nodes = mods.iter().filter(|m| m.procs > 0).count();
+    let state = snap
+        .procs
+        .get(module)
+        .and_then(|p| p.first())
+        .map(|p| p.state_compact.clone())
+        .filter(|s| !s.is_empty());
+    if procs == 0 && state.is_none() {
+        return None;
+    }
+    let mut s = format!(
+        "{procs} proc{}{}",
+        if procs == 1 { "" } else { "s" },
+        per_node_suffix(live_nodes)
+    );
+    if let Some(st) = state {
+        s.push_str(" · ");
+        s.push_str(&st);
+    }
+    Some(clip(&s, HINT_MAX))
+}
+
+/// Inlay hint after `:ets.new(:name, ...)`.
+pub fn table_hint(snap: &Snapshot, table: &str) -> Option<String> {
+    let t = snap.tables.get(table)?;
+    let rows: i64 = t.iter().map(|t| t.size).sum();
+    let mem: i64 = t.iter().map(|t| t.memory).sum();
+    Some(clip(&format!("{rows} rows · {}", human_bytes(mem)), HINT_MAX))
+}
+
+/// Code lens title above `defmodule`.
+pub fn module_lens(snap: &Snapshot, module: &str) -> Option<String> {
+    let mods = snap.modules.get(module)?;
+    let procs: i64 = mods.iter().map(|m| m.procs).sum();
+    let loaded = mods.iter().filter(|m| m.loaded).count();
+    let md5 = mods
+        .iter()
+        .find_map(|m| m.md5.as_deref())
+        .map(|h| h[..h.len().min(8)].to_string());
+    let version = match (loaded, md5) {
+        (0, _) => "not loaded".to_string(),
+        (_, Some(h)) => format!("loaded {h}"),
+        _ => "loaded".to_string(),
+    };
+    Some(format!(
+        "{procs} live process{}{} · {version}",
+        if procs == 1 { "" } else { "es" },
+        per_node_suffix(mods.len())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_short() {
+        let mut snap = Snapshot::default();
+        snap.modules.insert(
+            "KV.Bucket".into(),
+            vec![ModuleOnNode {
+                node: "a@h".into(),
+                loaded: true,
+                procs: 1,
+                ..Default::default()
+            }],
+        );
+        snap.procs.insert(
+            "KV.Bucket".into(),
+            vec![ProcOnNode {
+                state_compact: "%{a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7}".into(),
+                ..Default::default()
+            }],
+        );
+        let h = module_hint(&snap, "KV.Bucket").unwrap();
+        assert!(h.chars().count() <= HINT_MAX, "{h}");
+        assert!(h.starts_with("1 proc · %{a: 1"), "{h}");
+        assert!(h.ends_with('…'));
+    }
+}

@@ -1,0 +1,190 @@
+//! Data for editor views: processes, full state, ETS tables, supervision trees.
+//! Answers are JSON with terms already rendered in Elixir syntax.
+
+use crate::agent;
+use crate::attach::Session;
+use crate::beam::pretty::{self, Limits};
+use crate::beam::term::{self, atom, charlist, int, list, map};
+use eetf::Term;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn show(t: &Term) -> String {
+    pretty::to_elixir_compact(t, 200)
+}
+
+/// Which process: `KV.Bucket`, `:name`, `#PID<0.1.0>` or `<0.1.0>`.
+async fn resolve_target(session: &Session, node_conn: &crate::beam::Connection, target: &str) -> Result<Term, String> {
+    let _ = session;
+    let t = target.trim();
+    if let Some(inner) = t.strip_prefix("#PID").or_else(|| t.starts_with('<').then_some(t)) {
+        let pid = node_conn
+            .rpc("erlang", "list_to_pid", vec![charlist(inner)], TIMEOUT)
+            .await
+            .map_err(|e| format!("{t} is not a pid on this node: {e}"))?;
+        return Ok(pid);
+    }
+    if t.is_empty() {
+        return Err("no process given: pass a module, a registered name or a pid".into());
+    }
+    Ok(atom(&term::module_atom(t)))
+}
+
+/// The full state of a process (per node), pretty-printed with generous limits.
+pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
+    let nodes = session.nodes();
+    if nodes.is_empty() {
+        return Err(session.primary().err().map(|e| e.to_string()).unwrap_or_default());
+    }
+    let mut out = vec![];
+    for n in nodes {
+        let who = resolve_target(session, &n.conn, target).await?;
+        let limits = agent::limits(12, 200, 4096, 50_000);
+        let info = match &who {
+            Term::Pid(_) => agent::call(&n.conn, "pid_info", vec![who.clone(), limits], TIMEOUT).await,
+            _ => agent::call(&n.conn, "names", vec![list(vec![who.clone()]), limits], TIMEOUT)
+                .await
+                .map(|m| term::get(&m, term::as_atom(&who).unwrap_or("")).cloned().unwrap_or(atom("nil"))),
+        }
+        .map_err(|e| e.to_string())?;
+        if term::is_atom(&info, "nil") {
+            continue;
+        }
+        let state = term::get(&info, "state").and_then(agent::ok_value);
+        out.push(json!({
+            "node": n.info.name,
+            "pid": term::get(&info, "pid").map(show),
+            "state": state.map(|s| pretty::to_elixir(s, &Limits { max_depth: 12, max_items: 200, max_len: 200_000, max_binary: 4096 })),
+            "stateAvailable": state.is_some(),
+            "messageQueueLen": term::get_int(&info, "message_queue_len"),
+            "memory": term::get_int(&info, "memory"),
+            "reductions": term::get_int(&info, "reductions"),
+        }));
+    }
+    if out.is_empty() {
+        return Err(format!("no process {target} on any attached node"));
+    }
+    Ok(json!({ "target": target, "processes": out }))
+}
+
+/// A page of processes, sorted by `memory`, `reductions` or `message_queue_len`.
+pub async fn processes(session: &Session, sort: &str, offset: i64, limit: i64) -> Result<Value, String> {
+    let sort = match sort {
+        "reductions" => "reductions",
+        "queue" | "message_queue_len" => "message_queue_len",
+        _ => "memory",
+    };
+    let opts = map(vec![
+        ("sort", atom(sort)),
+        ("offset", int(offset.max(0))),
+        ("limit", int(limit.clamp(1, 1000))),
+    ]);
+    let mut nodes = vec![];
+    for n in session.nodes() {
+        let page = agent::call(&n.conn, "processes", vec![opts.clone()], TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let items: Vec<Value> = term::get(&page, "items")
+            .map(term::list_ref)
+            .unwrap_or(&[])
+            .iter()
+            .map(|p| {
+                json!({
+                    "pid": term::get(p, "pid").map(show),
+                    "name": term::get(p, "registered_name").filter(|n| !matches!(n, Term::List(l) if l.elements.is_empty())).map(|n| pretty::module_name(term::as_atom(n).unwrap_or(""))),
+                    "module": term::get(p, "module").and_then(term::as_atom).map(pretty::module_name),
+                    "memory": term::get_int(p, "memory"),
+                    "reductions": term::get_int(p, "reductions"),
+                    "messageQueueLen": term::get_int(p, "message_queue_len"),
+                    "currentFunction": term::get(p, "current_function").map(show),
+                })
+            })
+            .collect();
+        nodes.push(json!({
+            "node": n.info.name,
+            "total": term::get_int(&page, "total"),
+            "items": items,
+        }));
+    }
+    Ok(json!({ "sort": sort, "offset": offset, "nodes": nodes }))
+}
+
+/// ETS tables by name (with `:` or without), with info and first rows.
+pub async fn ets(session: &Session, tables: &[String], rows: i64) -> Result<Value, String> {
+    let names: Vec<Term> = tables.iter().map(|t| atom(t.trim_start_matches(':'))).collect();
+    let limits = map(vec![
+        ("rows", int(rows.clamp(0, 100))),
+        ("depth", int(8)),
+        ("items", int(50)),
+        ("binary", int(512)),
+        ("budget", int(10_000)),
+    ]);
+    let mut out = vec![];
+    for n in session.nodes() {
+        let reply = agent::call(&n.conn, "ets_info", vec![list(names.clone()), limits.clone()], TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        for t in tables {
+            let Some(info) = term::get(&reply, t.trim_start_matches(':')) else { continue };
+            if term::is_atom(info, "nil") {
+                continue;
+            }
+            out.push(json!({
+                "node": n.info.name,
+                "table": format!(":{}", t.trim_start_matches(':')),
+                "type": term::get(info, "type").and_then(term::as_atom),
+                "size": term::get_int(info, "size"),
+                "memory": term::get_int(info, "memory"),
+                "owner": term::get(info, "owner").map(show),
+                "protection": term::get(info, "protection").and_then(term::as_atom),
+                "rows": term::get(info, "rows").map(|r| pretty::to_elixir(r, &Limits::hover())),
+            }));
+        }
+    }
+    Ok(json!({ "tables": out }))
+}
+
+fn tree_json(t: &Term) -> Value {
+    let children: Vec<Value> = term::get(t, "children")
+        .map(term::list_ref)
+        .unwrap_or(&[])
+        .iter()
+        .map(tree_json)
+        .collect();
+    json!({
+        "name": term::get(t, "name").map(|n| match term::as_atom(n) {
+            Some(a) => pretty::module_name(a),
+            None => show(n),
+        }),
+        "pid": term::get(t, "pid").map(show),
+        "type": term::get(t, "type").and_then(term::as_atom),
+        "module": term::get(t, "module").and_then(term::as_atom).map(pretty::module_name),
+        "childCount": term::get_int(t, "child_count"),
+        "children": children,
+    })
+}
+
+/// Supervision trees per application and node.
+pub async fn supervision_tree(session: &Session) -> Result<Value, String> {
+    let mut out = vec![];
+    for n in session.nodes() {
+        let limits = map(vec![("depth", int(6)), ("items", int(100))]);
+        let apps = agent::call(&n.conn, "sup_tree", vec![limits], TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let apps: Vec<Value> = term::list_ref(&apps)
+            .iter()
+            .filter_map(|a| match term::as_tuple(a) {
+                Some([app, tree]) => Some(json!({
+                    "application": term::as_atom(app),
+                    "tree": tree_json(tree),
+                })),
+                _ => None,
+            })
+            .collect();
+        out.push(json!({ "node": n.info.name, "applications": apps }));
+    }
+    Ok(json!({ "nodes": out }))
+}

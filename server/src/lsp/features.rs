@@ -1,0 +1,299 @@
+//! Standard LSP features mapped onto the core: hover, definition, symbols, inlay hints,
+//! code lenses.
+
+use super::convert::{from_pos, range, to_path, uri_of};
+use crate::core::{normalize, Core};
+use crate::live::{render, Interest, LiveModel};
+use crate::workspace::index::{self, Reference};
+use tower_lsp_server::ls_types::*;
+
+fn markdown(value: String) -> Hover {
+    Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value,
+        }),
+        range: None,
+    }
+}
+
+fn not_attached_note(core: &Core) -> Option<String> {
+    let session = core.session()?;
+    match session.status() {
+        crate::attach::Status::Attached => None,
+        crate::attach::Status::Attaching => Some("_Orrery: attaching…_".into()),
+        crate::attach::Status::Detached { reason } => Some(format!("_Orrery: not attached ({reason})_")),
+    }
+}
+
+/// The function whose name is under `pos`, as (module, "fun/arity").
+fn def_at(core: &Core, path: &std::path::Path, pos: index::Position) -> Option<(String, String)> {
+    let idx = core.index.read().ok()?;
+    let file = idx.file(path)?;
+    for m in &file.modules {
+        for f in &m.functions {
+            let r = f.name_range;
+            if r.start.line == pos.line && r.start.character <= pos.character && pos.character <= r.end.character {
+                return Some((m.name.clone(), format!("{}/{}", f.name, f.arity)));
+            }
+        }
+    }
+    None
+}
+
+pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
+    let path = normalize(&to_path(&p.text_document_position_params.text_document.uri)?);
+    let pos = from_pos(p.text_document_position_params.position);
+    if let Some((module, fa)) = def_at(core, &path, pos) {
+        let snap = core.live.snapshot();
+        return render::function_hover(&snap, &module, &fa)
+            .or_else(|| not_attached_note(core))
+            .map(markdown);
+    }
+    let reference = core.reference_at(&path, pos)?;
+    let snap = core.live.snapshot();
+    let text = match &reference {
+        Reference::Module { name, .. } => match render::module_hover(name, &snap) {
+            Some(t) => Some(t),
+            None => {
+                // Not in an open document: ask the node now.
+                let session = core.session()?;
+                let interest = Interest {
+                    modules: [name.clone()].into(),
+                    ..Default::default()
+                };
+                let one = LiveModel::fetch(&session, &interest, false).await;
+                render::module_hover(name, &one)
+            }
+        },
+        Reference::RemoteCall { module, function, arity, .. }
+        | Reference::LocalCall { module, function, arity, .. } => {
+            let arity = arity.unwrap_or(0);
+            render::function_hover(&snap, module, &format!("{function}/{arity}"))
+        }
+        Reference::Atom { name, .. } => {
+            let key = format!(":{}", name.trim_start_matches(':'));
+            match snap.tables.get(&key) {
+                Some(t) => Some(render::table_hover(&key, t)),
+                None => {
+                    let session = core.session()?;
+                    let interest = Interest {
+                        tables: [key.clone()].into(),
+                        ..Default::default()
+                    };
+                    let one = LiveModel::fetch(&session, &interest, false).await;
+                    one.tables.get(&key).map(|t| render::table_hover(&key, t))
+                }
+            }
+        }
+    };
+    text.or_else(|| not_attached_note(core)).map(markdown)
+}
+
+pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
+    let path = normalize(&to_path(&p.text_document_position_params.text_document.uri)?);
+    let pos = from_pos(p.text_document_position_params.position);
+    let reference = core.reference_at(&path, pos)?;
+    let idx = core.index.read().ok()?;
+    let locs: Vec<Location> = match reference {
+        Reference::Module { name, .. } => idx
+            .find_module(&name)
+            .and_then(|(p, m)| Some(Location::new(uri_of(&p)?, range(m.name_range))))
+            .into_iter()
+            .collect(),
+        Reference::RemoteCall { module, function, arity, .. }
+        | Reference::LocalCall { module, function, arity, .. } => {
+            let mut found = idx.find_function(&module, &function, arity);
+            if found.is_empty() && arity.is_some() {
+                found = idx.find_function(&module, &function, None);
+            }
+            found
+                .into_iter()
+                .filter_map(|(p, f)| Some(Location::new(uri_of(&p)?, range(f.name_range))))
+                .collect()
+        }
+        Reference::Atom { .. } => vec![],
+    };
+    match locs.len() {
+        0 => None,
+        1 => Some(GotoDefinitionResponse::Scalar(locs.into_iter().next()?)),
+        _ => Some(GotoDefinitionResponse::Array(locs)),
+    }
+}
+
+#[allow(deprecated)]
+pub fn document_symbols(core: &Core, uri: &Uri) -> Option<DocumentSymbolResponse> {
+    let path = normalize(&to_path(uri)?);
+    let idx = core.index.read().ok()?;
+    let file = idx.file(&path)?;
+    let symbols = file
+        .modules
+        .iter()
+        .map(|m| DocumentSymbol {
+            name: m.name.clone(),
+            detail: None,
+            kind: SymbolKind::MODULE,
+            tags: None,
+            deprecated: None,
+            range: range(m.range),
+            selection_range: range(m.name_range),
+            children: Some(
+                m.functions
+                    .iter()
+                    .map(|f| DocumentSymbol {
+                        name: format!("{}/{}", f.name, f.arity),
+                        detail: Some(format!("{:?}", f.kind).to_lowercase()),
+                        kind: if matches!(f.kind, index::FunKind::Defmacro | index::FunKind::Defmacrop) {
+                            SymbolKind::OPERATOR
+                        } else {
+                            SymbolKind::FUNCTION
+                        },
+                        tags: None,
+                        deprecated: None,
+                        range: range(f.range),
+                        selection_range: range(f.name_range),
+                        children: None,
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    Some(DocumentSymbolResponse::Nested(symbols))
+}
+
+#[allow(deprecated)]
+pub fn workspace_symbols(core: &Core, query: &str) -> Option<WorkspaceSymbolResponse> {
+    let idx = core.index.read().ok()?;
+    let syms = idx
+        .symbols(query)
+        .into_iter()
+        .take(200)
+        .filter_map(|(path, name, r, is_module)| {
+            Some(SymbolInformation {
+                name,
+                kind: if is_module { SymbolKind::MODULE } else { SymbolKind::FUNCTION },
+                tags: None,
+                deprecated: None,
+                location: Location::new(uri_of(&path)?, range(r)),
+                container_name: None,
+            })
+        })
+        .collect();
+    Some(WorkspaceSymbolResponse::Flat(syms))
+}
+
+fn hint(position: index::Position, label: String, tooltip: Option<String>) -> InlayHint {
+    InlayHint {
+        position: super::convert::pos(position),
+        label: InlayHintLabel::String(format!(" {label}")),
+        kind: None,
+        text_edits: None,
+        tooltip: tooltip.map(InlayHintTooltip::String),
+        padding_left: Some(true),
+        padding_right: None,
+        data: None,
+    }
+}
+
+fn in_range(p: index::Position, r: &Range) -> bool {
+    p.line >= r.start.line && p.line <= r.end.line
+}
+
+pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHint>> {
+    let path = normalize(&to_path(uri)?);
+    let cfg = core.settings().inlay_hints();
+    let snap = core.live.snapshot();
+    let idx = core.index.read().ok()?;
+    let file = idx.file(&path)?;
+    let text = core.text(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let eol = |line: u32| index::Position {
+        line,
+        character: lines
+            .get(line as usize)
+            .map(|l| l.encode_utf16().count() as u32)
+            .unwrap_or(0),
+    };
+    let mut out = vec![];
+    for m in &file.modules {
+        if cfg.processes {
+            if let Some(label) = render::module_hint(&snap, &m.name) {
+                let at = eol(m.line_of_use.unwrap_or(m.name_range.start.line));
+                if in_range(at, &visible) {
+                    out.push(hint(at, label, Some(format!("live processes running {}", m.name))));
+                }
+            }
+        }
+        if cfg.calls {
+            for f in &m.functions {
+                let fa = format!("{}/{}", f.name, f.arity);
+                if let Some(label) = render::function_hint(&snap, &m.name, &fa) {
+                    let at = eol(f.head_end.line);
+                    if in_range(at, &visible) {
+                        out.push(hint(at, label, Some(format!("calls of {}.{fa} since attach", m.name))));
+                    }
+                }
+            }
+        }
+        if cfg.ets {
+            for (t, r) in &m.ets_tables {
+                let key = format!(":{}", t.trim_start_matches(':'));
+                if let Some(label) = render::table_hint(&snap, &key) {
+                    let at = eol(r.end.line);
+                    if in_range(at, &visible) {
+                        out.push(hint(at, label, Some(format!("ETS table {key}"))));
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
+    let path = normalize(&to_path(uri)?);
+    let snap = core.live.snapshot();
+    let idx = core.index.read().ok()?;
+    let file = idx.file(&path)?;
+    let mut out = vec![];
+    for m in &file.modules {
+        let r = range(m.name_range);
+        if let Some(title) = render::module_lens(&snap, &m.name) {
+            out.push(CodeLens {
+                range: r,
+                command: Some(Command {
+                    title,
+                    command: String::new(),
+                    arguments: None,
+                }),
+                data: None,
+            });
+        }
+        if snap.procs.contains_key(&m.name) {
+            out.push(CodeLens {
+                range: r,
+                command: Some(Command {
+                    title: "Inspect state".into(),
+                    command: "orrery.inspectState".into(),
+                    arguments: Some(vec![serde_json::json!(m.name)]),
+                }),
+                data: None,
+            });
+        }
+        for f in &m.functions {
+            let fa = format!("{}/{}", f.name, f.arity);
+            if let Some((n, _)) = render::calls(&snap, &m.name, &fa) {
+                out.push(CodeLens {
+                    range: range(f.name_range),
+                    command: Some(Command {
+                        title: format!("{n} call{}", if n == 1 { "" } else { "s" }),
+                        command: String::new(),
+                        arguments: None,
+                    }),
+                    data: None,
+                });
+            }
+        }
+    }
+    Some(out)
+}

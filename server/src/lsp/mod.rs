@@ -1,0 +1,358 @@
+//! The language server: a thin mapping from LSP onto [`crate::core::Core`].
+//! No BEAM logic lives here.
+
+mod convert;
+mod custom;
+mod features;
+
+use crate::core::{normalize, Core};
+use crate::config::Settings;
+use crate::workspace::documents::Pos;
+use convert::to_path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+/// The LSP backend: the client handle and the workspace core.
+pub struct Backend {
+    client: Client,
+    core: Arc<Core>,
+    supports_progress: AtomicBool,
+    supports_config: AtomicBool,
+    supports_refresh: AtomicBool,
+    shut_down: AtomicBool,
+}
+
+/// Serve LSP on stdin/stdout until the client exits or stdin closes; then leave the
+/// nodes as found and stop a managed node.
+pub async fn serve_stdio() {
+    let core = Arc::new(Core::new());
+    let core2 = core.clone();
+    let (service, socket) = LspService::build(move |client| Backend {
+        client,
+        core: core2.clone(),
+        supports_progress: AtomicBool::new(false),
+        supports_config: AtomicBool::new(false),
+        supports_refresh: AtomicBool::new(false),
+        shut_down: AtomicBool::new(false),
+    })
+    .custom_method("orrery/status", Backend::status)
+    .custom_method("orrery/processes", Backend::processes)
+    .custom_method("orrery/state", Backend::state)
+    .custom_method("orrery/ets", Backend::ets)
+    .custom_method("orrery/supervisionTree", Backend::supervision_tree)
+    .finish();
+    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .serve(service)
+        .await;
+    // The client went away (exit, or the editor died and closed our stdin).
+    core.shutdown().await;
+}
+
+impl Backend {
+    async fn log(&self, typ: MessageType, msg: impl std::fmt::Display) {
+        self.client.log_message(typ, msg).await;
+    }
+
+    async fn progress_begin(&self, title: &str) -> Option<ProgressToken> {
+        if !self.supports_progress.load(Ordering::Relaxed) {
+            return None;
+        }
+        let token = ProgressToken::String(format!("orrery/{}/{}", title, rand::random::<u32>()));
+        self.client.create_work_done_progress(token.clone()).await.ok()?;
+        self.client
+            .send_notification::<notification::Progress>(ProgressParams {
+                token: token.clone(),
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                    title: title.to_string(),
+                    cancellable: Some(false),
+                    message: None,
+                    percentage: None,
+                })),
+            })
+            .await;
+        Some(token)
+    }
+
+    async fn progress_end(&self, token: Option<ProgressToken>, message: String) {
+        if let Some(token) = token {
+            self.client
+                .send_notification::<notification::Progress>(ProgressParams {
+                    token,
+                    value: ProgressParamsValue::WorkDone(WorkDoneProgress::End(WorkDoneProgressEnd {
+                        message: Some(message),
+                    })),
+                })
+                .await;
+        }
+    }
+
+    /// Index, then attach (in the background of `initialized`).
+    async fn start(self: Arc<Self>) {
+        let p = self.progress_begin("Indexing").await;
+        let core = self.core.clone();
+        let n = tokio::task::spawn_blocking(move || core.index_workspace())
+            .await
+            .unwrap_or(0);
+        self.progress_end(p, format!("{n} files")).await;
+        self.log(MessageType::INFO, format!("Orrery indexed {n} Elixir files")).await;
+
+        let p = self.progress_begin("Attaching").await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
+                me.log(MessageType::LOG, format!("[app] {line}")).await;
+            }
+        });
+        match self.core.attach(tx).await {
+            Ok(node) => {
+                self.progress_end(p, format!("attached to {node}")).await;
+                self.log(MessageType::INFO, format!("Orrery attached to {node}")).await;
+            }
+            Err(e) => {
+                self.progress_end(p, "not attached".into()).await;
+                self.client
+                    .show_message(MessageType::ERROR, format!("Orrery: {e}"))
+                    .await;
+            }
+        }
+        self.clone().watch_session();
+        self.refresh_loop().await;
+    }
+
+    /// Tell the user when the node goes away and comes back.
+    fn watch_session(self: Arc<Self>) {
+        let Some(session) = self.core.session() else { return };
+        let mut events = session.events();
+        tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                match ev {
+                    crate::attach::Event::Attached(nodes) => {
+                        let names: Vec<_> = nodes.iter().map(|n| n.name.clone()).collect();
+                        self.log(MessageType::INFO, format!("Orrery attached to {}", names.join(", "))).await;
+                    }
+                    crate::attach::Event::Detached(reason) => {
+                        self.core.live.clear();
+                        self.client
+                            .show_message(MessageType::WARNING, format!("Orrery detached: {reason}. Re-attaching when the node is back."))
+                            .await;
+                        self.refresh_clients().await;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn refresh_clients(&self) {
+        if self.supports_refresh.load(Ordering::Relaxed) {
+            let _ = self.client.inlay_hint_refresh().await;
+            let _ = self.client.code_lens_refresh().await;
+        }
+    }
+
+    async fn refresh_loop(&self) {
+        loop {
+            if self.shut_down.load(Ordering::Relaxed) {
+                return;
+            }
+            if self.core.refresh_live().await {
+                self.refresh_clients().await;
+            }
+            let ms = self.core.settings().refresh_ms();
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .and_then(|f| to_path(&f.uri));
+        #[allow(deprecated)]
+        let root = root.or_else(|| params.root_uri.as_ref().and_then(to_path));
+        let mut settings = Settings::default();
+        if let Some(r) = &root {
+            match Settings::from_toml_file(r) {
+                Ok(s) => settings = settings.merge(s),
+                Err(e) => self.log(MessageType::ERROR, e).await,
+            }
+        }
+        if let Some(opts) = &params.initialization_options {
+            match Settings::from_json(opts) {
+                Ok(s) => settings = settings.merge(s),
+                Err(e) => self.log(MessageType::ERROR, e).await,
+            }
+        }
+        if let Ok(mut r) = self.core.root.write() {
+            *r = root.map(|p| normalize(&p));
+        }
+        if let Ok(mut s) = self.core.settings.write() {
+            *s = settings;
+        }
+        let caps = &params.capabilities;
+        self.supports_progress.store(
+            caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            Ordering::Relaxed,
+        );
+        self.supports_config.store(
+            caps.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+            Ordering::Relaxed,
+        );
+        let ws = caps.workspace.as_ref();
+        self.supports_refresh.store(
+            ws.and_then(|w| w.inlay_hint.as_ref()).and_then(|i| i.refresh_support).unwrap_or(false)
+                || ws.and_then(|w| w.code_lens.as_ref()).and_then(|c| c.refresh_support).unwrap_or(false),
+            Ordering::Relaxed,
+        );
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo {
+                name: "orrery".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..Default::default()
+                })),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                definition_provider: Some(OneOf::Left(true)),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                workspace_symbol_provider: Some(OneOf::Left(true)),
+                inlay_hint_provider: Some(OneOf::Left(true)),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec!["orrery.inspectState".into(), "orrery.status".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        if self.supports_config.load(Ordering::Relaxed) {
+            let items = vec![ConfigurationItem {
+                scope_uri: None,
+                section: Some("orrery".into()),
+            }];
+            if let Ok(values) = self.client.configuration(items).await {
+                if let Some(v) = values.first() {
+                    match Settings::from_json(v) {
+                        Ok(s) => {
+                            if let Ok(mut cur) = self.core.settings.write() {
+                                *cur = cur.clone().merge(s);
+                            }
+                        }
+                        Err(e) => self.log(MessageType::ERROR, e).await,
+                    }
+                }
+            }
+        }
+        let me = Arc::new(Backend {
+            client: self.client.clone(),
+            core: self.core.clone(),
+            supports_progress: AtomicBool::new(self.supports_progress.load(Ordering::Relaxed)),
+            supports_config: AtomicBool::new(false),
+            supports_refresh: AtomicBool::new(self.supports_refresh.load(Ordering::Relaxed)),
+            shut_down: AtomicBool::new(false),
+        });
+        tokio::spawn(me.start());
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.shut_down.store(true, Ordering::Relaxed);
+        self.core.shutdown().await;
+        Ok(())
+    }
+
+    async fn did_open(&self, p: DidOpenTextDocumentParams) {
+        if let Some(path) = to_path(&p.text_document.uri) {
+            self.core.open(normalize(&path), &p.text_document.text, p.text_document.version);
+        }
+    }
+
+    async fn did_change(&self, p: DidChangeTextDocumentParams) {
+        if let Some(path) = to_path(&p.text_document.uri) {
+            let changes = p
+                .content_changes
+                .into_iter()
+                .map(|c| {
+                    let range = c.range.map(|r| {
+                        (
+                            Pos { line: r.start.line, utf16: r.start.character },
+                            Pos { line: r.end.line, utf16: r.end.character },
+                        )
+                    });
+                    (range, c.text)
+                })
+                .collect();
+            self.core.change(&normalize(&path), changes, p.text_document.version);
+        }
+    }
+
+    async fn did_close(&self, p: DidCloseTextDocumentParams) {
+        if let Some(path) = to_path(&p.text_document.uri) {
+            self.core.close(&normalize(&path));
+        }
+    }
+
+    async fn did_change_configuration(&self, p: DidChangeConfigurationParams) {
+        match Settings::from_json(&p.settings) {
+            Ok(s) => {
+                if let Ok(mut cur) = self.core.settings.write() {
+                    *cur = cur.clone().merge(s);
+                }
+            }
+            Err(e) => self.log(MessageType::ERROR, e).await,
+        }
+    }
+
+    async fn hover(&self, p: HoverParams) -> Result<Option<Hover>> {
+        Ok(features::hover(&self.core, p).await)
+    }
+
+    async fn goto_definition(&self, p: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        Ok(features::definition(&self.core, p))
+    }
+
+    async fn document_symbol(&self, p: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+        Ok(features::document_symbols(&self.core, &p.text_document.uri))
+    }
+
+    async fn symbol(&self, p: WorkspaceSymbolParams) -> Result<Option<WorkspaceSymbolResponse>> {
+        Ok(features::workspace_symbols(&self.core, &p.query))
+    }
+
+    async fn inlay_hint(&self, p: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        Ok(features::inlay_hints(&self.core, &p.text_document.uri, p.range))
+    }
+
+    async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        Ok(features::code_lenses(&self.core, &p.text_document.uri))
+    }
+
+    async fn execute_command(&self, p: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        match p.command.as_str() {
+            "orrery.status" => Ok(Some(self.core.status_json().await)),
+            "orrery.inspectState" => {
+                let target = p.arguments.first().cloned().unwrap_or_default();
+                custom::state_of(&self.core, target).await.map(Some)
+            }
+            other => Err(tower_lsp_server::jsonrpc::Error::invalid_params(format!(
+                "unknown command {other}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The embedded default: with no `node` configured, Orrery runs the workspace's own app as
+//! a managed node (`elixir --sname <app>_orrery_<id> --cookie <random> -S mix run --no-halt`),
+//! forwards its output, and stops it on shutdown. The node halts by itself when Orrery dies
+//! (it watches its stdin), so no orphan BEAM is left behind; an EPMD we started is stopped
+//! too when no other node uses it.
+
+use crate::beam::epmd;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Halts the node when Orrery's end of its stdin closes (Orrery exited or was killed).
+const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
+const TAIL_LINES: usize = 60;
+
+/// A running managed node.
+pub struct ManagedNode {
+    pub node: String,
+    pub cookie: String,
+    pub root: PathBuf,
+    child: Option<Child>,
+    started_epmd: bool,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl std::fmt::Debug for ManagedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedNode")
+            .field("node", &self.node)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The mix project root at or above `start` (the outermost one, so umbrellas win).
+pub fn find_mix_root(start: &Path) -> Option<PathBuf> {
+    let mut found = None;
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join("mix.exs").is_file() {
+            found = Some(d.to_path_buf());
+            // An umbrella root has `apps_path`; keep looking upward only from an app.
+            if !d.parent().is_some_and(|p| p.join("mix.exs").is_file() || p.file_name().is_some_and(|n| n == "apps")) {
+                break;
+            }
+        }
+        dir = d.parent();
+    }
+    found
+}
+
+/// The OTP app name from `mix.exs` (`app: :name`), or the directory name for umbrellas.
+pub fn app_name(root: &Path) -> String {
+    let src = std::fs::read_to_string(root.join("mix.exs")).unwrap_or_default();
+    let from_src = src.find("app:").and_then(|i| {
+        let rest = src[i + 4..].trim_start().strip_prefix(':')?;
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    });
+    from_src.unwrap_or_else(|| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+            .unwrap_or_else(|| "app".into())
+    })
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+fn push_tail(tail: &Mutex<VecDeque<String>>, line: &str) {
+    if let Ok(mut t) = tail.lock() {
+        if t.len() >= TAIL_LINES {
+            t.pop_front();
+        }
+        t.push_back(line.to_string());
+    }
+}
+
+impl ManagedNode {
+    /// Compile the project, then start it as a node and wait until EPMD knows it.
+    /// Output lines (compiler and node) go to `output`.
+    pub async fn start(root: &Path, output: mpsc::UnboundedSender<String>) -> Result<ManagedNode, String> {
+        let root = root.to_path_buf();
+        let app = app_name(&root);
+        let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
+        let epmd_was_up = epmd::names(&host).await.is_ok();
+
+        // Compile first, so a broken project gives the compiler's output, not a dead node.
+        let compiled = Command::new("mix")
+            .arg("compile")
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| format!("could not run `mix compile` in {}: {e} (is Elixir installed?)", root.display()))?;
+        let mut text = String::from_utf8_lossy(&compiled.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&compiled.stderr));
+        for line in text.lines() {
+            let _ = output.send(line.to_string());
+        }
+        if !compiled.status.success() {
+            return Err(format!(
+                "the project in {} does not compile; fix it and Orrery will retry:\n{}",
+                root.display(),
+                text.trim_end()
+            ));
+        }
+
+        let short = format!("{}_orrery_{}", app, random_token(6).to_lowercase());
+        let node = format!("{short}@{host}");
+        let cookie = random_token(20);
+        let mut cmd = Command::new("elixir");
+        cmd.args(["--sname", &short, "--cookie", &cookie, "-e", WATCHDOG, "-S", "mix", "run", "--no-halt"])
+            .current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start `elixir` in {}: {e} (is Elixir installed?)", root.display()))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let out = output.clone();
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    push_tail(&tail, &line);
+                    let _ = out.send(line);
+                }
+            });
+        }
+        let mut managed = ManagedNode {
+            node,
+            cookie,
+            root,
+            child: Some(child),
+            started_epmd: !epmd_was_up,
+            tail,
+        };
+        // Wait until the node is registered in EPMD, or it exits.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(child) = managed.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let tail = managed.output_tail();
+                    managed.child = None;
+                    return Err(format!("the app node exited during start ({status}):\n{tail}"));
+                }
+            }
+            if epmd::port_of(&short, &host).await.is_ok() {
+                return Ok(managed);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let tail = managed.output_tail();
+                managed.stop().await;
+                return Err(format!("the app node did not start within 120 s:\n{tail}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines the node printed.
+    pub fn output_tail(&self) -> String {
+        self.tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// OS pid of the node's process (the `elixir` launcher's group leader).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Stop the node: close its stdin (it halts), then TERM and KILL its process group
+    /// if it lingers; stop the EPMD we started when nothing else uses it.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let exited = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            if exited.is_err() {
+                if let Some(pid) = child.id() {
+                    // SAFETY: signalling our own child's process group.
+                    unsafe {
+                        libc::killpg(pid as i32, libc::SIGTERM);
+                    }
+                }
+                if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+            }
+            if let Some(pid) = child.id() {
+                // SAFETY: as above; makes sure nothing of the group survives.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
+            }
+        }
+        if self.started_epmd {
+            let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
+            // Give EPMD a moment to notice the node's socket closed.
+            for _ in 0..20 {
+                match epmd::names(&host).await {
+                    Ok(names) if names.is_empty() => {
+                        let _ = Command::new("epmd").arg("-kill").output().await;
+                        break;
+                    }
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => break,
+                }
+            }
+            self.started_epmd = false;
+        }
+    }
+}
+
+impl Drop for ManagedNode {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(pid) = child.id() {
+                // SAFETY: signalling our own child's process group on drop.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
