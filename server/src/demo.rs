@@ -1,1 +1,226 @@
-pub async fn run(_p: Option<std::path::PathBuf>) -> anyhow::Result<()> { Ok(()) }
+//! `orrery demo`: the main job on the embedded default, with no editor. Starts the bundled
+//! example app as a managed node, attaches, and prints what an editor would show.
+
+use crate::attach::Session;
+use crate::live::{render, views, Interest, LiveModel};
+use crate::managed::ManagedNode;
+use crate::workspace::index::WorkspaceIndex;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The example app, embedded so `orrery demo` works from anywhere.
+const EXAMPLE: &[(&str, &str)] = &[
+    ("mix.exs", include_str!("../../examples/orbit/mix.exs")),
+    ("lib/orbit/application.ex", include_str!("../../examples/orbit/lib/orbit/application.ex")),
+    ("lib/orbit/cache.ex", include_str!("../../examples/orbit/lib/orbit/cache.ex")),
+    ("lib/orbit/counter.ex", include_str!("../../examples/orbit/lib/orbit/counter.ex")),
+    ("lib/orbit/greeter.ex", include_str!("../../examples/orbit/lib/orbit/greeter.ex")),
+    ("lib/orbit/math.ex", include_str!("../../examples/orbit/lib/orbit/math.ex")),
+    ("lib/orbit/worker.ex", include_str!("../../examples/orbit/lib/orbit/worker.ex")),
+    ("lib/orbit/worker_supervisor.ex", include_str!("../../examples/orbit/lib/orbit/worker_supervisor.ex")),
+];
+
+fn heading(s: &str) {
+    println!("\n\x1b[1m== {s}\x1b[0m");
+}
+
+/// Find examples/orbit in the repository, or unpack the embedded copy.
+fn example_project(explicit: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile_dir::TempDir>)> {
+    if let Some(p) = explicit {
+        if !p.join("mix.exs").is_file() {
+            bail!("{} has no mix.exs", p.display());
+        }
+        return Ok((p, None));
+    }
+    let mut candidates = vec![PathBuf::from("examples/orbit")];
+    if let Ok(exe) = std::env::current_exe() {
+        for anc in exe.ancestors().skip(1).take(4) {
+            candidates.push(anc.join("examples/orbit"));
+        }
+    }
+    for c in candidates {
+        if c.join("mix.exs").is_file() {
+            return Ok((std::fs::canonicalize(&c)?, None));
+        }
+    }
+    let dir = tempfile_dir::TempDir::new()?;
+    for (rel, text) in EXAMPLE {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir.path()))?;
+        std::fs::write(&p, text)?;
+    }
+    Ok((dir.path().to_path_buf(), Some(dir)))
+}
+
+/// A throwaway directory removed on drop (no extra dependency needed).
+mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+    pub struct TempDir(PathBuf);
+    impl TempDir {
+        pub fn new() -> std::io::Result<Self> {
+            let p = std::env::temp_dir().join(format!("orrery-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&p)?;
+            Ok(Self(p))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn line_of(path: &Path, line: u32) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.lines().nth(line as usize).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Run the demo.
+pub async fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
+    let (root, _tmp) = example_project(project)?;
+    heading(&format!("Starting the example app in {}", root.display()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let printer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if !line.trim().is_empty() {
+                println!("  [app] {line}");
+            }
+        }
+    });
+    let mut managed = ManagedNode::start(&root, tx)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("could not start the example app")?;
+    let result = walk(&root, &managed).await;
+    heading("Detaching and stopping the app");
+    managed.stop().await;
+    printer.abort();
+    match &result {
+        Ok(()) => println!("done: the node is stopped and nothing of Orrery is left on it."),
+        Err(e) => println!("demo failed: {e:#}"),
+    }
+    result
+}
+
+async fn walk(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
+    let session = Session::start(&managed.node, &managed.cookie, true);
+    session
+        .wait_attached(Duration::from_secs(30))
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("could not attach to the example app")?;
+    let out = tour(root, &session).await;
+    session.detach().await;
+    out
+}
+
+async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
+    heading("Attached");
+    for n in session.nodes() {
+        let i = &n.info;
+        println!(
+            "{}  OTP {}  Elixir {}  {} processes",
+            i.name,
+            i.otp,
+            i.elixir.as_deref().unwrap_or("?"),
+            i.process_count
+        );
+    }
+
+    // Wait until the app's tree is up (the node registers before the app has started).
+    let mut tree = serde_json::Value::Null;
+    for _ in 0..100 {
+        tree = views::supervision_tree(session).await.map_err(anyhow::Error::msg)?;
+        if tree.to_string().contains("Orbit.Supervisor") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    heading("Supervision tree of :orbit");
+    if let Some(apps) = tree["nodes"][0]["applications"].as_array() {
+        for app in apps.iter().filter(|a| a["application"] == "orbit") {
+            print_tree(&app["tree"], 0);
+        }
+    }
+
+    let mut idx = WorkspaceIndex::new();
+    let files = idx.index_dir(root);
+    let counter_path = root.join("lib/orbit/counter.ex");
+    let cache_path = root.join("lib/orbit/cache.ex");
+    let interest = Interest {
+        modules: ["Orbit.Counter", "Orbit.Cache", "Orbit.Worker", "Orbit.Math"]
+            .map(String::from)
+            .into(),
+        tables: [":orbit_cache".to_string()].into(),
+    };
+    let live = LiveModel::new();
+    live.refresh(session, &interest, true).await;
+    // Let the app run a moment so counters and call counts move.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    live.refresh(session, &interest, true).await;
+    let snap = live.snapshot();
+
+    heading(&format!("Hover on `defmodule Orbit.Counter` ({files} files indexed)"));
+    match render::module_hover("Orbit.Counter", &snap) {
+        Some(h) => println!("{h}"),
+        None => bail!("no live data for Orbit.Counter"),
+    }
+
+    heading("Inlay hints, as the editor shows them");
+    if let Some(f) = idx.file(&counter_path) {
+        for m in &f.modules {
+            if let Some(h) = render::module_hint(&snap, &m.name) {
+                let line = m.line_of_use.unwrap_or(m.name_range.start.line);
+                println!("counter.ex:{:<3} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&counter_path, line));
+            }
+        }
+    }
+    if let Some(f) = idx.file(&root.join("lib/orbit/math.ex")) {
+        for m in &f.modules {
+            for func in &m.functions {
+                let fa = format!("{}/{}", func.name, func.arity);
+                if let Some(h) = render::function_hint(&snap, &m.name, &fa) {
+                    let line = func.head_end.line;
+                    println!("math.ex:{:<6} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&root.join("lib/orbit/math.ex"), line));
+                }
+            }
+        }
+    }
+    if let Some(h) = render::table_hint(&snap, ":orbit_cache") {
+        let line = idx
+            .file(&cache_path)
+            .and_then(|f| f.modules.iter().flat_map(|m| m.ets_tables.iter()).next().map(|(_, r)| r.end.line))
+            .unwrap_or(0);
+        println!("cache.ex:{:<5} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&cache_path, line));
+    }
+
+    heading("Code lens above `defmodule Orbit.Counter`");
+    if let Some(l) = render::module_lens(&snap, "Orbit.Counter") {
+        println!("{l} · Inspect state");
+    }
+
+    heading("ETS :orbit_cache");
+    if let Some(t) = snap.tables.get(":orbit_cache") {
+        println!("{}", render::table_hover(":orbit_cache", t));
+    }
+    live.stop_tracing(session).await;
+    Ok(())
+}
+
+fn print_tree(node: &serde_json::Value, depth: usize) {
+    let name = node["name"].as_str().unwrap_or("?");
+    let pid = node["pid"].as_str().unwrap_or("");
+    let kind = node["type"].as_str().unwrap_or("");
+    println!("{}{name} {pid} ({kind})", "  ".repeat(depth));
+    if let Some(children) = node["children"].as_array() {
+        for c in children {
+            print_tree(c, depth + 1);
+        }
+    }
+}

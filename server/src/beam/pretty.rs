@@ -155,7 +155,10 @@ fn escape(s: &str, delim: char) -> String {
                 out.push(c);
             }
             c if (c as u32) < 0x80 && !printable(c) => out.push_str(&format!("\\x{:02X}", c as u32)),
-            c if !printable(c) => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
+            // The tokenizer rejects raw bidirectional formatting characters.
+            c if !printable(c) || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
+                out.push_str(&format!("\\u{{{:X}}}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -163,8 +166,8 @@ fn escape(s: &str, delim: char) -> String {
 }
 
 /// Floats like Elixir 1.14's `inspect`: integral values below 1e16 in full,
-/// otherwise the shortest round-tripping digits in the shorter of fixed and
-/// scientific notation (as `:erlang.float_to_list(f, [:short])`).
+/// otherwise the shortest round-tripping digits laid out like
+/// `:erlang.float_to_list(f, [:short])` (erts' Ryu `to_chars`).
 fn float_to_elixir(v: f64) -> String {
     if !v.is_finite() {
         // Not representable on the BEAM; only reachable from hand-built terms.
@@ -180,18 +183,25 @@ fn float_to_elixir(v: f64) -> String {
     let exp: i64 = exp.parse().unwrap_or(0);
     let digits: String = mant.chars().filter(|c| *c != '.').collect();
     let n = digits.len() as i64;
-    let frac = if n > 1 { &digits[1..] } else { "0" };
-    let sci = format!("{}.{frac}e{exp}", &digits[..1]);
-    let fixed = if exp < 0 {
-        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-    } else if n - 1 <= exp {
-        format!("{digits}{}.0", "0".repeat((exp - n + 1) as usize))
-    } else {
-        let (int, frac) = digits.split_at(exp as usize + 1);
+    let ryu_exp = exp - (n - 1);
+    let (lower, upper) = if n == 1 { (-4, 2) } else { (-(n + 2), if exp >= 10 { 2 } else { 1 }) };
+    let m: u64 = digits.parse().unwrap_or(0);
+    let inexact = (ryu_exp == 0 && m >= 1 << 53)
+        || (ryu_exp == 1 && m > (1 << 52) / 5)
+        || (ryu_exp == 2 && m > (1 << 51) / 25);
+    let whole = n + ryu_exp;
+    let body = if !(lower..=upper).contains(&ryu_exp) || inexact {
+        let frac = if n > 1 { &digits[1..] } else { "0" };
+        format!("{}.{frac}e{exp}", &digits[..1])
+    } else if ryu_exp >= 0 {
+        format!("{digits}{}.0", "0".repeat(ryu_exp as usize))
+    } else if whole > 0 {
+        let (int, frac) = digits.split_at(whole as usize);
         format!("{int}.{frac}")
+    } else {
+        format!("0.{}{digits}", "0".repeat(-whole as usize))
     };
-    let best = if fixed.len() <= sci.len() { fixed } else { sci };
-    format!("{sign}{best}")
+    format!("{sign}{body}")
 }
 
 fn cut(s: String, max: usize) -> String {
@@ -443,7 +453,7 @@ impl<'a> Printer<'a> {
         if self.too_deep(depth) {
             return self.text("[…]".into());
         }
-        let keyword = tail.is_none() && keyword_keys(elems.iter());
+        let keyword = tail.is_none() && keyword_keys(elems.iter().filter(|e| !is_marker(e)).map(pair_key));
         let mut items = self.seq(elems, |p, e| match e {
             Term::Tuple(t) if keyword && t.elements.len() == 2 => {
                 let Term::Atom(k) = &t.elements[0] else { return p.term(e, depth + 1) };
@@ -527,7 +537,7 @@ impl<'a> Printer<'a> {
             return self.text(open + "…}");
         }
         entries.sort_by(|a, b| cmp_terms(a.0, b.0, 0));
-        let keyword = keyword_keys(entries.iter().map(|(k, _)| *k));
+        let keyword = keyword_keys(entries.iter().map(|(k, _)| Some(*k)));
         let mut items = self.seq(&entries, |p, (k, v)| match k {
             Term::Atom(a) if keyword => {
                 let key = p.text(key_to_elixir(&a.name));
@@ -549,22 +559,23 @@ fn int(value: i32) -> Term {
     Term::FixInteger(FixInteger { value })
 }
 
-/// Whether these (non-marker) elements can be printed as keywords: `{atom, _}`
-/// pairs (or bare atoms for map keys) whose keys are not aliases, like inspect.
-fn keyword_keys<'t>(elems: impl Iterator<Item = &'t Term>) -> bool {
-    let key_ok = |t: &Term| matches!(t, Term::Atom(a) if a.name != TRUNC && !a.name.starts_with("Elixir."));
+/// Whether these keys (`None` for a list element that is not a pair) allow
+/// keyword syntax: all atoms, none of them an alias (like inspect), at least one.
+fn keyword_keys<'t>(keys: impl Iterator<Item = Option<&'t Term>>) -> bool {
     let mut any = false;
-    for e in elems.filter(|e| !is_marker(e)) {
+    let all = keys.into_iter().all(|k| {
         any = true;
-        let ok = match e {
-            Term::Tuple(t) => t.elements.len() == 2 && key_ok(&t.elements[0]),
-            other => key_ok(other),
-        };
-        if !ok {
-            return false;
-        }
+        matches!(k, Some(Term::Atom(a)) if a.name != TRUNC && !a.name.starts_with("Elixir."))
+    });
+    any && all
+}
+
+/// The key of a `{key, value}` pair.
+fn pair_key(t: &Term) -> Option<&Term> {
+    match t {
+        Term::Tuple(t) if t.elements.len() == 2 => t.elements.first(),
+        _ => None,
     }
-    any
 }
 
 /// Erlang term order class: number < atom < reference < fun < port < pid <

@@ -14,11 +14,11 @@
 mod indexer;
 mod refs;
 mod syntax;
-mod text;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_refs;
+mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// 0-based line and UTF-16 column, like an LSP position.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Position {
     pub line: u32,
     pub character: u32,
@@ -92,7 +94,10 @@ impl FunKind {
 
     /// Callable from other modules.
     pub fn is_public(self) -> bool {
-        matches!(self, Self::Def | Self::Defmacro | Self::Defguard | Self::Defdelegate)
+        matches!(
+            self,
+            Self::Def | Self::Defmacro | Self::Defguard | Self::Defdelegate
+        )
     }
 }
 
@@ -186,10 +191,26 @@ pub fn index_source(src: &str) -> FileIndex {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Reference {
-    Module { name: String, range: Range },
-    RemoteCall { module: String, function: String, arity: Option<u32>, range: Range },
-    LocalCall { module: String, function: String, arity: Option<u32>, range: Range },
-    Atom { name: String, range: Range },
+    Module {
+        name: String,
+        range: Range,
+    },
+    RemoteCall {
+        module: String,
+        function: String,
+        arity: Option<u32>,
+        range: Range,
+    },
+    LocalCall {
+        module: String,
+        function: String,
+        arity: Option<u32>,
+        range: Range,
+    },
+    Atom {
+        name: String,
+        range: Range,
+    },
 }
 
 impl Reference {
@@ -209,7 +230,14 @@ pub fn reference_at(src: &str, pos: Position) -> Option<Reference> {
 }
 
 /// Directories never indexed.
-const SKIP_DIRS: &[&str] = &["_build", "deps", "node_modules", ".git", ".elixir_ls", ".orrery"];
+const SKIP_DIRS: &[&str] = &[
+    "_build",
+    "deps",
+    "node_modules",
+    ".git",
+    ".elixir_ls",
+    ".orrery",
+];
 
 /// Index of every Elixir file of the workspace, keyed by path (as given, not canonicalised).
 #[derive(Debug, Clone, Default)]
@@ -237,7 +265,11 @@ impl WorkspaceIndex {
     pub fn index_dir(&mut self, root: &Path) -> usize {
         let mut dirs = vec![root.join("lib"), root.join("test")];
         if let Ok(apps) = std::fs::read_dir(root.join("apps")) {
-            let mut apps: Vec<PathBuf> = apps.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            let mut apps: Vec<PathBuf> = apps
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
             apps.sort();
             for app in apps {
                 dirs.push(app.join("lib"));
@@ -283,7 +315,12 @@ impl WorkspaceIndex {
 
     /// Definitions of `module.name`; with an arity, those callable with that many arguments
     /// (default arguments considered).
-    pub fn find_function(&self, module: &str, name: &str, arity: Option<u32>) -> Vec<(PathBuf, &FunctionDef)> {
+    pub fn find_function(
+        &self,
+        module: &str,
+        name: &str,
+        arity: Option<u32>,
+    ) -> Vec<(PathBuf, &FunctionDef)> {
         let module = module.strip_prefix("Elixir.").unwrap_or(module);
         self.modules()
             .filter(|(_, m)| m.name == module)
@@ -300,8 +337,16 @@ impl WorkspaceIndex {
         let query = query.to_lowercase();
         let mut found: Vec<(u8, PathBuf, String, Range, bool)> = Vec::new();
         for (path, module) in self.modules() {
-            if let Some(score) = fuzzy_score(&query, &module.name, syntax::last_segment(&module.name)) {
-                found.push((score, path.to_path_buf(), module.name.clone(), module.name_range, true));
+            if let Some(score) =
+                fuzzy_score(&query, &module.name, syntax::last_segment(&module.name))
+            {
+                found.push((
+                    score,
+                    path.to_path_buf(),
+                    module.name.clone(),
+                    module.name_range,
+                    true,
+                ));
             }
             for f in &module.functions {
                 let full = format!("{}.{}/{}", module.name, f.name, f.arity);
@@ -311,7 +356,10 @@ impl WorkspaceIndex {
             }
         }
         found.sort_by(|a, b| (a.0, a.2.len(), &a.2, &a.1).cmp(&(b.0, b.2.len(), &b.2, &b.1)));
-        found.into_iter().map(|(_, p, n, r, m)| (p, n, r, m)).collect()
+        found
+            .into_iter()
+            .map(|(_, p, n, r, m)| (p, n, r, m))
+            .collect()
     }
 }
 
@@ -343,7 +391,9 @@ fn collect_elixir_files(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let name = entry.file_name();
         if kind.is_dir() {
             if !SKIP_DIRS.iter().any(|s| name == *s) {
@@ -352,7 +402,10 @@ fn collect_elixir_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         let is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
-        let elixir = matches!(path.extension().and_then(|e| e.to_str()), Some("ex" | "exs"));
+        let elixir = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("ex" | "exs")
+        );
         if is_file && elixir {
             out.push(path);
         }

@@ -15,9 +15,11 @@ use super::{FileIndex, FunKind, FunctionDef, ModuleDef};
 enum Level {
     /// Directly in a module body: definitions, aliases, `use` and attributes count.
     Body,
-    /// Nested in module-level code (`if`, `for`, ...): definitions still count.
+    /// Nested in module code (`if`, `for`, a function body): definitions still count. A `def`
+    /// inside a function body is invalid Elixir, so one found there is the parser's recovery
+    /// from a syntax error (`x +` before `end` swallows the following definitions).
     Nested,
-    /// Inside a function body, `quote` or outside any module: definitions do not count.
+    /// Inside `quote`, or outside any module: definitions do not count.
     Inner,
 }
 
@@ -39,7 +41,9 @@ pub(crate) fn index_tree(tree: &Tree, src: &str) -> FileIndex {
     };
     let mut env = Aliases::default();
     ix.container(tree.root_node(), None, &mut env, Level::Inner);
-    FileIndex { modules: ix.modules }
+    FileIndex {
+        modules: ix.modules,
+    }
 }
 
 struct Indexer<'a> {
@@ -57,9 +61,25 @@ impl Indexer<'_> {
         let mut i = 0;
         while i < children.len() {
             let child = children[i];
+            let next = children.get(i + 1).copied();
             if super::syntax::is_module_call(child, self.src) {
-                if let Some(body) = detached_body(child, children.get(i + 1).copied()) {
+                if let Some(body) = detached_body(child, next) {
                     self.module(child, Some(body), module, env);
+                    i += 2;
+                    continue;
+                }
+            }
+            // Recovery: `def` left as a bare identifier, its head in the next sibling.
+            let recover = level != Level::Inner && node.kind() == "ERROR";
+            if let (Some(m), Some(args), true) = (module, next, recover) {
+                let kind = (child.kind() == "identifier")
+                    .then(|| FunKind::from_keyword(text(child, self.src)))
+                    .flatten();
+                if let Some(kind) = kind.filter(|_| args.kind() == "arguments") {
+                    if let Some(head) = kids(args).first() {
+                        self.function(kind, *head, child.start_byte()..args.end_byte(), m);
+                    }
+                    self.descend(args, module, env, Level::Nested);
                     i += 2;
                     continue;
                 }
@@ -103,7 +123,9 @@ impl Indexer<'_> {
                 return;
             }
             Some("alias") => {
-                let current = module.map(|m| self.modules[m].name.clone()).unwrap_or_default();
+                let current = module
+                    .map(|m| self.modules[m].name.clone())
+                    .unwrap_or_default();
                 let entries = alias_entries(node, self.src, env, &current);
                 if let (Level::Body, Some(m)) = (level, module) {
                     self.modules[m].aliases.extend(entries.iter().cloned());
@@ -119,8 +141,10 @@ impl Indexer<'_> {
             Some(k) => {
                 if let (Some(kind), Some(m)) = (FunKind::from_keyword(k), module) {
                     if level != Level::Inner {
-                        self.function(node, kind, m);
-                        self.descend(node, module, env, Level::Inner);
+                        if let Some(head) = call_args(node).first() {
+                            self.function(kind, *head, node.byte_range(), m);
+                        }
+                        self.descend(node, module, env, Level::Nested);
                         return;
                     }
                 }
@@ -190,15 +214,19 @@ impl Indexer<'_> {
         }
     }
 
-    fn function(&mut self, call: Node, kind: FunKind, m: usize) {
+    /// A definition whose head is `head_node`, spanning `bytes`.
+    fn function(
+        &mut self,
+        kind: FunKind,
+        head_node: Node,
+        bytes: std::ops::Range<usize>,
+        m: usize,
+    ) {
         let src = self.src;
-        let Some(head_node) = call_args(call).into_iter().next() else {
-            return;
-        };
         let Some(head) = parse_head(head_node, src) else {
             return;
         };
-        let range = self.lines.range(call.byte_range());
+        let range = self.lines.range(bytes);
         let guard = head.guard.map(|g| text(g, src).to_string());
         let functions = &mut self.modules[m].functions;
         if let Some(last) = functions.last_mut() {
@@ -258,11 +286,18 @@ impl Indexer<'_> {
     /// `:ets.new(name, opts)`: record the table's atom name.
     fn ets_new(&mut self, call: Node, m: usize, env: &Aliases) {
         let src = self.src;
-        let Some(target) = call.child_by_field_name("target").filter(|t| t.kind() == "dot") else {
+        let Some(target) = call
+            .child_by_field_name("target")
+            .filter(|t| t.kind() == "dot")
+        else {
             return;
         };
-        let is_ets_new = target.child_by_field_name("left").is_some_and(|l| text(l, src) == ":ets")
-            && target.child_by_field_name("right").is_some_and(|r| text(r, src) == "new");
+        let is_ets_new = target
+            .child_by_field_name("left")
+            .is_some_and(|l| text(l, src) == ":ets")
+            && target
+                .child_by_field_name("right")
+                .is_some_and(|r| text(r, src) == "new");
         if !is_ets_new {
             return;
         }
@@ -274,7 +309,11 @@ impl Indexer<'_> {
             "unary_operator" if operator(first, src) == "@" => {
                 let attr = first.child_by_field_name("operand").map(|o| text(o, src));
                 attr.and_then(|a| {
-                    self.attrs[m].iter().rev().find(|(n, _)| n == a).map(|(_, v)| v.clone())
+                    self.attrs[m]
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == a)
+                        .map(|(_, v)| v.clone())
                 })
             }
             _ => {

@@ -5,18 +5,53 @@ use tree_sitter::Node;
 use super::indexer::index_tree;
 use super::syntax::{
     alias_entries, atom_name, call_arity, call_name, capture_arity, is_module_call, kids,
-    module_expr, parse, parse_head, pair_key, text, Aliases,
+    module_expr, pair_key, parse, parse_head, text, Aliases,
 };
 use super::text::LineIndex;
 use super::{FileIndex, FunKind, Position, Reference};
 
 /// Names that are language constructs rather than calls to user functions.
 const RESERVED: &[&str] = &[
-    "defmodule", "def", "defp", "defmacro", "defmacrop", "defguard", "defguardp", "defdelegate",
-    "defstruct", "defexception", "defprotocol", "defimpl", "defoverridable", "alias", "import",
-    "require", "use", "quote", "unquote", "unquote_splicing", "if", "unless", "case", "cond",
-    "with", "for", "try", "receive", "fn", "super", "__MODULE__", "__ENV__", "__CALLER__",
-    "__DIR__", "__STACKTRACE__", "and", "or", "not", "in", "when",
+    "defmodule",
+    "def",
+    "defp",
+    "defmacro",
+    "defmacrop",
+    "defguard",
+    "defguardp",
+    "defdelegate",
+    "defstruct",
+    "defexception",
+    "defprotocol",
+    "defimpl",
+    "defoverridable",
+    "alias",
+    "import",
+    "require",
+    "use",
+    "quote",
+    "unquote",
+    "unquote_splicing",
+    "if",
+    "unless",
+    "case",
+    "cond",
+    "with",
+    "for",
+    "try",
+    "receive",
+    "fn",
+    "super",
+    "__MODULE__",
+    "__ENV__",
+    "__CALLER__",
+    "__DIR__",
+    "__STACKTRACE__",
+    "and",
+    "or",
+    "not",
+    "in",
+    "when",
 ];
 
 pub(crate) fn reference_at(src: &str, pos: Position) -> Option<Reference> {
@@ -24,7 +59,11 @@ pub(crate) fn reference_at(src: &str, pos: Position) -> Option<Reference> {
     let lines = LineIndex::new(src);
     let byte = lines.offset(pos)?;
     let file = index_tree(&tree, src);
-    let cx = Cx { src, lines: &lines, file: &file };
+    let cx = Cx {
+        src,
+        lines: &lines,
+        file: &file,
+    };
     let root = tree.root_node();
     // The cursor may sit just after the token (`add|(`): try the byte before too.
     let mut tries = vec![byte];
@@ -46,7 +85,10 @@ struct Cx<'a> {
 impl Cx<'_> {
     fn current_module(&self, node: Node) -> String {
         let pos = self.lines.position(node.start_byte());
-        self.file.module_at(pos).map(|m| m.name.clone()).unwrap_or_default()
+        self.file
+            .module_at(pos)
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
     }
 
     fn range(&self, node: Node) -> super::Range {
@@ -63,11 +105,19 @@ impl Cx<'_> {
             "alias" => self.alias(node, byte),
             "atom" | "quoted_atom" => {
                 let parent = node.parent();
-                if parent.is_some_and(|p| p.kind() == "dot" && p.child_by_field_name("left") == Some(node)) {
+                if parent.is_some_and(|p| {
+                    p.kind() == "dot" && p.child_by_field_name("left") == Some(node)
+                }) {
                     let name = module_expr(node, self.src, &Aliases::default(), "")?;
-                    return Some(Reference::Module { name, range: self.range(node) });
+                    return Some(Reference::Module {
+                        name,
+                        range: self.range(node),
+                    });
                 }
-                Some(Reference::Atom { name: atom_name(node, self.src)?, range: self.range(node) })
+                Some(Reference::Atom {
+                    name: atom_name(node, self.src)?,
+                    range: self.range(node),
+                })
             }
             "keyword" => {
                 let raw = text(node, self.src);
@@ -87,8 +137,10 @@ impl Cx<'_> {
         let name = text(node, src);
         let current = self.current_module(node);
         if name == "__MODULE__" {
-            return (!current.is_empty())
-                .then(|| Reference::Module { name: current, range: self.range(node) });
+            return (!current.is_empty()).then(|| Reference::Module {
+                name: current,
+                range: self.range(node),
+            });
         }
         let range = self.range(node);
         let parent = node.parent()?;
@@ -97,11 +149,16 @@ impl Cx<'_> {
         if parent.kind() == "dot" && parent.child_by_field_name("right") == Some(node) {
             let env = self.aliases_at(node);
             let module = module_expr(parent.child_by_field_name("left")?, src, &env, &current)?;
-            let call = parent.parent().filter(|c| {
-                c.kind() == "call" && c.child_by_field_name("target") == Some(parent)
-            });
+            let call = parent
+                .parent()
+                .filter(|c| c.kind() == "call" && c.child_by_field_name("target") == Some(parent));
             let arity = call.and_then(|c| call_arity(c, src));
-            return Some(Reference::RemoteCall { module, function, arity, range });
+            return Some(Reference::RemoteCall {
+                module,
+                function,
+                arity,
+                range,
+            });
         }
         let local = |arity| Reference::LocalCall {
             module: current.clone(),
@@ -176,7 +233,12 @@ impl Cx<'_> {
             if let Some(def) = parent.parent().filter(|c| is_module_call(*c, src)) {
                 if call_name(def, src) != Some("defimpl") {
                     let start = self.lines.position(node.start_byte());
-                    if let Some(m) = self.file.modules.iter().find(|m| m.name_range.start == start) {
+                    if let Some(m) = self
+                        .file
+                        .modules
+                        .iter()
+                        .find(|m| m.name_range.start == start)
+                    {
                         let outer = m.name.strip_suffix(raw).unwrap_or("");
                         return module(format!("{outer}{prefix}"));
                     }
@@ -185,7 +247,10 @@ impl Cx<'_> {
         }
         // `alias A.B, as: C`: `C` means `A.B`.
         if parent.kind() == "pair" && pair_key(parent, src) == "as" {
-            let call = parent.parent().and_then(|k| k.parent()).and_then(|a| a.parent());
+            let call = parent
+                .parent()
+                .and_then(|k| k.parent())
+                .and_then(|a| a.parent());
             if let Some(call) = call.filter(|c| call_name(*c, src) == Some("alias")) {
                 let env = self.aliases_at(call);
                 let entries = alias_entries(call, src, &env, &current);
@@ -250,12 +315,21 @@ impl Cx<'_> {
         let Some(first) = kids(call).into_iter().find(|k| k.kind() == "arguments") else {
             return;
         };
-        let Some(name) = kids(first).into_iter().next().filter(|n| n.kind() == "alias") else {
+        let Some(name) = kids(first)
+            .into_iter()
+            .next()
+            .filter(|n| n.kind() == "alias")
+        else {
             return;
         };
         let raw = text(name, self.src);
         let start = self.lines.position(name.start_byte());
-        let Some(m) = self.file.modules.iter().find(|m| m.name_range.start == start) else {
+        let Some(m) = self
+            .file
+            .modules
+            .iter()
+            .find(|m| m.name_range.start == start)
+        else {
             return;
         };
         if let Some(outer) = m.name.strip_suffix(raw).filter(|o| o.ends_with('.')) {

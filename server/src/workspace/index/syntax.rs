@@ -41,7 +41,9 @@ fn child_of_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
 }
 
 pub(crate) fn call_args(node: Node) -> Vec<Node> {
-    child_of_kind(node, "arguments").map(kids).unwrap_or_default()
+    child_of_kind(node, "arguments")
+        .map(kids)
+        .unwrap_or_default()
 }
 
 pub(crate) fn do_block(node: Node) -> Option<Node> {
@@ -200,12 +202,20 @@ pub(crate) fn module_expr(node: Node, src: &str, env: &Aliases, current: &str) -
 
 /// The `(short, full)` pairs an `alias ...` call introduces. Forms: `alias A.B`,
 /// `alias A.B, as: C`, `alias A.{B, C.D}`, `alias __MODULE__.X`, `alias :mod, as: M`.
-pub(crate) fn alias_entries(call: Node, src: &str, env: &Aliases, current: &str) -> Vec<(String, String)> {
+pub(crate) fn alias_entries(
+    call: Node,
+    src: &str,
+    env: &Aliases,
+    current: &str,
+) -> Vec<(String, String)> {
     let Some(first) = call_args(call).into_iter().next() else {
         return Vec::new();
     };
     if first.kind() == "dot" {
-        if let Some(tuple) = first.child_by_field_name("right").filter(|r| r.kind() == "tuple") {
+        if let Some(tuple) = first
+            .child_by_field_name("right")
+            .filter(|r| r.kind() == "tuple")
+        {
             let Some(base) = first
                 .child_by_field_name("left")
                 .and_then(|l| module_expr(l, src, env, current))
@@ -254,8 +264,18 @@ pub(crate) fn parse_head<'t>(node: Node<'t>, src: &str) -> Option<Head<'t>> {
         }
         "binary_operator" | "unary_operator" => {
             let op = node.child_by_field_name("operator")?;
-            let arity = if node.kind() == "binary_operator" { 2 } else { 1 };
-            Some(Head { name: text(op, src).to_string(), name_node: op, arity, defaults: 0, guard: None })
+            let arity = if node.kind() == "binary_operator" {
+                2
+            } else {
+                1
+            };
+            Some(Head {
+                name: text(op, src).to_string(),
+                name_node: op,
+                arity,
+                defaults: 0,
+                guard: None,
+            })
         }
         "call" => {
             let target = node.child_by_field_name("target")?;
@@ -285,7 +305,10 @@ pub(crate) fn parse_head<'t>(node: Node<'t>, src: &str) -> Option<Head<'t>> {
 
 /// Is this a `defmodule`-like call (`defmodule`, `defprotocol`, `defimpl`)?
 pub(crate) fn is_module_call(node: Node, src: &str) -> bool {
-    matches!(call_name(node, src), Some("defmodule" | "defprotocol" | "defimpl"))
+    matches!(
+        call_name(node, src),
+        Some("defmodule" | "defprotocol" | "defimpl")
+    )
 }
 
 /// For a `defmodule X` call whose body the parser could not attach (syntax error later in

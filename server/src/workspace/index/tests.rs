@@ -41,7 +41,12 @@ fn module<'a>(file: &'a FileIndex, name: &str) -> &'a ModuleDef {
     file.modules
         .iter()
         .find(|m| m.name == name)
-        .unwrap_or_else(|| panic!("no module {name} in {:?}", file.modules.iter().map(|m| &m.name).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no module {name} in {:?}",
+                file.modules.iter().map(|m| &m.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 fn fun<'a>(m: &'a ModuleDef, name: &str) -> &'a FunctionDef {
@@ -52,7 +57,10 @@ fn fun<'a>(m: &'a ModuleDef, name: &str) -> &'a FunctionDef {
 }
 
 fn names(m: &ModuleDef) -> Vec<String> {
-    m.functions.iter().map(|f| format!("{}/{}", f.name, f.arity)).collect()
+    m.functions
+        .iter()
+        .map(|f| format!("{}/{}", f.name, f.arity))
+        .collect()
 }
 
 #[test]
@@ -61,13 +69,28 @@ fn nested_modules_get_full_names_and_own_functions() {
     let mods: Vec<&str> = file.modules.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(mods, ["KV.Calc", "KV.Calc.Inner"]);
     let calc = module(&file, "KV.Calc");
-    assert_eq!(names(calc), ["add/2", "zero/0", "sign/1", "helper/0", "after_inner/0"]);
+    assert_eq!(
+        names(calc),
+        ["add/2", "zero/0", "sign/1", "helper/0", "after_inner/0"]
+    );
     let inner = module(&file, "KV.Calc.Inner");
     assert_eq!(names(inner), ["inner_fun/1"]);
     assert_eq!(calc.range.start, pos(0, 0));
     assert_eq!(calc.range.end, pos(28, 3));
-    assert_eq!(calc.name_range, Range { start: pos(0, 10), end: pos(0, 17) });
-    assert_eq!(inner.range, Range { start: pos(23, 2), end: pos(25, 5) });
+    assert_eq!(
+        calc.name_range,
+        Range {
+            start: pos(0, 10),
+            end: pos(0, 17)
+        }
+    );
+    assert_eq!(
+        inner.range,
+        Range {
+            start: pos(23, 2),
+            end: pos(25, 5)
+        }
+    );
     assert_eq!(inner.name_range.start, pos(23, 12));
 }
 
@@ -92,7 +115,11 @@ fn aliases_in_all_forms() {
         ("Child", "KV.Supervisor.Child"),
         ("Helpers", "KV.Calc.Helpers"),
     ];
-    let got: Vec<(&str, &str)> = calc.aliases.iter().map(|(s, f)| (s.as_str(), f.as_str())).collect();
+    let got: Vec<(&str, &str)> = calc
+        .aliases
+        .iter()
+        .map(|(s, f)| (s.as_str(), f.as_str()))
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -101,8 +128,15 @@ fn aliases_resolve_through_earlier_aliases_and_stay_in_scope() {
     let src = "defmodule M do\n  alias App.Deep\n  alias Deep.Er\n  alias :ets, as: Ets\n  def f do\n    alias Not.Module\n  end\n  use Deep.Thing\nend\n";
     let file = index_source(src);
     let m = module(&file, "M");
-    let got: Vec<(&str, &str)> = m.aliases.iter().map(|(s, f)| (s.as_str(), f.as_str())).collect();
-    assert_eq!(got, [("Deep", "App.Deep"), ("Er", "App.Deep.Er"), ("Ets", ":ets")]);
+    let got: Vec<(&str, &str)> = m
+        .aliases
+        .iter()
+        .map(|(s, f)| (s.as_str(), f.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("Deep", "App.Deep"), ("Er", "App.Deep.Er"), ("Ets", ":ets")]
+    );
     assert_eq!(m.uses, ["App.Deep.Thing"]);
     assert_eq!(m.line_of_use, Some(7));
 }
@@ -125,7 +159,13 @@ fn multi_clause_functions_with_guards() {
     assert_eq!(sign.guards, ["x > 0", "x < 0"]);
     assert_eq!(sign.range.start, pos(14, 2));
     assert_eq!(sign.range.end, pos(16, 24));
-    assert_eq!(sign.name_range, Range { start: pos(14, 6), end: pos(14, 10) });
+    assert_eq!(
+        sign.name_range,
+        Range {
+            start: pos(14, 6),
+            end: pos(14, 10)
+        }
+    );
     assert_eq!(sign.head_end, pos(14, 24));
     assert_eq!(sign.kind, FunKind::Def);
 }
@@ -139,10 +179,22 @@ fn default_args_count_full_arity() {
     assert!(add.accepts(1) && add.accepts(2) && !add.accepts(0) && !add.accepts(3));
     assert_eq!(add.guards, ["is_integer(a)"]);
     assert_eq!(add.clauses, 1);
-    assert_eq!(add.name_range, Range { start: pos(10, 6), end: pos(10, 9) });
+    assert_eq!(
+        add.name_range,
+        Range {
+            start: pos(10, 6),
+            end: pos(10, 9)
+        }
+    );
     // after `is_integer(a)`
     assert_eq!(add.head_end, pos(10, 39));
-    assert_eq!(add.range, Range { start: pos(10, 2), end: pos(10, 50) });
+    assert_eq!(
+        add.range,
+        Range {
+            start: pos(10, 2),
+            end: pos(10, 50)
+        }
+    );
 }
 
 #[test]
@@ -174,7 +226,11 @@ end
 "#;
     let file = index_source(src);
     let k = module(&file, "K");
-    let got: Vec<(String, u32, FunKind)> = k.functions.iter().map(|f| (f.name.clone(), f.arity, f.kind)).collect();
+    let got: Vec<(String, u32, FunKind)> = k
+        .functions
+        .iter()
+        .map(|f| (f.name.clone(), f.arity, f.kind))
+        .collect();
     let expected = [
         ("a", 0, FunKind::Def),
         ("b", 0, FunKind::Def),
@@ -187,10 +243,19 @@ end
         ("get", 2, FunKind::Defdelegate),
         ("<~>", 2, FunKind::Def),
     ];
-    let expected: Vec<(String, u32, FunKind)> = expected.iter().map(|(n, a, k)| (n.to_string(), *a, *k)).collect();
+    let expected: Vec<(String, u32, FunKind)> = expected
+        .iter()
+        .map(|(n, a, k)| (n.to_string(), *a, *k))
+        .collect();
     assert_eq!(got, expected);
     let b = fun(k, "b");
-    assert_eq!(b.range, Range { start: pos(2, 2), end: pos(4, 5) });
+    assert_eq!(
+        b.range,
+        Range {
+            start: pos(2, 2),
+            end: pos(4, 5)
+        }
+    );
     assert_eq!(b.head_end, pos(2, 7));
     assert_eq!(fun(k, "a").head_end, pos(1, 7));
 }
@@ -216,10 +281,20 @@ fn ets_tables_by_atom_and_attribute() {
     let calc = module(&file, "KV.Calc");
     let tables: Vec<&str> = calc.ets_tables.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(tables, ["kv_cache", "kv_table"]);
-    assert_eq!(calc.ets_tables[0].1, Range { start: pos(19, 4), end: pos(19, 39) });
+    assert_eq!(
+        calc.ets_tables[0].1,
+        Range {
+            start: pos(19, 4),
+            end: pos(19, 39)
+        }
+    );
     let src = "defmodule T do\n  def init(_), do: :ets.new(__MODULE__, [:named_table])\n  def q, do: :ets.new(:\"quoted name\", [])\nend\n";
     let file = index_source(src);
-    let tables: Vec<&str> = module(&file, "T").ets_tables.iter().map(|(n, _)| n.as_str()).collect();
+    let tables: Vec<&str> = module(&file, "T")
+        .ets_tables
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     assert_eq!(tables, ["Elixir.T", "quoted name"]);
 }
 
@@ -240,7 +315,10 @@ fn defs_in_quote_do_not_count_but_conditional_defs_do() {
 end
 "#;
     let file = index_source(src);
-    assert_eq!(names(module(&file, "Q")), ["__using__/1", "test_only/0", "outer/0"]);
+    assert_eq!(
+        names(module(&file, "Q")),
+        ["__using__/1", "test_only/0", "outer/0"]
+    );
 }
 
 #[test]
@@ -255,16 +333,34 @@ fn protocols_and_impls() {
 
 #[test]
 fn unicode_before_a_name_uses_utf16_columns() {
-    let src = "defmodule Ü do\n  @a \"é😀\"; def smile(x), do: x\n  def café(x), do: x\nend\n";
+    let src = "defmodule U do\n  @a \"é😀\"; def smile(x), do: x\n  def café(x), do: x\nend\n";
     let file = index_source(src);
-    let m = module(&file, "Ü");
-    assert_eq!(m.name_range, Range { start: pos(0, 10), end: pos(0, 11) });
+    let m = module(&file, "U");
+    assert_eq!(
+        m.name_range,
+        Range {
+            start: pos(0, 10),
+            end: pos(0, 11)
+        }
+    );
     let smile = fun(m, "smile");
     // `  @a "é😀"; def ` = 2 + 3 + 1 + 1 (é) + 2 (😀) + 1 + 2 + 4 = 16 UTF-16 units
-    assert_eq!(smile.name_range, Range { start: pos(1, 16), end: pos(1, 21) });
+    assert_eq!(
+        smile.name_range,
+        Range {
+            start: pos(1, 16),
+            end: pos(1, 21)
+        }
+    );
     assert_eq!(smile.head_end, pos(1, 24));
     let cafe = fun(m, "café");
-    assert_eq!(cafe.name_range, Range { start: pos(2, 6), end: pos(2, 10) });
+    assert_eq!(
+        cafe.name_range,
+        Range {
+            start: pos(2, 6),
+            end: pos(2, 10)
+        }
+    );
     assert_eq!(cafe.range.end, pos(2, 20));
 }
 
@@ -273,20 +369,60 @@ fn broken_source_keeps_what_it_can() {
     let src = "defmodule A do\n  alias KV.Bucket\n  def ok(x), do: x\n  def broken(\n  def later(y), do: y\nend\n";
     let file = index_source(src);
     let a = module(&file, "A");
-    assert!(names(a).contains(&"ok/1".to_string()), "{:?}", names(a));
+    assert_eq!(names(a), ["ok/1", "later/1"]);
+    assert_eq!(
+        fun(a, "later").name_range,
+        Range {
+            start: pos(4, 6),
+            end: pos(4, 11)
+        }
+    );
     assert_eq!(a.aliases, [("Bucket".to_string(), "KV.Bucket".to_string())]);
     assert_eq!(a.range.start, pos(0, 0));
     assert!(a.range.end.line >= 4);
 
     let src = "defmodule B do\n  def first(x), do: x\n  def missing_end(x) do\n    case x do\n      1 -> :a\n  end\n  def after_err(y), do: y\nend\ndefmodule C do\n  def c1, do: 1\nend\n";
     let file = index_source(src);
-    assert!(names(module(&file, "B")).contains(&"first/1".to_string()));
-    assert!(!file.modules.is_empty());
+    // The missing `end` makes the rest of the file part of `missing_end`, as for Elixir itself;
+    // the definitions swallowed into its body are still found.
+    assert_eq!(
+        names(module(&file, "B")),
+        ["first/1", "missing_end/1", "after_err/1"]
+    );
+
+    // `x +` takes the following `end` as its operand.
+    let src =
+        "defmodule C do\n  def c1, do: 1\n  def c2(x) do\n    x +\n  end\n  def c3, do: 3\nend\n";
+    let file = index_source(src);
+    assert_eq!(names(module(&file, "C")), ["c1/0", "c2/1", "c3/0"]);
+    let src = "defmodule D do\n  def a(x), do: x\n  def b(x) do\n    %{x | \n  end\n  def c, do: 1\nend\n";
+    let file = index_source(src);
+    assert!(names(module(&file, "D")).contains(&"a/1".to_string()));
+    assert!(names(module(&file, "D")).contains(&"c/0".to_string()));
 }
 
 #[test]
 fn never_panics_on_any_prefix_or_garbage() {
-    let garbage = ["", "defmodule", "defmodule do end", "def", "def f(", "end end end", "alias", "alias ,", "alias A.{", "use", "defmodule A do def unquote(", ":ets.new(", "&/1", "defimpl for: X do end", "\u{feff}défmodule 😀 do", "%{", "\"unterminated", "defmodule A do\r\n  def f(x) when, do: x\r\nend"];
+    let garbage = [
+        "",
+        "defmodule",
+        "defmodule do end",
+        "def",
+        "def f(",
+        "end end end",
+        "alias",
+        "alias ,",
+        "alias A.{",
+        "use",
+        "defmodule A do def unquote(",
+        ":ets.new(",
+        "&/1",
+        "defimpl for: X do end",
+        "\u{feff}défmodule 😀 do",
+        "%{",
+        "\"unterminated",
+        "defmodule A do\r\n  def f(x) when, do: x\r\nend",
+    ];
     for src in garbage {
         let _ = index_source(src);
         for b in 0..=src.len() {
@@ -312,8 +448,14 @@ fn never_panics_on_any_prefix_or_garbage() {
 #[test]
 fn module_at_and_function_at() {
     let file = index_source(CALC);
-    assert_eq!(file.module_at(pos(24, 10)).map(|m| m.name.as_str()), Some("KV.Calc.Inner"));
-    assert_eq!(file.module_at(pos(3, 0)).map(|m| m.name.as_str()), Some("KV.Calc"));
+    assert_eq!(
+        file.module_at(pos(24, 10)).map(|m| m.name.as_str()),
+        Some("KV.Calc.Inner")
+    );
+    assert_eq!(
+        file.module_at(pos(3, 0)).map(|m| m.name.as_str()),
+        Some("KV.Calc")
+    );
     let (m, f) = file.function_at(pos(19, 5)).unwrap();
     assert_eq!((m.name.as_str(), f.name.as_str()), ("KV.Calc", "helper"));
     assert!(file.function_at(pos(1, 3)).is_none());
@@ -326,7 +468,10 @@ fn serializes_to_json() {
     let json = serde_json::to_value(&file).unwrap();
     assert_eq!(json["modules"][0]["name"], "J");
     assert_eq!(json["modules"][0]["functions"][0]["kind"], "defp");
-    assert_eq!(json["modules"][0]["functions"][0]["name_range"]["start"]["character"], 7);
+    assert_eq!(
+        json["modules"][0]["functions"][0]["name_range"]["start"]["character"],
+        7
+    );
     let back: FileIndex = serde_json::from_value(json).unwrap();
     assert_eq!(back, file);
 }
@@ -356,7 +501,10 @@ fn workspace_find_module_and_function() {
     assert_eq!(ws.find_function("KV.Bucket", "put", None).len(), 1);
     assert_eq!(ws.find_function("KV.Calc", "add", Some(1))[0].1.arity, 2);
     assert!(ws.find_function("KV.Calc", "inner_fun", None).is_empty());
-    assert_eq!(ws.find_function("KV.Calc.Inner", "inner_fun", None).len(), 1);
+    assert_eq!(
+        ws.find_function("KV.Calc.Inner", "inner_fun", None).len(),
+        1
+    );
     assert_eq!(ws.modules().count(), 3);
     assert!(ws.file(Path::new("/p/lib/calc.ex")).is_some());
 }
@@ -364,7 +512,10 @@ fn workspace_find_module_and_function() {
 #[test]
 fn workspace_update_and_remove() {
     let mut ws = workspace();
-    ws.update(PathBuf::from("/p/lib/bucket.ex"), "defmodule KV.Bucket2 do\nend\n");
+    ws.update(
+        PathBuf::from("/p/lib/bucket.ex"),
+        "defmodule KV.Bucket2 do\nend\n",
+    );
     assert!(ws.find_module("KV.Bucket").is_none());
     assert!(ws.find_module("KV.Bucket2").is_some());
     ws.remove(Path::new("/p/lib/bucket.ex"));
@@ -382,7 +533,13 @@ fn workspace_symbols_fuzzy() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].1, "KV.Calc.add/2");
     assert!(!hits[0].3);
-    assert_eq!(hits[0].2, Range { start: pos(10, 6), end: pos(10, 9) });
+    assert_eq!(
+        hits[0].2,
+        Range {
+            start: pos(10, 6),
+            end: pos(10, 9)
+        }
+    );
     let hits = ws.symbols("BUCKET");
     assert_eq!(hits[0].1, "KV.Bucket");
     assert!(hits[0].3);
@@ -402,7 +559,10 @@ fn index_dir_walks_mix_layout() {
         std::fs::write(p, body).unwrap();
     };
     write("lib/kv.ex", "defmodule KV do\nend\n");
-    write("lib/kv/bucket.ex", "defmodule KV.Bucket do\n  def get(b), do: b\nend\n");
+    write(
+        "lib/kv/bucket.ex",
+        "defmodule KV.Bucket do\n  def get(b), do: b\nend\n",
+    );
     write("test/kv_test.exs", "defmodule KVTest do\nend\n");
     write("apps/web/lib/web.ex", "defmodule Web do\nend\n");
     write("apps/web/test/web_test.exs", "defmodule WebTest do\nend\n");

@@ -25,7 +25,10 @@ impl<'a> LineIndex<'a> {
         while !self.src.is_char_boundary(byte) {
             byte -= 1;
         }
-        let line = self.starts.partition_point(|&s| s <= byte).saturating_sub(1);
+        let line = self
+            .starts
+            .partition_point(|&s| s <= byte)
+            .saturating_sub(1);
         let start = self.starts[line];
         let character: usize = self.src[start..byte].chars().map(char::len_utf16).sum();
         Position {

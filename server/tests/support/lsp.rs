@@ -1,0 +1,222 @@
+//! A small, strict LSP client over the real `orrery lsp` process's stdio.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+pub struct LspClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    next_id: i64,
+    /// Notifications and server requests seen so far.
+    pub seen: Vec<Value>,
+}
+
+fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse::<usize>().ok();
+        }
+    }
+    let mut buf = vec![0; len?];
+    r.read_exact(&mut buf).ok()?;
+    serde_json::from_slice(&buf).ok()
+}
+
+impl LspClient {
+    pub fn start(envs: &[(&str, &str)]) -> LspClient {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+        cmd.arg("lsp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("orrery binary");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            while let Some(v) = read_message(&mut r) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        LspClient { child, stdin: Some(stdin), rx, next_id: 1, seen: vec![] }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send_raw(&mut self, body: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, v: &Value) {
+        let body = v.to_string();
+        self.send_raw(&body);
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Handle one incoming message: answer server requests, record notifications.
+    fn handle(&mut self, v: Value) -> Option<Value> {
+        if v.get("method").is_some() {
+            if let Some(id) = v.get("id").cloned() {
+                let result = match v["method"].as_str().unwrap_or("") {
+                    "workspace/configuration" => json!([null]),
+                    _ => Value::Null,
+                };
+                self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
+            }
+            self.seen.push(v);
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Send a request and wait for its response (result or error object).
+    pub fn request(&mut self, method: &str, params: Value, timeout: Duration) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if !params.is_null() {
+            msg["params"] = params;
+        }
+        self.send(&msg);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => {
+                    if let Some(resp) = self.handle(v) {
+                        if resp["id"] == json!(id) {
+                            return resp;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no response to {method} within {timeout:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("server closed stdout while waiting for {method}"),
+            }
+        }
+    }
+
+    /// The `result` of a request (panics on an error response).
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let r = self.request(method, params, Duration::from_secs(30));
+        assert!(r.get("error").is_none(), "{method} failed: {r}");
+        r["result"].clone()
+    }
+
+    /// Process incoming messages for a while (until `pred` matches a seen message).
+    pub fn wait_seen(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => {
+                    if self.handle(v).is_none() {
+                        if let Some(last) = self.seen.last() {
+                            if pred(last) {
+                                return last.clone();
+                            }
+                        }
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; seen: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// initialize + initialized with a workspace root and options.
+    pub fn initialize(&mut self, root: &Path, options: Value) -> Value {
+        let uri = format!("file://{}", root.display());
+        let r = self.call(
+            "initialize",
+            json!({
+                "processId": std::process::id(),
+                "rootUri": uri,
+                "workspaceFolders": [{"uri": uri, "name": "ws"}],
+                "initializationOptions": options,
+                "capabilities": {
+                    "window": {"workDoneProgress": true},
+                    "workspace": {"configuration": true, "inlayHint": {"refreshSupport": true}, "codeLens": {"refreshSupport": true}},
+                    "textDocument": {"hover": {"contentFormat": ["markdown"]}}
+                }
+            }),
+        );
+        self.notify("initialized", json!({}));
+        r
+    }
+
+    /// Poll `orrery/status` until `pred` holds.
+    pub fn wait_status(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.call("orrery/status", Value::Null);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; last status {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn open(&mut self, path: &Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        let uri = format!("file://{}", path.display());
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "elixir", "version": 1, "text": text}}),
+        );
+        uri
+    }
+
+    /// shutdown + exit, then wait for the process to end.
+    pub fn shutdown(mut self) -> std::process::ExitStatus {
+        let _ = self.request("shutdown", Value::Null, Duration::from_secs(30));
+        self.notify("exit", Value::Null);
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("orrery lsp did not exit after shutdown/exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for LspClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}

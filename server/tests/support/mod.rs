@@ -1,0 +1,154 @@
+//! Test support: real BEAM nodes started per test (random sname and cookie, loopback,
+//! stopped by pid), and an LSP client speaking to the real `orrery` binary over stdio.
+#![allow(dead_code)]
+
+pub mod lsp;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A fixture project, compiled once per test binary.
+pub fn fixture(name: &str) -> PathBuf {
+    static COMPILED: OnceLock<()> = OnceLock::new();
+    let dir = repo().join("tests/fixtures").join(name);
+    COMPILED.get_or_init(|| {
+        for p in ["tests/fixtures/kv"] {
+            let st = Command::new("mix")
+                .arg("compile")
+                .current_dir(repo().join(p))
+                .stdout(Stdio::null())
+                .status()
+                .expect("mix not found: run `make deps` (installs Erlang and Elixir)");
+            assert!(st.success(), "fixture {p} does not compile");
+        }
+    });
+    dir
+}
+
+pub fn hostname() -> String {
+    orrery::config::local_hostname().unwrap()
+}
+
+pub fn random_token(prefix: &str) -> String {
+    format!("{prefix}{}", rand::random::<u32>())
+}
+
+/// A real node running a fixture app.
+pub struct TestNode {
+    pub sname: String,
+    pub node: String,
+    pub cookie: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// Start the fixture app `name` as a node with a random sname and cookie.
+    pub fn start(name: &str) -> TestNode {
+        let dir = fixture(name);
+        let sname = random_token(&format!("{name}_t"));
+        let cookie = random_token("cookie");
+        Self::start_named(&dir, &sname, &cookie)
+    }
+
+    /// Start (or restart) a node with a given name and cookie.
+    pub fn start_named(dir: &Path, sname: &str, cookie: &str) -> TestNode {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("elixir")
+            .args(["--sname", sname, "--cookie", cookie, "-S", "mix", "run", "--no-halt"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("elixir not found: run `make deps`");
+        let node = TestNode {
+            sname: sname.to_string(),
+            node: format!("{sname}@{}", hostname()),
+            cookie: cookie.to_string(),
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        };
+        node.wait_registered(Duration::from_secs(60));
+        node
+    }
+
+    fn wait_registered(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (node, cookie) = (self.node.clone(), self.cookie.clone());
+        // Own thread and runtime: callers may be inside a tokio runtime already.
+        std::thread::spawn(move || Self::wait_registered_on(&node, &cookie, deadline))
+            .join()
+            .unwrap();
+    }
+
+    fn wait_registered_on(node: &str, cookie: &str, deadline: Instant) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            loop {
+                // Registered in EPMD and the app started (its supervisor answers).
+                if let Ok(c) = orrery::beam::Connection::connect(node, cookie, Duration::from_secs(2)).await {
+                    let apps = c.rpc("application", "which_applications", vec![], Duration::from_secs(2)).await;
+                    let started = apps
+                        .map(|a| format!("{a:?}").contains("Atom { name: \"kv\" }") || format!("{a:?}").contains("\"orbit\""))
+                        .unwrap_or(false);
+                    c.close();
+                    if started {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "node {node} did not start in time");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Kill the node by pid (its whole process group).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::killpg(c.id() as i32, libc::SIGKILL);
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether a process with this pid is alive.
+pub fn pid_alive(pid: u32) -> bool {
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Poll `f` until it returns Some, or panic after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
