@@ -53,8 +53,8 @@ module_info_of(M, Procs) ->
     case code:is_loaded(M) of
         false -> #{loaded => false, procs => Procs};
         {file, File} ->
-            Md5 = try M:module_info(md5) catch _:_ -> nil end,
-            Attrs = try M:module_info(attributes) catch _:_ -> [] end,
+            Md5 = try erlang:get_module_info(M, md5) catch _:_ -> nil end,
+            Attrs = try erlang:get_module_info(M, attributes) catch _:_ -> [] end,
             Vsn = proplists:get_value(vsn, Attrs, nil),
             Stale = case is_list(File) andalso beam_lib:md5(File) of
                         {ok, {_, Md5}} -> false;
@@ -203,7 +203,7 @@ fun_counts(M) ->
                             {call_count, N} when is_integer(N) -> Acc#{{F, A} => N};
                             _ -> Acc
                         end
-                end, #{}, M:module_info(functions)).
+                end, #{}, erlang:get_module_info(M, functions)).
 
 %% Switch call counting on (true) or off (false) for a module's functions.
 trace_calls(M, On) when is_boolean(On) ->

@@ -227,7 +227,14 @@ fn is_marker(t: &Term) -> bool {
 enum Doc {
     Text(String),
     Concat(Vec<Doc>),
-    Group { open: String, items: Vec<Doc>, close: String },
+    /// `flex` groups fill lines (tuples, and lists of plain values); others put
+    /// each item on its own line.
+    Group { open: String, items: Vec<Doc>, close: String, flex: bool },
+}
+
+fn group(open: &str, items: Vec<Doc>, close: &str, flex: bool) -> Doc {
+    let flex = flex || items.iter().all(|i| matches!(i, Doc::Text(_)));
+    Doc::Group { open: open.to_string(), items, close: close.to_string(), flex }
 }
 
 fn ellipsis() -> Doc {
@@ -242,18 +249,35 @@ fn flat_width(doc: &Doc) -> usize {
     match doc {
         Doc::Text(s) => width(s),
         Doc::Concat(parts) => parts.iter().map(flat_width).sum(),
-        Doc::Group { open, items, close } => {
+        Doc::Group { open, items, close, .. } => {
             width(open) + width(close) + items.iter().map(flat_width).sum::<usize>()
                 + 2 * items.len().saturating_sub(1)
         }
     }
 }
 
+/// Width `docs` need on the current line before they can break, plus `tail`
+/// when they cannot break at all.
+fn head_width(docs: &[Doc], tail: usize) -> usize {
+    let mut w = 0;
+    for doc in docs {
+        match doc {
+            Doc::Text(s) => w += width(s),
+            Doc::Group { items, .. } if items.is_empty() => w += flat_width(doc),
+            Doc::Group { open, items, flex, .. } => {
+                return w + width(open) + if *flex { head_width(&items[..1], 0) } else { 0 };
+            }
+            Doc::Concat(parts) => return w + head_width(parts, 0),
+        }
+    }
+    w + tail
+}
+
 fn flat(doc: &Doc, out: &mut String) {
     match doc {
         Doc::Text(s) => out.push_str(s),
         Doc::Concat(parts) => parts.iter().for_each(|p| flat(p, out)),
-        Doc::Group { open, items, close } => {
+        Doc::Group { open, items, close, .. } => {
             out.push_str(open);
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -281,13 +305,11 @@ fn render(doc: &Doc, indent: usize, col: &mut usize, tail: usize, out: &mut Stri
             *col += width(s);
         }
         Doc::Concat(parts) => {
-            let mut rest = parts.iter().map(flat_width).sum::<usize>() + tail;
-            for part in parts {
-                rest -= flat_width(part);
-                render(part, indent, col, rest, out);
+            for (i, part) in parts.iter().enumerate() {
+                render(part, indent, col, head_width(&parts[i + 1..], tail), out);
             }
         }
-        Doc::Group { open, items, close } => {
+        Doc::Group { open, items, close, flex } => {
             let w = flat_width(doc);
             if items.is_empty() || *col + w + tail <= WIDTH {
                 flat(doc, out);
@@ -296,14 +318,13 @@ fn render(doc: &Doc, indent: usize, col: &mut usize, tail: usize, out: &mut Stri
             }
             out.push_str(open);
             *col += width(open);
-            if items.iter().all(|i| matches!(i, Doc::Text(_))) {
-                // Fill lines with plain values, aligned after the bracket.
+            if *flex {
+                // Like inspect: items stay on the line while they fit flat,
+                // aligned after the bracket.
                 let nest = if *col <= WIDTH / 2 { *col } else { indent + 1 };
                 for (i, item) in items.iter().enumerate() {
+                    let after = if i + 1 == items.len() { width(close) + tail } else { 1 };
                     if i > 0 {
-                        out.push(',');
-                        *col += 1;
-                        let after = if i + 1 == items.len() { width(close) + tail } else { 1 };
                         if *col + 1 + flat_width(item) + after <= WIDTH {
                             out.push(' ');
                             *col += 1;
@@ -311,7 +332,11 @@ fn render(doc: &Doc, indent: usize, col: &mut usize, tail: usize, out: &mut Stri
                             newline(nest, col, out);
                         }
                     }
-                    render(item, nest, col, 0, out);
+                    render(item, nest, col, after, out);
+                    if i + 1 < items.len() {
+                        out.push(',');
+                        *col += 1;
+                    }
                 }
             } else {
                 for (i, item) in items.iter().enumerate() {
@@ -423,7 +448,7 @@ impl<'a> Printer<'a> {
         if cut && !ends_cut(&items) {
             items.push(ellipsis());
         }
-        Doc::Group { open: "<<".into(), items, close: ">>".into() }
+        group("<<", items, ">>", false)
     }
 
     fn bitstring(&mut self, bytes: &[u8], bits: u8) -> Doc {
@@ -436,7 +461,7 @@ impl<'a> Printer<'a> {
             let last = last & (0xFFu8 >> (8 - bits));
             items.push(self.text(format!("{last}::size({bits})")));
         }
-        Doc::Group { open: "<<".into(), items, close: ">>".into() }
+        group("<<", items, ">>", false)
     }
 
     fn list(&mut self, elems: &[Term], tail: Option<&Term>, depth: usize) -> Doc {
@@ -475,7 +500,7 @@ impl<'a> Printer<'a> {
             }
             None => {}
         }
-        Doc::Group { open: "[".into(), items, close: "]".into() }
+        group("[", items, "]", false)
     }
 
     /// `'abc'` for a list of printable ASCII codes (an optional trailing
@@ -514,7 +539,7 @@ impl<'a> Printer<'a> {
             return self.text("{…}".into());
         }
         let items = self.seq(elems, |p, e| p.term(e, depth + 1));
-        Doc::Group { open: "{".into(), items, close: "}".into() }
+        group("{", items, "}", true)
     }
 
     fn map(&mut self, m: &eetf::Map, depth: usize) -> Doc {
@@ -551,7 +576,7 @@ impl<'a> Printer<'a> {
         if cut && !ends_cut(&items) {
             items.push(ellipsis());
         }
-        Doc::Group { open, items, close: "}".into() }
+        group(&open, items, "}", false)
     }
 }
 

@@ -75,6 +75,21 @@ pub struct Snapshot {
     pub calls: BTreeMap<String, BTreeMap<String, Vec<(String, i64)>>>,
 }
 
+impl Snapshot {
+    /// The parts that hints and lenses show. Reductions and memory of a process move on
+    /// every query (reading state costs reductions), so they do not count as a change.
+    pub fn visible(&self) -> Snapshot {
+        let mut v = self.clone();
+        for procs in v.procs.values_mut() {
+            for p in procs {
+                p.reductions = 0;
+                p.memory = 0;
+            }
+        }
+        v
+    }
+}
+
 /// What to watch: modules and tables of the open documents.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Interest {
@@ -124,11 +139,14 @@ impl LiveModel {
             self.sync_tracing(session, &interest.modules).await;
         }
         let snap = Self::fetch(session, interest, call_counts).await;
+        if call_counts {
+            self.forget_untraced(&snap);
+        }
         let mut cur = match self.snapshot.lock() {
             Ok(c) => c,
             Err(e) => e.into_inner(),
         };
-        let changed = *cur != snap;
+        let changed = cur.visible() != snap.visible();
         *cur = snap;
         changed
     }
@@ -171,16 +189,34 @@ impl LiveModel {
         if on.is_empty() && off.is_empty() {
             return;
         }
+        let mut enabled = BTreeSet::new();
         for n in session.nodes() {
             for (m, flag) in on.iter().map(|m| (m, true)).chain(off.iter().map(|m| (m, false))) {
                 let args = vec![term::module(m), atom(if flag { "true" } else { "false" })];
-                if let Err(e) = agent::call(&n.conn, "trace_calls", args, QUERY_TIMEOUT).await {
-                    tracing::debug!("call counting for {m} on {}: {e}", n.info.name);
+                match agent::call(&n.conn, "trace_calls", args, QUERY_TIMEOUT).await {
+                    // 0 functions: not loaded yet (interactive mode); try again next time.
+                    Ok(count) if flag && term::as_int(&count).unwrap_or(0) > 0 => {
+                        enabled.insert(m.clone());
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("call counting for {m} on {}: {e}", n.info.name),
                 }
             }
         }
         if let Ok(mut t) = self.traced.lock() {
-            *t = wanted.clone();
+            t.retain(|m| wanted.contains(m));
+            t.extend(enabled);
+        }
+    }
+
+    /// Modules whose code was (re)loaded lose their call counters: forget them so the next
+    /// refresh switches counting on again.
+    fn forget_untraced(&self, snap: &Snapshot) {
+        if let Ok(mut t) = self.traced.lock() {
+            t.retain(|m| {
+                let loaded = snap.modules.get(m).is_some_and(|v| v.iter().any(|i| i.loaded));
+                !loaded || snap.calls.get(m).is_some_and(|c| !c.is_empty())
+            });
         }
     }
 
@@ -276,6 +312,11 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
             let entry = snap.calls.entry(pretty::module_name(name)).or_default();
             for (fa, n) in &funs.map {
                 if let Some([f, a]) = term::as_tuple(fa) {
+                    let fname = term::as_atom(f).unwrap_or("-");
+                    // Generated functions are noise in the editor.
+                    if fname.starts_with('-') || fname == "module_info" || fname == "__info__" {
+                        continue;
+                    }
                     let key = format!("{}/{}", term::as_atom(f).unwrap_or("?"), term::as_int(a).unwrap_or(0));
                     entry.entry(key).or_default().push((node.to_string(), term::as_int(n).unwrap_or(0)));
                 }
