@@ -36,6 +36,8 @@ pub struct Core {
     managed: tokio::sync::Mutex<Option<ManagedNode>>,
     mode: Mutex<Mode>,
     last_error: Mutex<Option<String>>,
+    /// Wakes the refresh loop (a document opened).
+    pub refresh_now: tokio::sync::Notify,
 }
 
 impl Default for Core {
@@ -56,6 +58,7 @@ impl Core {
             managed: tokio::sync::Mutex::new(None),
             mode: Mutex::new(Mode::None),
             last_error: Mutex::new(None),
+            refresh_now: tokio::sync::Notify::new(),
         }
     }
 
@@ -188,6 +191,7 @@ impl Core {
         if let Ok(mut i) = self.index.write() {
             i.update(path, text);
         }
+        self.refresh_now.notify_one();
     }
 
     pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::Command;
 
 use eetf::{
-    Atom, BigInteger, BitBinary, Binary, ByteList, ExternalFun, FixInteger, Float, ImproperList,
+    Atom, BigInteger, Binary, BitBinary, ByteList, ExternalFun, FixInteger, Float, ImproperList,
     List, Map, Term, Tuple,
 };
 use orrery::beam::pretty::{to_elixir, Limits};
@@ -66,12 +66,73 @@ fn map(entries: Vec<(Term, Term)>) -> Term {
 
 fn atom_name() -> impl Strategy<Value = String> {
     let odd = [
-        "ok", "nil", "true", "false", "Elixir", "Elixir.", "Elixir.Elixir", "Elixir.Elixir.Foo",
-        "Elixir.Foo.bar", "Elixir.x y", "Elixir.Foo..Bar", "Foo", "foo bar", "", "9lives", "a-b",
-        "a\"b", "back\\slash", "#{x}", "a#b", "tab\there", "nl\n", "\u{1}", "\u{1}abc", "\u{7f}", "\u{202e}x", "\u{85}",
-        "é", "日本", "foo?", "foo!", "Foo?", "foo?bar", "a@b", "_", "__MODULE__", "do", "end",
-        "+", "-", "++", "::", "//", "..//", "...", "<<>>", "%{}", "{}", "%", ".", "\\\\", "~~~",
-        "^^^", "<|>", "|>", "=", "&", "@", "when", "-1", "1.0", ":", "a:", "'", "\u{fffe}",
+        "ok",
+        "nil",
+        "true",
+        "false",
+        "Elixir",
+        "Elixir.",
+        "Elixir.Elixir",
+        "Elixir.Elixir.Foo",
+        "Elixir.Foo.bar",
+        "Elixir.x y",
+        "Elixir.Foo..Bar",
+        "Foo",
+        "foo bar",
+        "",
+        "9lives",
+        "a-b",
+        "a\"b",
+        "back\\slash",
+        "#{x}",
+        "a#b",
+        "tab\there",
+        "nl\n",
+        "\u{1}",
+        "\u{1}abc",
+        "\u{7f}",
+        "\u{202e}x",
+        "x\u{11a87}",
+        "\u{600}",
+        "\u{85}",
+        "é",
+        "日本",
+        "foo?",
+        "foo!",
+        "Foo?",
+        "foo?bar",
+        "a@b",
+        "_",
+        "__MODULE__",
+        "do",
+        "end",
+        "+",
+        "-",
+        "++",
+        "::",
+        "//",
+        "..//",
+        "...",
+        "<<>>",
+        "%{}",
+        "{}",
+        "%",
+        ".",
+        "\\\\",
+        "~~~",
+        "^^^",
+        "<|>",
+        "|>",
+        "=",
+        "&",
+        "@",
+        "when",
+        "-1",
+        "1.0",
+        ":",
+        "a:",
+        "'",
+        "\u{fffe}",
     ];
     prop_oneof![
         proptest::sample::select(odd.to_vec()).prop_map(str::to_string),
@@ -95,7 +156,21 @@ fn big_int() -> impl Strategy<Value = Term> {
 }
 
 fn float() -> impl Strategy<Value = Term> {
-    let special = [0.0, -0.0, 1.0, 0.1, 1.0e15, 1.0e16, 1.0e20, 1.0e-5, 1.5e-7, 123.456, 5.0e-324, f64::MAX, f64::MIN_POSITIVE];
+    let special = [
+        0.0,
+        -0.0,
+        1.0,
+        0.1,
+        1.0e15,
+        1.0e16,
+        1.0e20,
+        1.0e-5,
+        1.5e-7,
+        123.456,
+        5.0e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ];
     prop_oneof![
         proptest::sample::select(special.to_vec()),
         any::<f64>().prop_filter("finite", |f| f.is_finite()),
@@ -107,7 +182,8 @@ fn float() -> impl Strategy<Value = Term> {
 fn binary() -> impl Strategy<Value = Term> {
     prop_oneof![
         ".{0,12}".prop_map(String::into_bytes),
-        "[a-z \"\\\\#{}\n\t\r\u{7f}\u{1b}\u{7}\u{8}\u{b}\u{c}'é✓]{0,12}".prop_map(String::into_bytes),
+        "[a-z \"\\\\#{}\n\t\r\u{7f}\u{1b}\u{7}\u{8}\u{b}\u{c}'é✓\u{11a87}\u{600}\u{202e}]{0,12}"
+            .prop_map(String::into_bytes),
         prop::collection::vec(any::<u8>(), 0..12),
     ]
     .prop_map(|b| Term::from(Binary::from(b)))
@@ -116,7 +192,9 @@ fn binary() -> impl Strategy<Value = Term> {
 fn charlist() -> impl Strategy<Value = Term> {
     prop_oneof![
         "[ -~\n\t]{1,10}".prop_map(|s| Term::from(ByteList::from(s))),
-        "[ -~]{1,10}".prop_map(|s| Term::from(List::from(s.bytes().map(|b| int(b.into())).collect::<Vec<_>>()))),
+        "[ -~]{1,10}".prop_map(|s| Term::from(List::from(
+            s.bytes().map(|b| int(b.into())).collect::<Vec<_>>()
+        ))),
         prop::collection::vec(any::<u8>(), 1..8).prop_map(|b| Term::from(ByteList::from(b))),
     ]
 }
@@ -124,7 +202,12 @@ fn charlist() -> impl Strategy<Value = Term> {
 /// Terms that can be map keys without colliding after decoding (no lists,
 /// which eetf may decode as either `List` or `ByteList`; no small bigints).
 fn key() -> impl Strategy<Value = Term> {
-    let simple = prop_oneof![atom_name().prop_map(|s| atom(&s)), any::<i32>().prop_map(int), binary(), float()];
+    let simple = prop_oneof![
+        atom_name().prop_map(|s| atom(&s)),
+        any::<i32>().prop_map(int),
+        binary(),
+        float()
+    ];
     prop_oneof![
         4 => simple.clone(),
         1 => prop::collection::vec(simple, 0..3).prop_map(|e| Term::from(Tuple::from(e))),
@@ -132,7 +215,12 @@ fn key() -> impl Strategy<Value = Term> {
 }
 
 fn leaf() -> impl Strategy<Value = Term> {
-    let funs = [("lists", "map", 2), ("Elixir.Enum", "map", 2), ("erlang", "+", 2), ("Elixir.Enum", "reverse", 1)];
+    let funs = [
+        ("lists", "map", 2),
+        ("Elixir.Enum", "map", 2),
+        ("erlang", "+", 2),
+        ("Elixir.Enum", "reverse", 1),
+    ];
     prop_oneof![
         3 => atom_name().prop_map(|s| atom(&s)),
         2 => any::<i32>().prop_map(int),
@@ -156,11 +244,16 @@ fn term() -> impl Strategy<Value = Term> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(|e| Term::from(List::from(e))),
             pairs(atom_key.clone()).prop_map(|kv| {
-                let kw = kv.into_iter().map(|(k, v)| Term::from(Tuple::from(vec![k, v])));
+                let kw = kv
+                    .into_iter()
+                    .map(|(k, v)| Term::from(Tuple::from(vec![k, v])));
                 Term::from(List::from(kw.collect::<Vec<_>>()))
             }),
             (prop::collection::vec(inner.clone(), 1..4), leaf())
-                .prop_filter("improper tail", |(_, t)| !matches!(t, Term::List(_) | Term::ByteList(_)))
+                .prop_filter("improper tail", |(_, t)| !matches!(
+                    t,
+                    Term::List(_) | Term::ByteList(_)
+                ))
                 .prop_map(|(e, t)| Term::from(ImproperList::from((e, t)))),
             prop::collection::vec(inner.clone(), 0..6).prop_map(|e| Term::from(Tuple::from(e))),
             pairs(atom_key).prop_map(map),
@@ -176,12 +269,23 @@ fn printed_terms_evaluate_back_in_elixir() {
         _ => panic!("elixir not installed: run make deps"),
     }
 
-    let seed: u64 = std::env::var("ORRERY_ROUNDTRIP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x0e11_1715);
+    let seed: u64 = std::env::var("ORRERY_ROUNDTRIP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0e11_1715);
     let mut seed_bytes = [0u8; 32];
-    seed_bytes.iter_mut().zip(seed.to_le_bytes().iter().cycle()).for_each(|(b, s)| *b = *s);
+    seed_bytes
+        .iter_mut()
+        .zip(seed.to_le_bytes().iter().cycle())
+        .for_each(|(b, s)| *b = *s);
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
     let mut runner = TestRunner::new_with_rng(Config::default(), rng);
-    let limits = Limits { max_depth: usize::MAX, max_items: usize::MAX, max_len: usize::MAX, max_binary: usize::MAX };
+    let limits = Limits {
+        max_depth: usize::MAX,
+        max_items: usize::MAX,
+        max_len: usize::MAX,
+        max_binary: usize::MAX,
+    };
 
     let dir = tempfile::tempdir().expect("tempdir");
     let cases_path = dir.path().join("cases.tsv");
@@ -190,7 +294,10 @@ fn printed_terms_evaluate_back_in_elixir() {
     let mut cases = std::fs::File::create(&cases_path).expect("create cases file");
     let strategy = term();
     for _ in 0..CASES {
-        let generated = strategy.new_tree(&mut runner).expect("generate term").current();
+        let generated = strategy
+            .new_tree(&mut runner)
+            .expect("generate term")
+            .current();
         let mut ext = Vec::new();
         generated.encode(&mut ext).expect("encode term");
         // Print what Erlang will see: eetf encodes some lists of negative
@@ -201,15 +308,29 @@ fn printed_terms_evaluate_back_in_elixir() {
     }
     drop(cases);
 
-    let out = Command::new("elixir").arg(&script_path).arg(&cases_path).output().expect("run elixir");
+    let out = Command::new("elixir")
+        .arg(&script_path)
+        .arg(&cases_path)
+        .output()
+        .expect("run elixir");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "elixir failed (seed {seed}):\n{stdout}\n{stderr}");
-    assert!(!stdout.contains("FAIL"), "round-trip failures (seed {seed}):\n{stdout}");
-    assert!(stdout.contains(&format!("RAN {CASES}\n")), "not all cases ran (seed {seed}):\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "elixir failed (seed {seed}):\n{stdout}\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("FAIL"),
+        "round-trip failures (seed {seed}):\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("RAN {CASES}\n")),
+        "not all cases ran (seed {seed}):\n{stdout}\n{stderr}"
+    );
     // Quoting that Elixir's parser warns about means we print atoms badly.
     assert!(
-        !stderr.contains("quotes are not required") && !stderr.contains("must be written between quotes"),
+        !stderr.contains("quotes are not required")
+            && !stderr.contains("must be written between quotes"),
         "suspicious quoting (seed {seed}):\n{stderr}"
     );
 }

@@ -105,39 +105,42 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
     })
 }
 
-/// Remove the agent and whatever loading it pulled in. Modules some process still runs
-/// are left alone (soft purge), never killed.
+/// Remove the agent and the OTP library modules (compiler, stdlib: `compile`, `erl_parse`,
+/// `beam_lib`, ...) that loading it or its queries made the node load. Nothing else is
+/// touched: a module some other code loaded meanwhile (say, by a starting app) stays.
 pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamError> {
-    // OTP library modules the agent's queries made the node load since (beam_lib, ...):
-    // those are ours too. The user's own modules are never touched.
     let now = loaded_modules(conn).await?;
-    let root = term::as_string(&conn.rpc("code", "root_dir", vec![], STEP).await?).unwrap_or_default();
-    let mut ours: Vec<String> = handle.loaded_by_us.clone();
+    let mut libs = vec![];
+    for app in ["compiler", "stdlib"] {
+        let dir = conn.rpc("code", "lib_dir", vec![atom(app)], STEP).await?;
+        if let Some(d) = term::as_string(&dir).filter(|d| d.starts_with('/')) {
+            libs.push(format!("{d}/"));
+        }
+    }
+    let mut ours = vec![];
     for m in now.difference(&handle.before) {
-        if ours.contains(m) || root.is_empty() {
+        // Only what our own load step pulled in, and beam_lib for the staleness check.
+        if m == MODULE || !(handle.loaded_by_us.contains(m) || m == "beam_lib") {
             continue;
         }
         let which = conn.rpc("code", "which", vec![atom(m)], STEP).await?;
-        if term::as_string(&which).is_some_and(|w| w.starts_with(&root)) {
+        if term::as_string(&which).is_some_and(|w| libs.iter().any(|l| w.starts_with(l))) {
             ours.push(m.clone());
         }
     }
     // The agent goes last: it may be running a call right now.
-    ours.sort_by_key(|m| m == MODULE);
+    if now.contains(MODULE) && !handle.shared {
+        ours.push(MODULE.to_string());
+    }
     for m in &ours {
-        // A module is only deleted when no process runs its old code afterwards.
-        let purged = conn
-            .rpc("code", "soft_purge", vec![atom(m)], STEP)
-            .await?;
-        if !term::is_atom(&purged, "true") {
-            continue;
-        }
         conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
-        let purged = conn
-            .rpc("code", "soft_purge", vec![atom(m)], STEP)
-            .await?;
-        if !term::is_atom(&purged, "true") {
-            tracing::warn!(module = %m, "left old code of a module in place: a process still runs it");
+        // Only our own calls can run the agent's code, so a hard purge is safe for it.
+        let purge = if m == MODULE { "purge" } else { "soft_purge" };
+        let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
+        if m != MODULE && !term::is_atom(&purged, "true") {
+            // Someone runs it after all: make it current again rather than leave it half-gone.
+            let _ = conn.rpc("code", "load_file", vec![atom(m)], STEP).await;
+            tracing::warn!(module = %m, "left a module loaded: a process is running it");
         }
     }
     Ok(())

@@ -84,6 +84,7 @@ callback_module(P) ->
         undefined -> undefined;
         [{dictionary, D}, {initial_call, {IM, _, _}}] ->
             case lists:keyfind('$initial_call', 1, D) of
+                {_, {supervisor, M, _}} -> M;
                 {_, {M, _, _}} -> M;
                 false -> IM
             end
@@ -134,8 +135,12 @@ sup_tree(Limits) ->
               end
       end, application:which_applications()).
 
-sup_node(Pid, Name, Type, Depth, Items) ->
-    Base = #{pid => Pid, name => Name, type => Type, module => callback_module(Pid)},
+sup_node(Pid, Id, Type, Depth, Items) ->
+    Name = case erlang:process_info(Pid, registered_name) of
+               {registered_name, R} -> R;
+               _ -> Id
+           end,
+    Base = #{pid => Pid, name => Name, id => Id, type => Type, module => callback_module(Pid)},
     case Type of
         supervisor when Depth > 0 ->
             Children = try supervisor:which_children(Pid) catch _:_ -> [] end,

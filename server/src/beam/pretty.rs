@@ -8,12 +8,14 @@
 //! on-node agent's truncation markers (`'$orrery_trunc'` and
 //! `{'$orrery_trunc_bin', Prefix, Size}`) are shown as `…`.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use eetf::{FixInteger, InternalFun, Term};
 
-const WIDTH: usize = 80;
+use layout::{ellipsis, ends_cut, flat, group, render, width, Doc};
+
+mod layout;
+
 const ELLIPSIS: &str = "…";
 const TRUNC: &str = "$orrery_trunc";
 const TRUNC_BIN: &str = "$orrery_trunc_bin";
@@ -43,12 +45,22 @@ pub struct Limits {
 impl Limits {
     /// Generous limits for hovers.
     pub fn hover() -> Self {
-        Limits { max_depth: 8, max_items: 50, max_len: 4000, max_binary: 200 }
+        Limits {
+            max_depth: 8,
+            max_items: 50,
+            max_len: 4000,
+            max_binary: 200,
+        }
     }
 
     /// Tight limits for inlay hints of at most 40 chars.
     pub fn compact() -> Self {
-        Limits { max_depth: 3, max_items: 8, max_len: 40, max_binary: 30 }
+        Limits {
+            max_depth: 3,
+            max_items: 8,
+            max_len: 40,
+            max_binary: 30,
+        }
     }
 }
 
@@ -63,7 +75,10 @@ pub fn to_elixir(term: &Term, limits: &Limits) -> String {
 
 /// Prints `term` on a single line of at most `max_chars` chars (cut with `…`).
 pub fn to_elixir_compact(term: &Term, max_chars: usize) -> String {
-    let limits = Limits { max_len: max_chars, ..Limits::compact() };
+    let limits = Limits {
+        max_len: max_chars,
+        ..Limits::compact()
+    };
     let doc = Printer::new(&limits).term(term, 0);
     let mut out = String::new();
     flat(&doc, &mut out);
@@ -105,7 +120,8 @@ fn alias_name(name: &str) -> Option<&str> {
 fn is_identifier(name: &str) -> bool {
     let body = name.strip_suffix(['?', '!']).unwrap_or(name);
     let mut cs = body.chars();
-    cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
 }
 
@@ -133,6 +149,21 @@ fn printable(c: char) -> bool {
         || "\n\r\t\u{0B}\u{08}\u{0C}\u{1B}\u{7F}\u{07}".contains(c)
 }
 
+/// Characters of lists that inspect shows as charlists (printable ASCII).
+fn charlist_char(c: char) -> bool {
+    c.is_ascii() && printable(c) && c != '\u{7F}'
+}
+
+/// Printable characters Elixir's tokenizer cannot take raw in a literal:
+/// bidirectional formatting (rejected), and grapheme-cluster "Prepend"
+/// characters, which glue to a following quote or backslash.
+fn unsafe_raw(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        | '\u{600}'..='\u{605}' | '\u{6DD}' | '\u{70F}' | '\u{890}' | '\u{891}' | '\u{8E2}'
+        | '\u{D4E}' | '\u{110BD}' | '\u{110CD}' | '\u{111C2}' | '\u{111C3}' | '\u{1193F}'
+        | '\u{11941}' | '\u{11A3A}' | '\u{11A84}'..='\u{11A89}' | '\u{11D46}' | '\u{11F02}')
+}
+
 /// Escapes `s` for a literal delimited by `delim` (`"` or `'`).
 fn escape(s: &str, delim: char) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -154,11 +185,10 @@ fn escape(s: &str, delim: char) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x80 && !printable(c) => out.push_str(&format!("\\x{:02X}", c as u32)),
-            // The tokenizer rejects raw bidirectional formatting characters.
-            c if !printable(c) || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
-                out.push_str(&format!("\\u{{{:X}}}", c as u32))
+            c if (c as u32) < 0x80 && !printable(c) => {
+                out.push_str(&format!("\\x{:02X}", c as u32))
             }
+            c if !printable(c) || unsafe_raw(c) => out.push_str(&format!("\\u{{{:X}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -184,7 +214,11 @@ fn float_to_elixir(v: f64) -> String {
     let digits: String = mant.chars().filter(|c| *c != '.').collect();
     let n = digits.len() as i64;
     let ryu_exp = exp - (n - 1);
-    let (lower, upper) = if n == 1 { (-4, 2) } else { (-(n + 2), if exp >= 10 { 2 } else { 1 }) };
+    let (lower, upper) = if n == 1 {
+        (-4, 2)
+    } else {
+        (-(n + 2), if exp >= 10 { 2 } else { 1 })
+    };
     let m: u64 = digits.parse().unwrap_or(0);
     let inexact = (ryu_exp == 0 && m >= 1 << 53)
         || (ryu_exp == 1 && m > (1 << 52) / 5)
@@ -215,145 +249,8 @@ fn cut(s: String, max: usize) -> String {
     out
 }
 
-fn width(s: &str) -> usize {
-    s.chars().count()
-}
-
 fn is_marker(t: &Term) -> bool {
     matches!(t, Term::Atom(a) if a.name == TRUNC)
-}
-
-/// Layout tree: text, concatenation, and bracketed groups that may break.
-enum Doc {
-    Text(String),
-    Concat(Vec<Doc>),
-    /// `flex` groups fill lines (tuples, and lists of plain values); others put
-    /// each item on its own line.
-    Group { open: String, items: Vec<Doc>, close: String, flex: bool },
-}
-
-fn group(open: &str, items: Vec<Doc>, close: &str, flex: bool) -> Doc {
-    let flex = flex || items.iter().all(|i| matches!(i, Doc::Text(_)));
-    Doc::Group { open: open.to_string(), items, close: close.to_string(), flex }
-}
-
-fn ellipsis() -> Doc {
-    Doc::Text(ELLIPSIS.to_string())
-}
-
-fn ends_cut(items: &[Doc]) -> bool {
-    matches!(items.last(), Some(Doc::Text(s)) if s == ELLIPSIS)
-}
-
-fn flat_width(doc: &Doc) -> usize {
-    match doc {
-        Doc::Text(s) => width(s),
-        Doc::Concat(parts) => parts.iter().map(flat_width).sum(),
-        Doc::Group { open, items, close, .. } => {
-            width(open) + width(close) + items.iter().map(flat_width).sum::<usize>()
-                + 2 * items.len().saturating_sub(1)
-        }
-    }
-}
-
-/// Width `docs` need on the current line before they can break, plus `tail`
-/// when they cannot break at all.
-fn head_width(docs: &[Doc], tail: usize) -> usize {
-    let mut w = 0;
-    for doc in docs {
-        match doc {
-            Doc::Text(s) => w += width(s),
-            Doc::Group { items, .. } if items.is_empty() => w += flat_width(doc),
-            Doc::Group { open, items, flex, .. } => {
-                return w + width(open) + if *flex { head_width(&items[..1], 0) } else { 0 };
-            }
-            Doc::Concat(parts) => return w + head_width(parts, 0),
-        }
-    }
-    w + tail
-}
-
-fn flat(doc: &Doc, out: &mut String) {
-    match doc {
-        Doc::Text(s) => out.push_str(s),
-        Doc::Concat(parts) => parts.iter().for_each(|p| flat(p, out)),
-        Doc::Group { open, items, close, .. } => {
-            out.push_str(open);
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                flat(item, out);
-            }
-            out.push_str(close);
-        }
-    }
-}
-
-fn newline(indent: usize, col: &mut usize, out: &mut String) {
-    out.push('\n');
-    out.extend(std::iter::repeat(' ').take(indent));
-    *col = indent;
-}
-
-/// Renders `doc` at column `col` on a line indented by `indent`; `tail` is the
-/// width of text that must follow on the same line.
-fn render(doc: &Doc, indent: usize, col: &mut usize, tail: usize, out: &mut String) {
-    match doc {
-        Doc::Text(s) => {
-            out.push_str(s);
-            *col += width(s);
-        }
-        Doc::Concat(parts) => {
-            for (i, part) in parts.iter().enumerate() {
-                render(part, indent, col, head_width(&parts[i + 1..], tail), out);
-            }
-        }
-        Doc::Group { open, items, close, flex } => {
-            let w = flat_width(doc);
-            if items.is_empty() || *col + w + tail <= WIDTH {
-                flat(doc, out);
-                *col += w;
-                return;
-            }
-            out.push_str(open);
-            *col += width(open);
-            if *flex {
-                // Like inspect: items stay on the line while they fit flat,
-                // aligned after the bracket.
-                let nest = if *col <= WIDTH / 2 { *col } else { indent + 1 };
-                for (i, item) in items.iter().enumerate() {
-                    let after = if i + 1 == items.len() { width(close) + tail } else { 1 };
-                    if i > 0 {
-                        if *col + 1 + flat_width(item) + after <= WIDTH {
-                            out.push(' ');
-                            *col += 1;
-                        } else {
-                            newline(nest, col, out);
-                        }
-                    }
-                    render(item, nest, col, after, out);
-                    if i + 1 < items.len() {
-                        out.push(',');
-                        *col += 1;
-                    }
-                }
-            } else {
-                for (i, item) in items.iter().enumerate() {
-                    newline(indent + 2, col, out);
-                    let last = i + 1 == items.len();
-                    render(item, indent + 2, col, usize::from(!last), out);
-                    if !last {
-                        out.push(',');
-                        *col += 1;
-                    }
-                }
-                newline(indent, col, out);
-            }
-            out.push_str(close);
-            *col += width(close);
-        }
-    }
 }
 
 struct Printer<'a> {
@@ -364,7 +261,10 @@ struct Printer<'a> {
 
 impl<'a> Printer<'a> {
     fn new(limits: &'a Limits) -> Self {
-        Printer { limits, budget: limits.max_len }
+        Printer {
+            limits,
+            budget: limits.max_len,
+        }
     }
 
     fn text(&mut self, s: String) -> Doc {
@@ -409,10 +309,21 @@ impl<'a> Printer<'a> {
                 f.arity
             ),
             Term::InternalFun(f) => match &**f {
-                InternalFun::Old { module, index, uniq, .. } => {
+                InternalFun::Old {
+                    module,
+                    index,
+                    uniq,
+                    ..
+                } => {
                     format!("#Function<{index}.{uniq} in {}>", module_name(&module.name))
                 }
-                InternalFun::New { module, arity, index, old_uniq, .. } => format!(
+                InternalFun::New {
+                    module,
+                    arity,
+                    index,
+                    old_uniq,
+                    ..
+                } => format!(
                     "#Function<{index}.{old_uniq}/{arity} in {}>",
                     module_name(&module.name)
                 ),
@@ -420,7 +331,13 @@ impl<'a> Printer<'a> {
             Term::Binary(b) => return self.binary(&b.bytes, false),
             Term::BitBinary(b) => return self.bitstring(&b.bytes, b.tail_bits_size),
             Term::ByteList(l) => {
-                let elems: Vec<Term> = l.bytes.iter().map(|&b| int(b.into())).collect();
+                // Only what can be shown becomes terms, plus the first byte
+                // that rules out a charlist, if any.
+                let bad = l.bytes.iter().position(|&b| !charlist_char(b.into()));
+                let shown = self.limits.max_items.max(self.limits.max_binary);
+                let keep = shown.saturating_add(1).max(bad.map_or(0, |j| j + 1));
+                let bytes = &l.bytes[..keep.min(l.bytes.len())];
+                let elems: Vec<Term> = bytes.iter().map(|&b| int(b.into())).collect();
                 return self.list(&elems, None, depth);
             }
             Term::List(l) => return self.list(&l.elements, None, depth),
@@ -433,11 +350,17 @@ impl<'a> Printer<'a> {
 
     fn binary(&mut self, bytes: &[u8], cut: bool) -> Doc {
         let max = self.limits.max_binary;
-        let (shown, cut) = if bytes.len() > max { (&bytes[..max], true) } else { (bytes, cut) };
+        let (shown, cut) = if bytes.len() > max {
+            (&bytes[..max], true)
+        } else {
+            (bytes, cut)
+        };
         let text = match std::str::from_utf8(shown) {
             Ok(s) => Some(s),
             // A cut may split the last character.
-            Err(e) if cut && e.error_len().is_none() => std::str::from_utf8(&shown[..e.valid_up_to()]).ok(),
+            Err(e) if cut && e.error_len().is_none() => {
+                std::str::from_utf8(&shown[..e.valid_up_to()]).ok()
+            }
             Err(_) => None,
         };
         if let Some(s) = text.filter(|s| s.chars().all(printable)) {
@@ -452,7 +375,9 @@ impl<'a> Printer<'a> {
     }
 
     fn bitstring(&mut self, bytes: &[u8], bits: u8) -> Doc {
-        let Some((&last, whole)) = bytes.split_last() else { return self.text("\"\"".into()) };
+        let Some((&last, whole)) = bytes.split_last() else {
+            return self.text("\"\"".into());
+        };
         if bits == 0 || bits >= 8 {
             return self.binary(bytes, false);
         }
@@ -478,27 +403,24 @@ impl<'a> Printer<'a> {
         if self.too_deep(depth) {
             return self.text("[…]".into());
         }
-        let keyword = tail.is_none() && keyword_keys(elems.iter().filter(|e| !is_marker(e)).map(pair_key));
+        let keyword =
+            tail.is_none() && keyword_keys(elems.iter().filter(|e| !is_marker(e)).map(pair_key));
         let mut items = self.seq(elems, |p, e| match e {
             Term::Tuple(t) if keyword && t.elements.len() == 2 => {
-                let Term::Atom(k) = &t.elements[0] else { return p.term(e, depth + 1) };
+                let Term::Atom(k) = &t.elements[0] else {
+                    return p.term(e, depth + 1);
+                };
                 let key = p.text(key_to_elixir(&k.name));
                 Doc::Concat(vec![key, p.term(&t.elements[1], depth + 1)])
             }
             _ => p.term(e, depth + 1),
         });
-        match tail {
-            Some(_) if cut_tail => {
-                if !ends_cut(&items) {
-                    items.push(ellipsis());
-                }
-            }
-            Some(t) => {
-                let t = self.term(t, depth + 1);
-                let last = items.pop().unwrap_or(Doc::Text(String::new()));
-                items.push(Doc::Concat(vec![last, Doc::Text(" | ".into()), t]));
-            }
-            None => {}
+        if cut_tail && !ends_cut(&items) {
+            items.push(ellipsis());
+        } else if let Some(t) = tail.filter(|_| !cut_tail) {
+            let t = self.term(t, depth + 1);
+            let last = items.pop().unwrap_or(Doc::Text(String::new()));
+            items.push(Doc::Concat(vec![last, Doc::Text(" | ".into()), t]));
         }
         group("[", items, "]", false)
     }
@@ -516,13 +438,16 @@ impl<'a> Printer<'a> {
             _ => None,
         });
         let s: String = chars.collect::<Option<_>>()?;
-        let ascii = |c: char| c.is_ascii() && (printable(c) && c != '\u{7F}');
-        if s.is_empty() || !s.chars().all(ascii) {
+        if s.is_empty() || !s.chars().all(charlist_char) {
             return None;
         }
         let max = self.limits.max_binary;
         let shown = &s[..s.len().min(max)];
-        let mark = if cut || shown.len() < s.len() { ELLIPSIS } else { "" };
+        let mark = if cut || shown.len() < s.len() {
+            ELLIPSIS
+        } else {
+            ""
+        };
         Some(format!("'{}{mark}'", escape(shown, '\'')))
     }
 
@@ -543,7 +468,8 @@ impl<'a> Printer<'a> {
     }
 
     fn map(&mut self, m: &eetf::Map, depth: usize) -> Doc {
-        let mut entries: Vec<(&Term, &Term)> = m.map.iter().filter(|(k, _)| !is_marker(k)).collect();
+        let mut entries: Vec<(&Term, &Term)> =
+            m.map.iter().filter(|(k, _)| !is_marker(k)).collect();
         let cut = entries.len() < m.map.len();
         let mut open = "%{".to_string();
         let is_struct = |(k, v): &(&Term, &Term)| {
@@ -622,93 +548,59 @@ fn rank(t: &Term) -> u8 {
     }
 }
 
-enum Num {
-    /// Sign and decimal digits.
-    Int(bool, String),
-    Float(f64),
-}
-
-fn num(t: &Term) -> Num {
-    let digits = |s: String| match s.strip_prefix('-') {
-        Some(d) => Num::Int(true, d.to_string()),
-        None => Num::Int(false, s),
-    };
-    match t {
-        Term::FixInteger(i) => digits(i.value.to_string()),
-        Term::BigInteger(i) => digits(i.value.to_string()),
-        Term::Float(f) => Num::Float(f.value),
-        _ => Num::Float(0.0),
+/// Compares decimal integers (`-12`, `345`) of any size.
+fn cmp_int(a: &str, b: &str) -> Ordering {
+    let (na, da) = a.strip_prefix('-').map_or((false, a), |d| (true, d));
+    let (nb, db) = b.strip_prefix('-').map_or((false, b), |d| (true, d));
+    match (na, nb) {
+        (false, false) => (da.len(), da).cmp(&(db.len(), db)),
+        (true, true) => (db.len(), db).cmp(&(da.len(), da)),
+        _ => nb.cmp(&na),
     }
 }
 
-/// Map key order, as inspect shows small maps: integers before floats.
-fn cmp_num(a: &Num, b: &Num) -> Ordering {
-    match (a, b) {
-        (Num::Int(na, da), Num::Int(nb, db)) => match (na, nb) {
-            (false, false) => (da.len(), da).cmp(&(db.len(), db)),
-            (true, true) => (db.len(), db).cmp(&(da.len(), da)),
-            _ => nb.cmp(na),
-        },
-        (Num::Float(x), Num::Float(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
-        (Num::Int(..), Num::Float(_)) => Ordering::Less,
-        (Num::Float(_), Num::Int(..)) => Ordering::Greater,
-    }
-}
-
-fn list_parts(t: &Term) -> (Vec<Cow<'_, Term>>, Option<&Term>) {
-    match t {
-        Term::List(l) => (l.elements.iter().map(Cow::Borrowed).collect(), None),
-        Term::ImproperList(l) => (l.elements.iter().map(Cow::Borrowed).collect(), Some(&*l.last)),
-        Term::ByteList(l) => (l.bytes.iter().map(|&b| Cow::Owned(int(b.into()))).collect(), None),
-        _ => (Vec::new(), None),
-    }
-}
-
-fn cmp_seq<'t>(a: impl Iterator<Item = &'t Term>, b: impl Iterator<Item = &'t Term>, depth: usize) -> Ordering {
-    a.zip(b).map(|(x, y)| cmp_terms(x, y, depth + 1)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
-}
-
-fn sorted_entries(m: &eetf::Map, depth: usize) -> Vec<(&Term, &Term)> {
-    let mut entries: Vec<(&Term, &Term)> = m.map.iter().collect();
-    entries.sort_by(|p, q| cmp_terms(p.0, q.0, depth));
-    entries
-}
-
-/// Erlang map key order (close enough to sort map keys deterministically).
+/// Map key order as inspect shows small maps (integers before floats) for the
+/// usual key types; other keys by their printed form, deterministically.
 fn cmp_terms(a: &Term, b: &Term, depth: usize) -> Ordering {
-    if depth > DEPTH_CAP {
-        return Ordering::Equal;
-    }
-    let by_rank = rank(a).cmp(&rank(b));
-    if by_rank.is_ne() {
-        return by_rank;
-    }
-    match (a, b) {
+    let int = |t: &Term| match t {
+        Term::FixInteger(i) => i.value.to_string(),
+        Term::BigInteger(i) => i.value.to_string(),
+        _ => String::new(),
+    };
+    let printed = |t: &Term| {
+        let all = usize::MAX;
+        let limits = Limits {
+            max_depth: all,
+            max_items: all,
+            max_len: all,
+            max_binary: all,
+        };
+        let mut out = String::new();
+        flat(&Printer::new(&limits).term(t, 0), &mut out);
+        out
+    };
+    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+        _ if depth > DEPTH_CAP => Ordering::Equal,
         (Term::Atom(x), Term::Atom(y)) => x.name.cmp(&y.name),
-        _ if rank(a) == 0 => cmp_num(&num(a), &num(b)),
-        (Term::Tuple(x), Term::Tuple(y)) => x.elements.len().cmp(&y.elements.len())
-            .then_with(|| cmp_seq(x.elements.iter(), y.elements.iter(), depth)),
-        (Term::Map(x), Term::Map(y)) => {
-            let (ex, ey) = (sorted_entries(x, depth + 1), sorted_entries(y, depth + 1));
-            ex.len().cmp(&ey.len())
-                .then_with(|| cmp_seq(ex.iter().map(|e| e.0), ey.iter().map(|e| e.0), depth))
-                .then_with(|| cmp_seq(ex.iter().map(|e| e.1), ey.iter().map(|e| e.1), depth))
-        }
-        _ if rank(a) >= 8 && rank(a) <= 9 => {
-            let ((ea, ta), (eb, tb)) = (list_parts(a), list_parts(b));
-            let n = ea.len().min(eb.len());
-            let nil = Term::List(eetf::List::nil());
-            let rest = |e: &[Cow<Term>], t: Option<&Term>| if e.len() > n { 9 } else { t.map_or(8, rank) };
-            cmp_seq(ea.iter().map(|c| &**c), eb.iter().map(|c| &**c), depth)
-                .then_with(|| rest(&ea, ta).cmp(&rest(&eb, tb)))
-                .then_with(|| cmp_terms(ta.unwrap_or(&nil), tb.unwrap_or(&nil), depth + 1))
+        (Term::Float(x), Term::Float(y)) => x.value.total_cmp(&y.value),
+        (Term::Float(_), _) => Ordering::Greater,
+        (_, Term::Float(_)) => Ordering::Less,
+        _ if rank(a) == 0 => cmp_int(&int(a), &int(b)),
+        (Term::Tuple(x), Term::Tuple(y)) => {
+            (x.elements.len().cmp(&y.elements.len())).then_with(|| {
+                let pairs = x.elements.iter().zip(&y.elements);
+                pairs
+                    .map(|(p, q)| cmp_terms(p, q, depth + 1))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
         }
         (Term::Binary(x), Term::Binary(y)) => x.bytes.cmp(&y.bytes),
-        (Term::Pid(x), Term::Pid(y)) => (&x.node.name, x.id, x.serial).cmp(&(&y.node.name, y.id, y.serial)),
-        (Term::Port(x), Term::Port(y)) => (&x.node.name, x.id).cmp(&(&y.node.name, y.id)),
-        // Rare as keys: any deterministic order will do.
-        _ => format!("{a:?}").cmp(&format!("{b:?}")),
-    }
+        (Term::Pid(x), Term::Pid(y)) => (x.serial, x.id).cmp(&(y.serial, y.id)),
+        (Term::Port(x), Term::Port(y)) => x.id.cmp(&y.id),
+        (Term::Reference(x), Term::Reference(y)) => x.id.iter().rev().cmp(y.id.iter().rev()),
+        _ => printed(a).cmp(&printed(b)),
+    })
 }
 
 #[cfg(test)]

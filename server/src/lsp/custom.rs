@@ -74,6 +74,16 @@ impl Backend {
             .map_err(failed)
     }
 
+    /// Stands in for a message that could not be parsed (see `guard`).
+    pub(super) async fn malformed(&self, p: Value) -> Result<Value> {
+        let reason = p.get("reason").and_then(|r| r.as_str()).unwrap_or("malformed message");
+        Err(Error {
+            code: tower_lsp_server::jsonrpc::ErrorCode::ParseError,
+            message: format!("Orrery could not read a message: {reason}").into(),
+            data: None,
+        })
+    }
+
     pub(super) async fn supervision_tree(&self) -> Result<Value> {
         views::supervision_tree(&session(&self.core)?)
             .await

@@ -4,6 +4,7 @@
 mod convert;
 mod custom;
 mod features;
+mod guard;
 
 use crate::core::{normalize, Core};
 use crate::config::Settings;
@@ -44,8 +45,11 @@ pub async fn serve_stdio() {
     .custom_method("orrery/state", Backend::state)
     .custom_method("orrery/ets", Backend::ets)
     .custom_method("orrery/supervisionTree", Backend::supervision_tree)
+    .custom_method("orrery/malformed", Backend::malformed)
     .finish();
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+    let (guarded, server_in) = tokio::io::duplex(1 << 20);
+    tokio::spawn(guard::run(tokio::io::stdin(), guarded));
+    Server::new(server_in, tokio::io::stdout(), socket)
         .serve(service)
         .await;
     // The client went away (exit, or the editor died and closed our stdin).
@@ -163,7 +167,11 @@ impl Backend {
                 self.refresh_clients().await;
             }
             let ms = self.core.settings().refresh_ms();
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            // Sleep until the next tick, or until a document opens and wants values now.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = self.core.refresh_now.notified() => {}
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use eetf::{
-    Atom, BigInteger, BitBinary, Binary, ByteList, ExternalFun, Float, ImproperList, List, Map, Pid,
-    Port, Reference, Tuple,
+    Atom, BigInteger, Binary, BitBinary, ByteList, ExternalFun, Float, ImproperList, List, Map,
+    Pid, Port, Reference, Tuple,
 };
 use proptest::prelude::*;
 
@@ -24,7 +24,9 @@ fn tuple(v: Vec<Term>) -> Term {
     Term::from(Tuple::from(v))
 }
 fn map(v: Vec<(Term, Term)>) -> Term {
-    Term::from(Map::from(v.into_iter().collect::<std::collections::HashMap<_, _>>()))
+    Term::from(Map::from(
+        v.into_iter().collect::<std::collections::HashMap<_, _>>(),
+    ))
 }
 fn float(v: f64) -> Term {
     Term::Float(Float { value: v })
@@ -62,6 +64,8 @@ fn atoms() {
         ("#{x}", ":\"\\#{x}\""),
         ("a\u{1}", ":\"a\\x01\""),
         ("é", ":\"é\""),
+        ("x\u{202E}", ":\"x\\u{202E}\""),
+        ("x\u{11A87}", ":\"x\\u{11A87}\""),
         ("", ":\"\""),
     ];
     for (name, want) in cases {
@@ -93,7 +97,10 @@ fn binaries() {
 fn charlists() {
     assert_eq!(show(&Term::from(ByteList::from("abc"))), "'abc'");
     assert_eq!(show(&list(vec![i(104), i(105)])), "'hi'");
-    assert_eq!(show(&Term::from(ByteList::from("it's #{x}\n"))), r"'it\'s \#{x}\n'");
+    assert_eq!(
+        show(&Term::from(ByteList::from("it's #{x}\n"))),
+        r"'it\'s \#{x}\n'"
+    );
     assert_eq!(show(&Term::from(ByteList::from(vec![1, 2]))), "[1, 2]");
     assert_eq!(show(&list(vec![i(955)])), "[955]");
     assert_eq!(show(&list(vec![])), "[]");
@@ -101,11 +108,23 @@ fn charlists() {
 
 #[test]
 fn lists_and_tuples() {
-    assert_eq!(show(&list(vec![i(1), atom("a"), bin("b")])), "[1, :a, \"b\"]");
-    assert_eq!(show(&Term::from(ImproperList::from((vec![i(1)], i(2))))), "[1 | 2]");
-    let kw = list(vec![tuple(vec![atom("a"), i(1)]), tuple(vec![atom("b"), i(2)])]);
+    assert_eq!(
+        show(&list(vec![i(1), atom("a"), bin("b")])),
+        "[1, :a, \"b\"]"
+    );
+    assert_eq!(
+        show(&Term::from(ImproperList::from((vec![i(1)], i(2))))),
+        "[1 | 2]"
+    );
+    let kw = list(vec![
+        tuple(vec![atom("a"), i(1)]),
+        tuple(vec![atom("b"), i(2)]),
+    ]);
     assert_eq!(show(&kw), "[a: 1, b: 2]");
-    let kw = list(vec![tuple(vec![atom("foo bar"), i(1)]), tuple(vec![atom("nil"), i(2)])]);
+    let kw = list(vec![
+        tuple(vec![atom("foo bar"), i(1)]),
+        tuple(vec![atom("nil"), i(2)]),
+    ]);
     assert_eq!(show(&kw), "[\"foo bar\": 1, nil: 2]");
     let aliased = list(vec![tuple(vec![atom("Elixir.Foo"), i(1)])]);
     assert_eq!(show(&aliased), "[{Foo, 1}]");
@@ -118,9 +137,18 @@ fn lists_and_tuples() {
 #[test]
 fn maps_and_structs() {
     assert_eq!(show(&map(vec![])), "%{}");
-    let m = map(vec![(atom("b"), i(2)), (atom("a"), i(1)), (atom("c d"), i(3))]);
+    let m = map(vec![
+        (atom("b"), i(2)),
+        (atom("a"), i(1)),
+        (atom("c d"), i(3)),
+    ]);
     assert_eq!(show(&m), "%{a: 1, b: 2, \"c d\": 3}");
-    let m = map(vec![(bin("k"), i(2)), (atom("a"), i(1)), (i(3), i(3)), (float(0.5), i(4))]);
+    let m = map(vec![
+        (bin("k"), i(2)),
+        (atom("a"), i(1)),
+        (i(3), i(3)),
+        (float(0.5), i(4)),
+    ]);
     assert_eq!(show(&m), "%{3 => 3, 0.5 => 4, :a => 1, \"k\" => 2}");
     let m = map(vec![(atom("Elixir.Foo"), i(1)), (atom("a"), i(2))]);
     assert_eq!(show(&m), "%{Foo => 1, :a => 2}");
@@ -130,6 +158,9 @@ fn maps_and_structs() {
         (atom("age"), i(3)),
     ]);
     assert_eq!(show(&s), "%KV.User{age: 3, name: \"x\"}");
+    let pid = |n| Term::from(Pid::new("n@h", n, 0, 1));
+    let by_pid = map(vec![(pid(10), i(1)), (pid(9), i(2))]);
+    assert_eq!(show(&by_pid), "%{#PID<0.9.0> => 2, #PID<0.10.0> => 1}");
     let not_struct = map(vec![(atom("__struct__"), atom("foo"))]);
     assert_eq!(show(&not_struct), "%{__struct__: :foo}");
 }
@@ -137,7 +168,10 @@ fn maps_and_structs() {
 #[test]
 fn numbers() {
     assert_eq!(show(&i(-42)), "-42");
-    assert_eq!(show(&Term::from(BigInteger::from(u64::MAX))), "18446744073709551615");
+    assert_eq!(
+        show(&Term::from(BigInteger::from(u64::MAX))),
+        "18446744073709551615"
+    );
     let big = Term::decode(&[131, 110, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1][..]).unwrap();
     assert_eq!(show(&big), "-18446744073709551616");
     let floats = [
@@ -163,7 +197,10 @@ fn numbers() {
 
 #[test]
 fn opaque_terms() {
-    assert_eq!(show(&Term::from(Pid::new("n@h", 123, 0, 1))), "#PID<0.123.0>");
+    assert_eq!(
+        show(&Term::from(Pid::new("n@h", 123, 0, 1))),
+        "#PID<0.123.0>"
+    );
     assert_eq!(show(&Term::from(Port::from(("n@h", 5)))), "#Port<0.5>");
     let r = Term::from(Reference::from(("n@h", vec![3, 2, 1])));
     assert_eq!(show(&r), "#Reference<0.1.2.3>");
@@ -189,16 +226,30 @@ fn limits() {
     let nested = list(vec![i(1), list(vec![i(2), tuple(vec![i(3)])])]);
     assert_eq!(limited(&nested, |l| l.max_depth = 1), "[1, […]]");
     assert_eq!(limited(&nested, |l| l.max_depth = 2), "[1, [2, {…}]]");
-    let s = map(vec![(atom("__struct__"), atom("Elixir.A")), (atom("a"), i(1))]);
+    let s = map(vec![
+        (atom("__struct__"), atom("Elixir.A")),
+        (atom("a"), i(1)),
+    ]);
     assert_eq!(limited(&tuple(vec![s]), |l| l.max_depth = 1), "{%A{…}}");
     let long: Vec<Term> = (1..=10).map(i).collect();
-    assert_eq!(limited(&list(long.clone()), |l| l.max_items = 3), "[1, 2, 3, …]");
+    assert_eq!(
+        limited(&list(long.clone()), |l| l.max_items = 3),
+        "[1, 2, 3, …]"
+    );
     assert_eq!(limited(&tuple(long), |l| l.max_items = 3), "{1, 2, 3, …}");
     let m = map((0..5).map(|n| (i(n), i(n))).collect());
     assert_eq!(limited(&m, |l| l.max_items = 2), "%{0 => 0, 1 => 1, …}");
     assert_eq!(limited(&bin("abcdef"), |l| l.max_binary = 3), "\"abc…\"");
     assert_eq!(limited(&bin("aé"), |l| l.max_binary = 2), "\"a…\"");
-    assert_eq!(limited(&bytes(&[1, 2, 3]), |l| l.max_items = 2), "<<1, 2, …>>");
+    assert_eq!(
+        limited(&bytes(&[1, 2, 3]), |l| l.max_items = 2),
+        "<<1, 2, …>>"
+    );
+    let long = Term::from(ByteList::from(vec![b'a'; 60_000]));
+    assert_eq!(show(&long), format!("'{}…'", "a".repeat(200)));
+    let mut odd = vec![b'a'; 60_000];
+    odd[59_999] = 0;
+    assert!(show(&Term::from(ByteList::from(odd))).starts_with("[97, 97,"));
     let abc = Term::from(ByteList::from("abcdef"));
     assert_eq!(limited(&abc, |l| l.max_binary = 2), "'ab…'");
     let out = limited(&list((0..1000).map(i).collect()), |l| {
@@ -214,8 +265,14 @@ fn agent_markers() {
     let m = atom(TRUNC);
     assert_eq!(show(&m), "…");
     assert_eq!(show(&list(vec![i(1), i(2), m.clone()])), "[1, 2, …]");
-    assert_eq!(show(&Term::from(ImproperList::from((vec![i(1)], m.clone())))), "[1, …]");
-    assert_eq!(show(&map(vec![(atom("a"), i(1)), (m.clone(), i(0))])), "%{a: 1, …}");
+    assert_eq!(
+        show(&Term::from(ImproperList::from((vec![i(1)], m.clone())))),
+        "[1, …]"
+    );
+    assert_eq!(
+        show(&map(vec![(atom("a"), i(1)), (m.clone(), i(0))])),
+        "%{a: 1, …}"
+    );
     let kw = list(vec![tuple(vec![atom("a"), i(1)]), m.clone()]);
     assert_eq!(show(&kw), "[a: 1, …]");
     assert_eq!(show(&list(vec![i(104), i(105), m.clone()])), "'hi…'");
@@ -236,9 +293,30 @@ fn pretty_layout() {
         (atom("a"), tuple(vec![atom("ok"), bin(&"x".repeat(70))])),
         (atom("b"), map(vec![(atom("c"), i(1))])),
     ]);
-    let want = format!("%{{\n  a: {{:ok,\n      \"{}\"}},\n  b: %{{c: 1}}\n}}", "x".repeat(70));
+    let want = format!(
+        "%{{\n  a: {{:ok,\n      \"{}\"}},\n  b: %{{c: 1}}\n}}",
+        "x".repeat(70)
+    );
     assert_eq!(show(&m), want);
-    let rows = list((0..4).map(|n| tuple(vec![atom("row"), bin(&"y".repeat(20)), i(n)])).collect());
+    let state = map(vec![
+        (atom("__struct__"), atom("Elixir.MyApp.State")),
+        (atom("count"), i(3)),
+        (atom("items"), list((1..=30).map(i).collect())),
+        (atom("name"), bin("a fairly long worker name that goes on")),
+    ]);
+    let want = "{:ok,\n \
+                %MyApp.State{\n   \
+                count: 3,\n   \
+                items: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,\n           \
+                20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30],\n   \
+                name: \"a fairly long worker name that goes on\"\n \
+                }}";
+    assert_eq!(show(&tuple(vec![atom("ok"), state])), want);
+    let rows = list(
+        (0..4)
+            .map(|n| tuple(vec![atom("row"), bin(&"y".repeat(20)), i(n)]))
+            .collect(),
+    );
     let out = show(&rows);
     assert!(out.starts_with("[\n  {:row, \"yyyy"), "{out}");
     assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
@@ -254,7 +332,12 @@ fn compact() {
     assert!(!out.contains('\n') && out.ends_with('…'), "{out}");
     assert_eq!(to_elixir_compact(&long, 0), "");
     assert_eq!(to_elixir_compact(&long, 1), "…");
-    assert_eq!(to_elixir_compact(&bin(&"z".repeat(100)), 40).chars().count(), 33);
+    assert_eq!(
+        to_elixir_compact(&bin(&"z".repeat(100)), 40)
+            .chars()
+            .count(),
+        33
+    );
 }
 
 fn any_term() -> impl Strategy<Value = Term> {
@@ -279,7 +362,11 @@ fn any_term() -> impl Strategy<Value = Term> {
             (prop::collection::vec(inner.clone(), 0..4), inner.clone())
                 .prop_map(|(e, t)| Term::from(ImproperList::from((e, t)))),
             prop::collection::vec((inner.clone(), inner.clone()), 0..6).prop_map(map),
-            (inner.clone(), any::<u32>()).prop_map(|(p, n)| tuple(vec![atom(TRUNC_BIN), p, i(n as i32)])),
+            (inner.clone(), any::<u32>()).prop_map(|(p, n)| tuple(vec![
+                atom(TRUNC_BIN),
+                p,
+                i(n as i32)
+            ])),
             (".{0,4}", inner).prop_map(|(k, v)| list(vec![tuple(vec![atom(&k), v])])),
         ]
     })

@@ -1,0 +1,188 @@
+//! End-to-end: the real `orrery lsp` binary over stdio against real nodes.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::lsp::LspClient;
+use support::{pid_alive, TestNode};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn attached(s: &Value) -> bool {
+    s["attached"] == json!(true)
+}
+
+fn hover_text(c: &mut LspClient, uri: &str, line: u32, character: u32) -> String {
+    let r = c.call(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
+    );
+    r["contents"]["value"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn attach_symbols_definition_and_live_hover() {
+    let node = TestNode::start("kv");
+    let root = node.dir.clone();
+    let mut c = LspClient::start(&[]);
+    let init = c.initialize(&root, json!({"node": node.node, "cookie": node.cookie, "refreshMs": 100}));
+    assert_eq!(init["capabilities"]["hoverProvider"], json!(true));
+    assert_eq!(init["capabilities"]["textDocumentSync"]["change"], json!(2));
+    let status = c.wait_status(LONG, "attach", attached);
+    assert_eq!(status["mode"], "attach");
+    assert_eq!(status["nodes"][0]["name"], json!(node.node));
+    assert_eq!(status["nodes"][0]["agent"], json!(true));
+    assert!(status["nodes"][0]["otp"].as_str().unwrap().parse::<u32>().unwrap() >= 25);
+    assert!(status["nodes"][0]["elixir"].as_str().unwrap().starts_with("1."));
+    // Progress was reported for indexing and attaching, and the cookie is nowhere.
+    let seen = serde_json::to_string(&c.seen).unwrap();
+    assert!(seen.contains("$/progress"), "no progress: {seen}");
+    assert!(!seen.contains(&node.cookie), "cookie leaked to the client");
+
+    // Symbols.
+    let calc = root.join("lib/kv/calc.ex");
+    let calc_uri = c.open(&calc);
+    let syms = c.call("textDocument/documentSymbol", json!({"textDocument": {"uri": calc_uri}}));
+    let names: Vec<String> = syms.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, vec!["KV.Calc", "KV.Calc.Helpers"]);
+    let funs: Vec<&str> = syms[0]["children"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(funs.contains(&"add/2") && funs.contains(&"classify/1"), "{funs:?}");
+    let ws = c.call("workspace/symbol", json!({"query": "twice"}));
+    assert_eq!(ws[0]["name"], "KV.Calc.Helpers.twice/1", "{ws}");
+
+    // Definition through `alias KV.Calc` and `alias KV.Bucket, as: B`.
+    let client = root.join("lib/kv/client.ex");
+    let client_uri = c.open(&client);
+    let src = std::fs::read_to_string(&client).unwrap();
+    let (line, col) = src
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("Calc.add").map(|c| (i as u32, c as u32 + 6)))
+        .unwrap();
+    let def = c.call(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": client_uri}, "position": {"line": line, "character": col}}),
+    );
+    assert!(def["uri"].as_str().unwrap().ends_with("lib/kv/calc.ex"), "{def}");
+    assert_eq!(def["range"]["start"]["line"], 3);
+    let (line, col) = src
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("B.get").map(|c| (i as u32, c as u32)))
+        .unwrap();
+    let def = c.call(
+        "textDocument/definition",
+        json!({"textDocument": {"uri": client_uri}, "position": {"line": line, "character": col}}),
+    );
+    assert!(def["uri"].as_str().unwrap().ends_with("lib/kv/bucket.ex"), "{def}");
+
+    // Live hover on the GenServer module: its state now, and after a call changes it.
+    let bucket = root.join("lib/kv/bucket.ex");
+    let bucket_uri = c.open(&bucket);
+    let text = support::wait_until(LONG, "hover with state", || {
+        let t = hover_text(&mut c, &bucket_uri, 0, 15);
+        t.contains("%{}").then_some(t)
+    });
+    assert!(text.contains("KV.Bucket"), "{text}");
+    assert!(text.contains("1 process"), "{text}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, LONG).await.unwrap();
+        let t = orrery::beam::term::binary("hello");
+        conn.rpc("Elixir.KV.Bucket", "put", vec![orrery::beam::term::atom("greeting"), t], LONG).await.unwrap();
+        conn.close();
+    });
+    let text = support::wait_until(LONG, "hover with the new state", || {
+        let t = hover_text(&mut c, &bucket_uri, 0, 15);
+        t.contains("%{greeting: \"hello\"}").then_some(t)
+    });
+    assert!(text.contains("```elixir"), "{text}");
+
+    // Inlay hints and code lenses carry the figures (after the next refresh).
+    let labels = support::wait_until(LONG, "inlay hints", || {
+        let hints = c.call(
+            "textDocument/inlayHint",
+            json!({"textDocument": {"uri": bucket_uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 200, "character": 0}}}),
+        );
+        let labels = hints.to_string();
+        labels.contains("1 proc · %{greeting: \\\"hello\\\"}").then_some(labels)
+    });
+    assert!(labels.contains("2 rows"), "ETS hint missing: {labels}");
+    let lenses = c.call("textDocument/codeLens", json!({"textDocument": {"uri": bucket_uri}}));
+    assert!(lenses.to_string().contains("1 live process"), "{lenses}");
+    assert!(lenses.to_string().contains("Inspect state"), "{lenses}");
+
+    // Custom views.
+    let st = c.call("orrery/state", json!({"target": "KV.Bucket"}));
+    assert_eq!(st["processes"][0]["state"], "%{greeting: \"hello\"}");
+    let ets = c.call("orrery/ets", json!({"tables": [":kv_table"]}));
+    assert_eq!(ets["tables"][0]["size"], 2, "{ets}");
+    let procs = c.call("orrery/processes", json!({"sort": "memory", "limit": 5}));
+    assert_eq!(procs["nodes"][0]["items"].as_array().unwrap().len(), 5);
+    let tree = c.call("orrery/supervisionTree", Value::Null);
+    assert!(tree.to_string().contains("KV.Supervisor"), "{tree}");
+
+    // Malformed input gets an error and the server keeps serving.
+    c.send_raw("{not json");
+    let bad = c.request("orrery/state", json!({"target": "#PID<garbage>"}), LONG);
+    assert!(bad["error"]["message"].as_str().unwrap().contains("not a pid"), "{bad}");
+    let s = c.call("orrery/status", Value::Null);
+    assert!(attached(&s));
+
+    assert!(c.shutdown().success());
+}
+
+#[test]
+fn embedded_default_starts_and_stops_the_app() {
+    let root = support::fixture("kv");
+    let mut c = LspClient::start(&[]);
+    c.initialize(&root, json!({}));
+    let status = c.wait_status(LONG, "managed attach", attached);
+    assert_eq!(status["mode"], "managed");
+    let name = status["nodes"][0]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("kv_orrery_"), "{name}");
+    let pid = status["managedPid"].as_u64().unwrap() as u32;
+    assert!(pid_alive(pid));
+    // The app's output reaches window/logMessage.
+    assert!(c.shutdown().success());
+    assert!(!pid_alive(pid), "managed node {pid} still running after shutdown");
+    let names = std::process::Command::new("epmd").arg("-names").output().unwrap();
+    let names = String::from_utf8_lossy(&names.stdout);
+    assert!(!names.contains(name.split('@').next().unwrap()), "{names}");
+}
+
+#[test]
+fn managed_node_dies_with_the_editor() {
+    let root = support::fixture("kv");
+    let mut c = LspClient::start(&[]);
+    c.initialize(&root, json!({}));
+    let status = c.wait_status(LONG, "managed attach", attached);
+    let pid = status["managedPid"].as_u64().unwrap() as u32;
+    // The editor (and with it Orrery) is killed without any goodbye.
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGKILL);
+    }
+    support::wait_until(LONG, "managed node to halt", || (!pid_alive(pid)).then_some(()));
+}
+
+#[test]
+fn broken_project_reports_the_compiler_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mix.exs"),
+        "defmodule Broken.MixProject do\n  use Mix.Project\n  def project, do: [app: :broken, version: \"0.1.0\"]\nend\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("lib/broken.ex"), "defmodule Broken do\n  def f(, do: 1\nend\n").unwrap();
+    let mut c = LspClient::start(&[]);
+    c.initialize(dir.path(), json!({}));
+    let msg = c.wait_seen(LONG, "showMessage", |v| v["method"] == "window/showMessage");
+    let text = msg["params"]["message"].as_str().unwrap();
+    assert!(text.contains("does not compile"), "{text}");
+    assert!(text.contains("broken.ex"), "{text}");
+    let s = c.call("orrery/status", Value::Null);
+    assert_eq!(s["attached"], json!(false));
+    assert!(c.shutdown().success());
+}
