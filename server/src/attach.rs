@@ -140,19 +140,22 @@ impl Session {
 
     /// The attached nodes (primary first), empty while detached.
     pub fn nodes(&self) -> Vec<AttachedNode> {
-        self.shared.nodes.lock().map(|n| n.clone()).unwrap_or_default()
+        self.shared
+            .nodes
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
     }
 
     /// The primary node's connection, or why there is none.
     pub fn primary(&self) -> Result<Connection, BeamError> {
-        self.nodes()
-            .first()
-            .map(|n| n.conn.clone())
-            .ok_or_else(|| BeamError::Detached(match self.status() {
+        self.nodes().first().map(|n| n.conn.clone()).ok_or_else(|| {
+            BeamError::Detached(match self.status() {
                 Status::Detached { reason } => Some(reason),
                 Status::Attaching => Some("attaching".into()),
                 Status::Attached => None,
-            }))
+            })
+        })
     }
 
     /// Wait until the first attach attempt settles: attached, or detached with a reason.
@@ -199,7 +202,8 @@ impl Session {
     /// Stop re-attaching, remove the agent from every node, and close the connections.
     pub async fn detach(&self) {
         let _ = self.shared.stop.send(true);
-        let nodes = std::mem::take(&mut *self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+        let nodes =
+            std::mem::take(&mut *self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()));
         for n in nodes {
             if !n.agent.shared {
                 if let Err(e) = agent::unload(&n.conn, &n.agent).await {
@@ -208,9 +212,12 @@ impl Session {
             }
             n.conn.close();
         }
-        set_status(&self.shared, Status::Detached {
-            reason: "detached".into(),
-        });
+        set_status(
+            &self.shared,
+            Status::Detached {
+                reason: "detached".into(),
+            },
+        );
     }
 }
 
@@ -281,14 +288,21 @@ async fn supervise(shared: Arc<Shared>) {
                     n.clear();
                 }
                 tracing::warn!("{reason}; re-attaching when it is back");
-                set_status(&shared, Status::Detached {
-                    reason: reason.clone(),
-                });
+                set_status(
+                    &shared,
+                    Status::Detached {
+                        reason: reason.clone(),
+                    },
+                );
                 let _ = shared.events.send(Event::Detached(reason));
             }
             Err(e) => {
                 let reason = e.to_string();
-                if shared.status.borrow().clone() != (Status::Detached { reason: reason.clone() }) {
+                if shared.status.borrow().clone()
+                    != (Status::Detached {
+                        reason: reason.clone(),
+                    })
+                {
                     tracing::warn!("attach to {} failed: {reason}", shared.node);
                     let _ = shared.events.send(Event::Detached(reason.clone()));
                 }
@@ -314,11 +328,20 @@ pub fn node_json(info: &NodeInfo) -> serde_json::Value {
 }
 
 /// Query the agent on every attached node with one batched request each.
-pub async fn query_all(session: &Session, request: Term, timeout: Duration) -> Vec<(NodeInfo, Result<Term, BeamError>)> {
+pub async fn query_all(
+    session: &Session,
+    request: Term,
+    timeout: Duration,
+) -> Vec<(NodeInfo, Result<Term, BeamError>)> {
     let nodes = session.nodes();
     let futs = nodes.iter().map(|n| {
         let req = request.clone();
-        async move { (n.info.clone(), agent::call(&n.conn, "query", vec![req], timeout).await) }
+        async move {
+            (
+                n.info.clone(),
+                agent::call(&n.conn, "query", vec![req], timeout).await,
+            )
+        }
     });
     futures::future::join_all(futs).await
 }

@@ -50,7 +50,15 @@ impl Settings {
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
-        take!(node, cookie, cookie_file, allow_writes, refresh_ms, attach_peers, inlay_hints);
+        take!(
+            node,
+            cookie,
+            cookie_file,
+            allow_writes,
+            refresh_ms,
+            attach_peers,
+            inlay_hints
+        );
         self
     }
 
@@ -107,7 +115,10 @@ impl Settings {
             Some(p) => p.clone(),
             None => home_dir()
                 .map(|h| h.join(".erlang.cookie"))
-                .ok_or_else(|| "no cookie configured and no home directory: set `cookie` or `cookieFile`".to_string())?,
+                .ok_or_else(|| {
+                    "no cookie configured and no home directory: set `cookie` or `cookieFile`"
+                        .to_string()
+                })?,
         };
         std::fs::read_to_string(&path)
             .map(|s| s.trim().to_string())
@@ -183,7 +194,10 @@ mod tests {
 
     #[test]
     fn json_and_defaults() {
-        let s = Settings::from_json(&serde_json::json!({"orrery": {"node": "kv@localhost", "refreshMs": 50}})).unwrap();
+        let s = Settings::from_json(
+            &serde_json::json!({"orrery": {"node": "kv@localhost", "refreshMs": 50}}),
+        )
+        .unwrap();
         assert_eq!(s.node.as_deref(), Some("kv@localhost"));
         assert_eq!(s.refresh_ms(), 100);
         assert!(s.allow_writes());

@@ -130,7 +130,10 @@ impl Core {
         if let Ok(mut s) = self.session.write() {
             *s = Some(session.clone());
         }
-        match session.wait_settled(std::time::Duration::from_secs(20)).await {
+        match session
+            .wait_settled(std::time::Duration::from_secs(20))
+            .await
+        {
             Status::Attached => {
                 self.set_error(None);
                 Ok(node)
@@ -162,10 +165,22 @@ impl Core {
         let (attached, state, nodes) = match &session {
             Some(s) => {
                 let st = s.status();
-                let nodes: Vec<_> = s.nodes().iter().map(|n| attach::node_json(&n.info)).collect();
-                (st == Status::Attached, serde_json::to_value(&st).unwrap_or_default(), nodes)
+                let nodes: Vec<_> = s
+                    .nodes()
+                    .iter()
+                    .map(|n| attach::node_json(&n.info))
+                    .collect();
+                (
+                    st == Status::Attached,
+                    serde_json::to_value(&st).unwrap_or_default(),
+                    nodes,
+                )
             }
-            None => (false, serde_json::json!({"state": "detached", "reason": self.last_error.lock().ok().and_then(|e| e.clone()).unwrap_or_else(|| "not started".into())}), vec![]),
+            None => (
+                false,
+                serde_json::json!({"state": "detached", "reason": self.last_error.lock().ok().and_then(|e| e.clone()).unwrap_or_else(|| "not started".into())}),
+                vec![],
+            ),
         };
         let reason = state.get("reason").cloned();
         let managed = self.managed.lock().await;
@@ -196,8 +211,12 @@ impl Core {
 
     pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {
         let text = {
-            let Ok(mut docs) = self.docs.write() else { return };
-            let Some(doc) = docs.get_mut(path) else { return };
+            let Ok(mut docs) = self.docs.write() else {
+                return;
+            };
+            let Some(doc) = docs.get_mut(path) else {
+                return;
+            };
             for (range, text) in changes {
                 doc.apply(range, &text, version);
             }
@@ -238,7 +257,9 @@ impl Core {
                     for m in &f.modules {
                         interest.modules.insert(m.name.clone());
                         for (t, _) in &m.ets_tables {
-                            interest.tables.insert(format!(":{}", t.trim_start_matches(':')));
+                            interest
+                                .tables
+                                .insert(format!(":{}", t.trim_start_matches(':')));
                         }
                     }
                 }
@@ -249,7 +270,9 @@ impl Core {
 
     /// Refresh live values; true when something changed.
     pub async fn refresh_live(&self) -> bool {
-        let Some(session) = self.session() else { return false };
+        let Some(session) = self.session() else {
+            return false;
+        };
         if session.status() != Status::Attached {
             return false;
         }

@@ -12,13 +12,34 @@ use std::time::Duration;
 /// The example app, embedded so `orrery demo` works from anywhere.
 const EXAMPLE: &[(&str, &str)] = &[
     ("mix.exs", include_str!("../../examples/orbit/mix.exs")),
-    ("lib/orbit/application.ex", include_str!("../../examples/orbit/lib/orbit/application.ex")),
-    ("lib/orbit/cache.ex", include_str!("../../examples/orbit/lib/orbit/cache.ex")),
-    ("lib/orbit/counter.ex", include_str!("../../examples/orbit/lib/orbit/counter.ex")),
-    ("lib/orbit/greeter.ex", include_str!("../../examples/orbit/lib/orbit/greeter.ex")),
-    ("lib/orbit/math.ex", include_str!("../../examples/orbit/lib/orbit/math.ex")),
-    ("lib/orbit/worker.ex", include_str!("../../examples/orbit/lib/orbit/worker.ex")),
-    ("lib/orbit/worker_supervisor.ex", include_str!("../../examples/orbit/lib/orbit/worker_supervisor.ex")),
+    (
+        "lib/orbit/application.ex",
+        include_str!("../../examples/orbit/lib/orbit/application.ex"),
+    ),
+    (
+        "lib/orbit/cache.ex",
+        include_str!("../../examples/orbit/lib/orbit/cache.ex"),
+    ),
+    (
+        "lib/orbit/counter.ex",
+        include_str!("../../examples/orbit/lib/orbit/counter.ex"),
+    ),
+    (
+        "lib/orbit/greeter.ex",
+        include_str!("../../examples/orbit/lib/orbit/greeter.ex"),
+    ),
+    (
+        "lib/orbit/math.ex",
+        include_str!("../../examples/orbit/lib/orbit/math.ex"),
+    ),
+    (
+        "lib/orbit/worker.ex",
+        include_str!("../../examples/orbit/lib/orbit/worker.ex"),
+    ),
+    (
+        "lib/orbit/worker_supervisor.ex",
+        include_str!("../../examples/orbit/lib/orbit/worker_supervisor.ex"),
+    ),
 ];
 
 fn heading(s: &str) {
@@ -26,7 +47,9 @@ fn heading(s: &str) {
 }
 
 /// Find examples/orbit in the repository, or unpack the embedded copy.
-fn example_project(explicit: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile_dir::TempDir>)> {
+fn example_project(
+    explicit: Option<PathBuf>,
+) -> anyhow::Result<(PathBuf, Option<tempfile_dir::TempDir>)> {
     if let Some(p) = explicit {
         if !p.join("mix.exs").is_file() {
             bail!("{} has no mix.exs", p.display());
@@ -136,7 +159,9 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
     // Wait until the app's tree is up (the node registers before the app has started).
     let mut tree = serde_json::Value::Null;
     for _ in 0..100 {
-        tree = views::supervision_tree(session).await.map_err(anyhow::Error::msg)?;
+        tree = views::supervision_tree(session)
+            .await
+            .map_err(anyhow::Error::msg)?;
         if tree.to_string().contains("Orbit.Supervisor") {
             break;
         }
@@ -166,7 +191,9 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
     live.refresh(session, &interest, true).await;
     let snap = live.snapshot();
 
-    heading(&format!("Hover on `defmodule Orbit.Counter` ({files} files indexed)"));
+    heading(&format!(
+        "Hover on `defmodule Orbit.Counter` ({files} files indexed)"
+    ));
     match render::module_hover("Orbit.Counter", &snap) {
         Some(h) => println!("{h}"),
         None => bail!("no live data for Orbit.Counter"),
@@ -177,7 +204,11 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
         for m in &f.modules {
             if let Some(h) = render::module_hint(&snap, &m.name) {
                 let line = m.line_of_use.unwrap_or(m.name_range.start.line);
-                println!("counter.ex:{:<3} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&counter_path, line));
+                println!(
+                    "counter.ex:{:<3} {}  \x1b[2m‹{h}›\x1b[0m",
+                    line + 1,
+                    line_of(&counter_path, line)
+                );
             }
         }
     }
@@ -187,7 +218,11 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
                 let fa = format!("{}/{}", func.name, func.arity);
                 if let Some(h) = render::function_hint(&snap, &m.name, &fa) {
                     let line = func.head_end.line;
-                    println!("math.ex:{:<6} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&root.join("lib/orbit/math.ex"), line));
+                    println!(
+                        "math.ex:{:<6} {}  \x1b[2m‹{h}›\x1b[0m",
+                        line + 1,
+                        line_of(&root.join("lib/orbit/math.ex"), line)
+                    );
                 }
             }
         }
@@ -195,9 +230,19 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
     if let Some(h) = render::table_hint(&snap, ":orbit_cache") {
         let line = idx
             .file(&cache_path)
-            .and_then(|f| f.modules.iter().flat_map(|m| m.ets_tables.iter()).next().map(|(_, r)| r.end.line))
+            .and_then(|f| {
+                f.modules
+                    .iter()
+                    .flat_map(|m| m.ets_tables.iter())
+                    .next()
+                    .map(|(_, r)| r.end.line)
+            })
             .unwrap_or(0);
-        println!("cache.ex:{:<5} {}  \x1b[2m‹{h}›\x1b[0m", line + 1, line_of(&cache_path, line));
+        println!(
+            "cache.ex:{:<5} {}  \x1b[2m‹{h}›\x1b[0m",
+            line + 1,
+            line_of(&cache_path, line)
+        );
     }
 
     heading("Code lens above `defmodule Orbit.Counter`");

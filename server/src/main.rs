@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "orrery", version, about = "Language server and debug adapter for Elixir that attaches to the running BEAM node")]
+#[command(
+    name = "orrery",
+    version,
+    about = "Language server and debug adapter for Elixir that attaches to the running BEAM node"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,7 +53,10 @@ fn init_tracing() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("orrery: cannot start the async runtime: {e}");
@@ -93,22 +100,36 @@ async fn status(node: &str, cookie: Option<String>, json: bool) -> anyhow::Resul
     }
     let nodes = session.nodes();
     if json {
-        let v: Vec<_> = nodes.iter().map(|n| serde_json::to_value(&n.info).unwrap_or_default()).collect();
+        let v: Vec<_> = nodes
+            .iter()
+            .map(|n| serde_json::to_value(&n.info).unwrap_or_default())
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for n in &nodes {
             let i = &n.info;
             println!("node:        {}", i.name);
             println!("otp:         {}", i.otp);
-            println!("elixir:      {}", i.elixir.as_deref().unwrap_or("(not running)"));
+            println!(
+                "elixir:      {}",
+                i.elixir.as_deref().unwrap_or("(not running)")
+            );
             println!("processes:   {}", i.process_count);
             println!(
                 "apps:        {}",
-                i.apps.iter().map(|(a, v)| format!("{a} {v}")).collect::<Vec<_>>().join(", ")
+                i.apps
+                    .iter()
+                    .map(|(a, v)| format!("{a} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             println!(
                 "cluster:     {}",
-                if i.nodes.is_empty() { "(no peers)".to_string() } else { i.nodes.join(", ") }
+                if i.nodes.is_empty() {
+                    "(no peers)".to_string()
+                } else {
+                    i.nodes.join(", ")
+                }
             );
             println!();
         }

@@ -45,7 +45,9 @@ pub fn find_mix_root(start: &Path) -> Option<PathBuf> {
         if d.join("mix.exs").is_file() {
             found = Some(d.to_path_buf());
             // An umbrella root has `apps_path`; keep looking upward only from an app.
-            if !d.parent().is_some_and(|p| p.join("mix.exs").is_file() || p.file_name().is_some_and(|n| n == "apps")) {
+            if !d.parent().is_some_and(|p| {
+                p.join("mix.exs").is_file() || p.file_name().is_some_and(|n| n == "apps")
+            }) {
                 break;
             }
         }
@@ -67,7 +69,12 @@ pub fn app_name(root: &Path) -> String {
     });
     from_src.unwrap_or_else(|| {
         root.file_name()
-            .map(|n| n.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect()
+            })
             .unwrap_or_else(|| "app".into())
     })
 }
@@ -76,7 +83,9 @@ fn random_token(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..len)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn push_tail(tail: &Mutex<VecDeque<String>>, line: &str) {
@@ -91,7 +100,10 @@ fn push_tail(tail: &Mutex<VecDeque<String>>, line: &str) {
 impl ManagedNode {
     /// Compile the project, then start it as a node and wait until EPMD knows it.
     /// Output lines (compiler and node) go to `output`.
-    pub async fn start(root: &Path, output: mpsc::UnboundedSender<String>) -> Result<ManagedNode, String> {
+    pub async fn start(
+        root: &Path,
+        output: mpsc::UnboundedSender<String>,
+    ) -> Result<ManagedNode, String> {
         let root = root.to_path_buf();
         let app = app_name(&root);
         let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
@@ -104,7 +116,12 @@ impl ManagedNode {
             .stdin(Stdio::null())
             .output()
             .await
-            .map_err(|e| format!("could not run `mix compile` in {}: {e} (is Elixir installed?)", root.display()))?;
+            .map_err(|e| {
+                format!(
+                    "could not run `mix compile` in {}: {e} (is Elixir installed?)",
+                    root.display()
+                )
+            })?;
         let mut text = String::from_utf8_lossy(&compiled.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&compiled.stderr));
         for line in text.lines() {
@@ -122,21 +139,41 @@ impl ManagedNode {
         let node = format!("{short}@{host}");
         let cookie = random_token(20);
         let mut cmd = Command::new("elixir");
-        cmd.args(["--sname", &short, "--cookie", &cookie, "-e", WATCHDOG, "-S", "mix", "run", "--no-halt"])
-            .current_dir(&root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        cmd.args([
+            "--sname",
+            &short,
+            "--cookie",
+            &cookie,
+            "-e",
+            WATCHDOG,
+            "-S",
+            "mix",
+            "run",
+            "--no-halt",
+        ])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         #[cfg(unix)]
         cmd.process_group(0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("could not start `elixir` in {}: {e} (is Elixir installed?)", root.display()))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "could not start `elixir` in {}: {e} (is Elixir installed?)",
+                root.display()
+            )
+        })?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()
@@ -166,7 +203,9 @@ impl ManagedNode {
                 if let Ok(Some(status)) = child.try_wait() {
                     let tail = managed.output_tail();
                     managed.child = None;
-                    return Err(format!("the app node exited during start ({status}):\n{tail}"));
+                    return Err(format!(
+                        "the app node exited during start ({status}):\n{tail}"
+                    ));
                 }
             }
             if epmd::port_of(&short, &host).await.is_ok() {
@@ -207,7 +246,10 @@ impl ManagedNode {
                         libc::killpg(pid as i32, libc::SIGTERM);
                     }
                 }
-                if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(3), child.wait())
+                    .await
+                    .is_err()
+                {
                     let _ = child.kill().await;
                 }
             }

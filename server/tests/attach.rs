@@ -3,8 +3,8 @@
 mod support;
 
 use orrery::attach::{Session, Status};
-use orrery::beam::{BeamError, Connection};
 use orrery::beam::term;
+use orrery::beam::{BeamError, Connection};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::{wait_for, TestNode};
@@ -12,9 +12,14 @@ use support::{wait_for, TestNode};
 const T: Duration = Duration::from_secs(20);
 
 async fn loaded_and_registered(node: &TestNode) -> (BTreeSet<String>, BTreeSet<String>) {
-    let c = Connection::connect(&node.node, &node.cookie, T).await.unwrap();
+    let c = Connection::connect(&node.node, &node.cookie, T)
+        .await
+        .unwrap();
     let atoms = |t: eetf::Term| -> BTreeSet<String> {
-        term::list_ref(&t).iter().filter_map(|a| term::as_atom(a).map(str::to_string)).collect()
+        term::list_ref(&t)
+            .iter()
+            .filter_map(|a| term::as_atom(a).map(str::to_string))
+            .collect()
     };
     let loaded = atoms(c.rpc("erlang", "loaded", vec![], T).await.unwrap());
     let registered = atoms(c.rpc("erlang", "registered", vec![], T).await.unwrap());
@@ -39,19 +44,35 @@ async fn attach_reports_versions_and_rpc_errors_are_clear() {
     let conn = s.primary().unwrap();
     // An RPC into Elixir code: binaries are strings, modules carry Elixir.
     let r = conn
-        .rpc("Elixir.KV.Calc", "add", vec![term::int(2), term::int(40)], T)
+        .rpc(
+            "Elixir.KV.Calc",
+            "add",
+            vec![term::int(2), term::int(40)],
+            T,
+        )
         .await
         .unwrap();
     assert_eq!(term::as_int(&r), Some(42));
-    let r = conn.rpc("Elixir.String", "upcase", vec![term::binary("héllo")], T).await.unwrap();
+    let r = conn
+        .rpc("Elixir.String", "upcase", vec![term::binary("héllo")], T)
+        .await
+        .unwrap();
     assert_eq!(term::as_string(&r).unwrap(), "HÉLLO");
     // An undefined function is a clear error, not a hang or a panic.
-    let e = conn.rpc("Elixir.KV.Calc", "nope", vec![], T).await.unwrap_err();
+    let e = conn
+        .rpc("Elixir.KV.Calc", "nope", vec![], T)
+        .await
+        .unwrap_err();
     assert!(matches!(e, BeamError::Rpc { .. }), "{e:?}");
     assert!(e.to_string().contains("undef"), "{e}");
     // A call that outlives its timeout fails with a timeout, and the connection stays usable.
     let e = conn
-        .rpc("timer", "sleep", vec![term::int(2000)], Duration::from_millis(100))
+        .rpc(
+            "timer",
+            "sleep",
+            vec![term::int(2000)],
+            Duration::from_millis(100),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, BeamError::Timeout { .. }), "{e:?}");
@@ -63,18 +84,37 @@ async fn attach_reports_versions_and_rpc_errors_are_clear() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_cookie_and_unknown_node_say_what_to_do() {
     let node = TestNode::start("kv");
-    let e = Connection::connect(&node.node, "not-the-cookie", T).await.err().unwrap();
-    assert_eq!(e, BeamError::CookieRejected { node: node.node.clone() });
-    assert!(e.to_string().starts_with(&format!("cookie rejected by {}", node.node)));
+    let e = Connection::connect(&node.node, "not-the-cookie", T)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        e,
+        BeamError::CookieRejected {
+            node: node.node.clone()
+        }
+    );
+    assert!(e
+        .to_string()
+        .starts_with(&format!("cookie rejected by {}", node.node)));
     assert!(!e.to_string().contains("not-the-cookie"));
 
     let host = support::hostname();
-    let e = Connection::connect(&format!("nosuchnode@{host}"), "x", T).await.err().unwrap();
+    let e = Connection::connect(&format!("nosuchnode@{host}"), "x", T)
+        .await
+        .err()
+        .unwrap();
     let msg = e.to_string();
-    assert!(msg.starts_with(&format!("no node named nosuchnode on {host} (registered: ")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("no node named nosuchnode on {host} (registered: ")),
+        "{msg}"
+    );
     assert!(msg.contains(&node.sname), "{msg}");
 
-    let e = Connection::connect("no-at-sign", "x", T).await.err().unwrap();
+    let e = Connection::connect("no-at-sign", "x", T)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, BeamError::BadNodeName(_)));
 
     // The session keeps the reason as its status.
@@ -95,7 +135,15 @@ async fn node_killed_mid_session_then_reattaches_by_itself() {
     // A request in flight when the node dies fails with "went down".
     let pending = tokio::spawn({
         let conn = conn.clone();
-        async move { conn.rpc("timer", "sleep", vec![term::int(30_000)], Duration::from_secs(60)).await }
+        async move {
+            conn.rpc(
+                "timer",
+                "sleep",
+                vec![term::int(30_000)],
+                Duration::from_secs(60),
+            )
+            .await
+        }
     });
     node.kill();
     let e = pending.await.unwrap().unwrap_err();
@@ -110,13 +158,21 @@ async fn node_killed_mid_session_then_reattaches_by_itself() {
         }
     })
     .await;
-    assert!(reason.contains("went down") || reason.contains("no node named"), "{reason}");
+    assert!(
+        reason.contains("went down") || reason.contains("no node named"),
+        "{reason}"
+    );
     assert!(matches!(s.primary(), Err(BeamError::Detached(_))));
 
     // Same name, same cookie: the session finds it again by itself.
     let node2 = TestNode::start_named(&node.dir, &node.sname, &node.cookie);
     s.wait_attached(Duration::from_secs(60)).await.unwrap();
-    let r = s.primary().unwrap().rpc("erlang", "node", vec![], T).await.unwrap();
+    let r = s
+        .primary()
+        .unwrap()
+        .rpc("erlang", "node", vec![], T)
+        .await
+        .unwrap();
     assert_eq!(term::as_atom(&r), Some(node2.node.as_str()));
     s.detach().await;
 }
@@ -125,8 +181,12 @@ async fn node_killed_mid_session_then_reattaches_by_itself() {
 async fn detach_leaves_the_node_as_found() {
     let node = TestNode::start("kv");
     // Load KV.Calc (interactive mode loads on first call) so call counting has something to count.
-    let c = Connection::connect(&node.node, &node.cookie, T).await.unwrap();
-    c.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)], T).await.unwrap();
+    let c = Connection::connect(&node.node, &node.cookie, T)
+        .await
+        .unwrap();
+    c.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)], T)
+        .await
+        .unwrap();
     c.close();
     let before = loaded_and_registered(&node).await;
     let s = Session::start(&node.node, &node.cookie, false);
@@ -149,12 +209,29 @@ async fn detach_leaves_the_node_as_found() {
     assert_eq!(before.0, after.0, "loaded modules differ after detach");
     assert_eq!(before.1, after.1, "registered names differ after detach");
     // Call counting was switched off again.
-    let c = Connection::connect(&node.node, &node.cookie, T).await.unwrap();
-    let info = c
-        .rpc("erlang", "trace_info", vec![term::tuple(vec![term::module("KV.Calc"), term::atom("add"), term::int(2)]), term::atom("call_count")], T)
+    let c = Connection::connect(&node.node, &node.cookie, T)
         .await
         .unwrap();
-    assert!(matches!(term::as_tuple(&info), Some([_, v]) if term::is_atom(v, "false")), "{info:?}");
+    let info = c
+        .rpc(
+            "erlang",
+            "trace_info",
+            vec![
+                term::tuple(vec![
+                    term::module("KV.Calc"),
+                    term::atom("add"),
+                    term::int(2),
+                ]),
+                term::atom("call_count"),
+            ],
+            T,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(term::as_tuple(&info), Some([_, v]) if term::is_atom(v, "false")),
+        "{info:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -164,7 +241,9 @@ async fn live_state_follows_the_node() {
     s.wait_attached(T).await.unwrap();
     // Modules load on first call in interactive mode; counting starts once loaded.
     let conn = s.primary().unwrap();
-    conn.rpc("Elixir.KV.Calc", "add", vec![term::int(0), term::int(0)], T).await.unwrap();
+    conn.rpc("Elixir.KV.Calc", "add", vec![term::int(0), term::int(0)], T)
+        .await
+        .unwrap();
     let live = orrery::live::LiveModel::new();
     let interest = orrery::live::Interest {
         modules: ["KV.Bucket".to_string(), "KV.Calc".to_string()].into(),
@@ -175,20 +254,47 @@ async fn live_state_follows_the_node() {
     assert_eq!(snap.procs["KV.Bucket"][0].state.as_deref(), Ok("%{}"));
     assert_eq!(snap.modules["KV.Bucket"][0].procs, 1);
     assert_eq!(snap.tables[":kv_table"][0].size, 2);
-    assert!(snap.tables[":kv_table"][0].rows.contains("alpha: 1"), "{:?}", snap.tables);
+    assert!(
+        snap.tables[":kv_table"][0].rows.contains("alpha: 1"),
+        "{:?}",
+        snap.tables
+    );
 
-    conn.rpc("Elixir.KV.Bucket", "put", vec![term::atom("count"), term::int(3)], T).await.unwrap();
+    conn.rpc(
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("count"), term::int(3)],
+        T,
+    )
+    .await
+    .unwrap();
     for _ in 0..3 {
-        conn.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(2)], T).await.unwrap();
+        conn.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(2)], T)
+            .await
+            .unwrap();
     }
-    assert!(live.refresh(&s, &interest, true).await, "snapshot should change");
+    assert!(
+        live.refresh(&s, &interest, true).await,
+        "snapshot should change"
+    );
     let snap = live.snapshot();
-    assert_eq!(snap.procs["KV.Bucket"][0].state.as_deref(), Ok("%{count: 3}"));
-    assert_eq!(orrery::live::render::calls(&snap, "KV.Calc", "add/2"), Some((3, 1)));
+    assert_eq!(
+        snap.procs["KV.Bucket"][0].state.as_deref(),
+        Ok("%{count: 3}")
+    );
+    assert_eq!(
+        orrery::live::render::calls(&snap, "KV.Calc", "add/2"),
+        Some((3, 1))
+    );
     // Nothing changed: no refresh needed.
     let before = live.snapshot();
     let changed = live.refresh(&s, &interest, true).await;
-    assert!(!changed, "unchanged node, but: {:?}\n vs {:?}", before.visible(), live.snapshot().visible());
+    assert!(
+        !changed,
+        "unchanged node, but: {:?}\n vs {:?}",
+        before.visible(),
+        live.snapshot().visible()
+    );
     live.stop_tracing(&s).await;
     s.detach().await;
 }

@@ -26,15 +26,28 @@ fn attach_symbols_definition_and_live_hover() {
     let node = TestNode::start("kv");
     let root = node.dir.clone();
     let mut c = LspClient::start(&[]);
-    let init = c.initialize(&root, json!({"node": node.node, "cookie": node.cookie, "refreshMs": 100}));
+    let init = c.initialize(
+        &root,
+        json!({"node": node.node, "cookie": node.cookie, "refreshMs": 100}),
+    );
     assert_eq!(init["capabilities"]["hoverProvider"], json!(true));
     assert_eq!(init["capabilities"]["textDocumentSync"]["change"], json!(2));
     let status = c.wait_status(LONG, "attach", attached);
     assert_eq!(status["mode"], "attach");
     assert_eq!(status["nodes"][0]["name"], json!(node.node));
     assert_eq!(status["nodes"][0]["agent"], json!(true));
-    assert!(status["nodes"][0]["otp"].as_str().unwrap().parse::<u32>().unwrap() >= 25);
-    assert!(status["nodes"][0]["elixir"].as_str().unwrap().starts_with("1."));
+    assert!(
+        status["nodes"][0]["otp"]
+            .as_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+            >= 25
+    );
+    assert!(status["nodes"][0]["elixir"]
+        .as_str()
+        .unwrap()
+        .starts_with("1."));
     // Progress was reported for indexing and attaching, and the cookie is nowhere.
     let seen = serde_json::to_string(&c.seen).unwrap();
     assert!(seen.contains("$/progress"), "no progress: {seen}");
@@ -43,11 +56,27 @@ fn attach_symbols_definition_and_live_hover() {
     // Symbols.
     let calc = root.join("lib/kv/calc.ex");
     let calc_uri = c.open(&calc);
-    let syms = c.call("textDocument/documentSymbol", json!({"textDocument": {"uri": calc_uri}}));
-    let names: Vec<String> = syms.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    let syms = c.call(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": calc_uri}}),
+    );
+    let names: Vec<String> = syms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["KV.Calc", "KV.Calc.Helpers"]);
-    let funs: Vec<&str> = syms[0]["children"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert!(funs.contains(&"add/2") && funs.contains(&"classify/1"), "{funs:?}");
+    let funs: Vec<&str> = syms[0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        funs.contains(&"add/2") && funs.contains(&"classify/1"),
+        "{funs:?}"
+    );
     let ws = c.call("workspace/symbol", json!({"query": "twice"}));
     assert_eq!(ws[0]["name"], "KV.Calc.Helpers.twice/1", "{ws}");
 
@@ -64,7 +93,10 @@ fn attach_symbols_definition_and_live_hover() {
         "textDocument/definition",
         json!({"textDocument": {"uri": client_uri}, "position": {"line": line, "character": col}}),
     );
-    assert!(def["uri"].as_str().unwrap().ends_with("lib/kv/calc.ex"), "{def}");
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("lib/kv/calc.ex"),
+        "{def}"
+    );
     assert_eq!(def["range"]["start"]["line"], 3);
     let (line, col) = src
         .lines()
@@ -75,7 +107,10 @@ fn attach_symbols_definition_and_live_hover() {
         "textDocument/definition",
         json!({"textDocument": {"uri": client_uri}, "position": {"line": line, "character": col}}),
     );
-    assert!(def["uri"].as_str().unwrap().ends_with("lib/kv/bucket.ex"), "{def}");
+    assert!(
+        def["uri"].as_str().unwrap().ends_with("lib/kv/bucket.ex"),
+        "{def}"
+    );
 
     // Live hover on the GenServer module: its state now, and after a call changes it.
     let bucket = root.join("lib/kv/bucket.ex");
@@ -86,11 +121,23 @@ fn attach_symbols_definition_and_live_hover() {
     });
     assert!(text.contains("KV.Bucket"), "{text}");
     assert!(text.contains("1 process"), "{text}");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, LONG).await.unwrap();
+        let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, LONG)
+            .await
+            .unwrap();
         let t = orrery::beam::term::binary("hello");
-        conn.rpc("Elixir.KV.Bucket", "put", vec![orrery::beam::term::atom("greeting"), t], LONG).await.unwrap();
+        conn.rpc(
+            "Elixir.KV.Bucket",
+            "put",
+            vec![orrery::beam::term::atom("greeting"), t],
+            LONG,
+        )
+        .await
+        .unwrap();
         conn.close();
     });
     let text = support::wait_until(LONG, "hover with the new state", || {
@@ -106,10 +153,15 @@ fn attach_symbols_definition_and_live_hover() {
             json!({"textDocument": {"uri": bucket_uri}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 200, "character": 0}}}),
         );
         let labels = hints.to_string();
-        labels.contains("1 proc · %{greeting: \\\"hello\\\"}").then_some(labels)
+        labels
+            .contains("1 proc · %{greeting: \\\"hello\\\"}")
+            .then_some(labels)
     });
     assert!(labels.contains("2 rows"), "ETS hint missing: {labels}");
-    let lenses = c.call("textDocument/codeLens", json!({"textDocument": {"uri": bucket_uri}}));
+    let lenses = c.call(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": bucket_uri}}),
+    );
     assert!(lenses.to_string().contains("1 live process"), "{lenses}");
     assert!(lenses.to_string().contains("Inspect state"), "{lenses}");
 
@@ -126,7 +178,13 @@ fn attach_symbols_definition_and_live_hover() {
     // Malformed input gets an error and the server keeps serving.
     c.send_raw("{not json");
     let bad = c.request("orrery/state", json!({"target": "#PID<garbage>"}), LONG);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("not a pid"), "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a pid"),
+        "{bad}"
+    );
     let s = c.call("orrery/status", Value::Null);
     assert!(attached(&s));
 
@@ -146,8 +204,14 @@ fn embedded_default_starts_and_stops_the_app() {
     assert!(pid_alive(pid));
     // The app's output reaches window/logMessage.
     assert!(c.shutdown().success());
-    assert!(!pid_alive(pid), "managed node {pid} still running after shutdown");
-    let names = std::process::Command::new("epmd").arg("-names").output().unwrap();
+    assert!(
+        !pid_alive(pid),
+        "managed node {pid} still running after shutdown"
+    );
+    let names = std::process::Command::new("epmd")
+        .arg("-names")
+        .output()
+        .unwrap();
     let names = String::from_utf8_lossy(&names.stdout);
     assert!(!names.contains(name.split('@').next().unwrap()), "{names}");
 }
@@ -163,7 +227,9 @@ fn managed_node_dies_with_the_editor() {
     unsafe {
         libc::kill(c.pid() as i32, libc::SIGKILL);
     }
-    support::wait_until(LONG, "managed node to halt", || (!pid_alive(pid)).then_some(()));
+    support::wait_until(LONG, "managed node to halt", || {
+        (!pid_alive(pid)).then_some(())
+    });
 }
 
 #[test]
@@ -175,7 +241,11 @@ fn broken_project_reports_the_compiler_output() {
     )
     .unwrap();
     std::fs::create_dir_all(dir.path().join("lib")).unwrap();
-    std::fs::write(dir.path().join("lib/broken.ex"), "defmodule Broken do\n  def f(, do: 1\nend\n").unwrap();
+    std::fs::write(
+        dir.path().join("lib/broken.ex"),
+        "defmodule Broken do\n  def f(, do: 1\nend\n",
+    )
+    .unwrap();
     let mut c = LspClient::start(&[]);
     c.initialize(dir.path(), json!({}));
     let msg = c.wait_seen(LONG, "showMessage", |v| v["method"] == "window/showMessage");

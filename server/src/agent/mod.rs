@@ -66,7 +66,12 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
         cur.push(tok);
         if is_dot {
             let parsed = conn
-                .rpc("erl_parse", "parse_form", vec![list(std::mem::take(&mut cur))], STEP)
+                .rpc(
+                    "erl_parse",
+                    "parse_form",
+                    vec![list(std::mem::take(&mut cur))],
+                    STEP,
+                )
                 .await?;
             match term::as_tuple(&parsed) {
                 Some([ok, form]) if term::is_atom(ok, "ok") => forms.push(form.clone()),
@@ -78,7 +83,10 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
         .rpc(
             "compile",
             "forms",
-            vec![list(forms), list(vec![atom("binary"), atom("return_errors")])],
+            vec![
+                list(forms),
+                list(vec![atom("binary"), atom("return_errors")]),
+            ],
             Duration::from_secs(60),
         )
         .await?;

@@ -86,7 +86,11 @@ impl Connection {
         // Without TCP_NODELAY every small request waits for Nagle: ~44 ms per RPC.
         let _ = stream.set_nodelay(true);
 
-        let local_name = format!("orrery_{}_{}", std::process::id(), rand::random::<u32>() % 100_000);
+        let local_name = format!(
+            "orrery_{}_{}",
+            std::process::id(),
+            rand::random::<u32>() % 100_000
+        );
         let local_node_name = NodeName::new(&local_name, host).map_err(|e| BeamError::Connect {
             node: node.to_string(),
             detail: e.to_string(),
@@ -109,7 +113,12 @@ impl Connection {
             })?
             .map_err(|e| handshake_error(node, e))?;
         let stream: TcpStream = stream.into_inner();
-        Ok(Self::start(node.to_string(), local_full, creation.get(), stream))
+        Ok(Self::start(
+            node.to_string(),
+            local_full,
+            creation.get(),
+            stream,
+        ))
     }
 
     fn start(peer: String, local: String, creation: u32, stream: TcpStream) -> Self {
@@ -399,14 +408,19 @@ async fn reader(rd: tokio::net::tcp::OwnedReadHalf, inner: Arc<Inner>) {
             continue; // tick
         }
         if len > MAX_FRAME {
-            break Some(format!("frame of {len} bytes is larger than the {MAX_FRAME} byte limit"));
+            break Some(format!(
+                "frame of {len} bytes is larger than the {MAX_FRAME} byte limit"
+            ));
         }
         let mut buf = vec![0u8; len];
         if let Err(e) = rd.read_exact(&mut buf).await {
             break Some(e.to_string());
         }
         if buf[0] != PASS_THROUGH {
-            tracing::warn!(tag = buf[0], "ignoring a distribution frame with an unknown tag");
+            tracing::warn!(
+                tag = buf[0],
+                "ignoring a distribution frame with an unknown tag"
+            );
             continue;
         }
         match Message::read_from(&mut &buf[1..]) {

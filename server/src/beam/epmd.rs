@@ -8,7 +8,9 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 const EPMD_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn client(host: &str) -> Result<EpmdClient<tokio_util::compat::Compat<TcpStream>>, BeamError> {
+async fn client(
+    host: &str,
+) -> Result<EpmdClient<tokio_util::compat::Compat<TcpStream>>, BeamError> {
     let port = std::env::var("ERL_EPMD_PORT")
         .ok()
         .and_then(|p| p.parse().ok())

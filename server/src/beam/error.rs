@@ -5,7 +5,9 @@
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BeamError {
     /// EPMD is not listening on the host.
-    #[error("no EPMD on {host}: no Erlang node is running there (start your app with `--sname NAME`)")]
+    #[error(
+        "no EPMD on {host}: no Erlang node is running there (start your app with `--sname NAME`)"
+    )]
     NoEpmd { host: String },
     /// EPMD knows no node of that name.
     #[error("no node named {name} on {host} (registered: {registered})")]

@@ -1,9 +1,9 @@
 //! Pretty-printing of Erlang terms (`eetf::Term`) in Elixir syntax.
 //!
 //! The layout follows `inspect(term, pretty: true)` of Elixir 1.14: containers
-//! stay on one line when they fit in 80 columns; otherwise lists and tuples of
-//! plain values are filled line by line, and anything else gets one element per
-//! line, indented by two. Printable terms evaluate back to themselves
+//! stay on one line when they fit in 80 columns; otherwise tuples, and lists of
+//! plain values, are filled line by line, and other lists and maps get one
+//! element per line, indented by two. Printable terms evaluate back to themselves
 //! (`tests/pretty_roundtrip.rs`). Output is cut according to [`Limits`], and the
 //! on-node agent's truncation markers (`'$orrery_trunc'` and
 //! `{'$orrery_trunc_bin', Prefix, Size}`) are shown as `…`.
@@ -74,12 +74,19 @@ pub fn to_elixir(term: &Term, limits: &Limits) -> String {
 }
 
 /// Prints `term` on a single line of at most `max_chars` chars (cut with `…`).
+/// Limits start from [`Limits::compact`] and grow with `max_chars`; containers
+/// are closed early (`[1, 2, …]`) so that short outputs stay well-formed.
 pub fn to_elixir_compact(term: &Term, max_chars: usize) -> String {
+    let c = Limits::compact();
     let limits = Limits {
+        max_depth: c.max_depth + max_chars / 100,
+        max_items: c.max_items.max(max_chars / 5),
         max_len: max_chars,
-        ..Limits::compact()
+        max_binary: c.max_binary.max(max_chars / 2),
     };
-    let doc = Printer::new(&limits).term(term, 0);
+    let mut printer = Printer::new(&limits);
+    printer.budget -= max_chars / 4;
+    let doc = printer.term(term, 0);
     let mut out = String::new();
     flat(&doc, &mut out);
     cut(out, max_chars)
@@ -238,12 +245,14 @@ fn float_to_elixir(v: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// Cuts `s` to at most `max` chars, ending with a single `…`.
 fn cut(s: String, max: usize) -> String {
     if s.chars().count() <= max {
         return s;
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    if max > 0 {
+    let head: String = s.chars().take(max.saturating_sub(1)).collect();
+    let mut out = head.trim_end_matches([' ', ',', '\n']).to_string();
+    if max > 0 && !out.ends_with(ELLIPSIS) {
         out.push_str(ELLIPSIS);
     }
     out

@@ -169,7 +169,8 @@ impl LiveModel {
         let mut snap = Snapshot::default();
         for n in session.nodes() {
             let node = n.info.name.clone();
-            let reply = match agent::call(&n.conn, "query", vec![req.clone()], QUERY_TIMEOUT).await {
+            let reply = match agent::call(&n.conn, "query", vec![req.clone()], QUERY_TIMEOUT).await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!("live query on {node} failed: {e}");
@@ -191,7 +192,11 @@ impl LiveModel {
         }
         let mut enabled = BTreeSet::new();
         for n in session.nodes() {
-            for (m, flag) in on.iter().map(|m| (m, true)).chain(off.iter().map(|m| (m, false))) {
+            for (m, flag) in on
+                .iter()
+                .map(|m| (m, true))
+                .chain(off.iter().map(|m| (m, false)))
+            {
                 let args = vec![term::module(m), atom(if flag { "true" } else { "false" })];
                 match agent::call(&n.conn, "trace_calls", args, QUERY_TIMEOUT).await {
                     // 0 functions: not loaded yet (interactive mode); try again next time.
@@ -214,7 +219,10 @@ impl LiveModel {
     fn forget_untraced(&self, snap: &Snapshot) {
         if let Ok(mut t) = self.traced.lock() {
             t.retain(|m| {
-                let loaded = snap.modules.get(m).is_some_and(|v| v.iter().any(|i| i.loaded));
+                let loaded = snap
+                    .modules
+                    .get(m)
+                    .is_some_and(|v| v.iter().any(|i| i.loaded));
                 !loaded || snap.calls.get(m).is_some_and(|c| !c.is_empty())
             });
         }
@@ -239,7 +247,9 @@ impl LiveModel {
 fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
     if let Some(Term::Map(mods)) = term::get(reply, "modules") {
         for (k, v) in &mods.map {
-            let Some(name) = term::as_atom(k) else { continue };
+            let Some(name) = term::as_atom(k) else {
+                continue;
+            };
             let name = pretty::module_name(name);
             let info = ModuleOnNode {
                 node: node.to_string(),
@@ -257,7 +267,9 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
     }
     if let Some(Term::Map(names)) = term::get(reply, "names") {
         for (k, v) in &names.map {
-            let Some(name) = term::as_atom(k) else { continue };
+            let Some(name) = term::as_atom(k) else {
+                continue;
+            };
             if term::is_atom(v, "nil") {
                 continue;
             }
@@ -286,7 +298,9 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
     }
     if let Some(Term::Map(tabs)) = term::get(reply, "ets") {
         for (k, v) in &tabs.map {
-            let Some(name) = term::as_atom(k) else { continue };
+            let Some(name) = term::as_atom(k) else {
+                continue;
+            };
             if term::is_atom(v, "nil") {
                 continue;
             }
@@ -295,7 +309,10 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
                 .or_default()
                 .push(TableOnNode {
                     node: node.to_string(),
-                    kind: term::get(v, "type").and_then(term::as_atom).unwrap_or("?").to_string(),
+                    kind: term::get(v, "type")
+                        .and_then(term::as_atom)
+                        .unwrap_or("?")
+                        .to_string(),
                     size: term::get_int(v, "size").unwrap_or(0),
                     memory: term::get_int(v, "memory").unwrap_or(0),
                     owner: term::get(v, "owner").map(pid_text).unwrap_or_default(),
@@ -307,7 +324,9 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
     }
     if let Some(Term::Map(calls)) = term::get(reply, "calls") {
         for (k, v) in &calls.map {
-            let Some(name) = term::as_atom(k) else { continue };
+            let Some(name) = term::as_atom(k) else {
+                continue;
+            };
             let Term::Map(funs) = v else { continue };
             let entry = snap.calls.entry(pretty::module_name(name)).or_default();
             for (fa, n) in &funs.map {
@@ -317,8 +336,15 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
                     if fname.starts_with('-') || fname == "module_info" || fname == "__info__" {
                         continue;
                     }
-                    let key = format!("{}/{}", term::as_atom(f).unwrap_or("?"), term::as_int(a).unwrap_or(0));
-                    entry.entry(key).or_default().push((node.to_string(), term::as_int(n).unwrap_or(0)));
+                    let key = format!(
+                        "{}/{}",
+                        term::as_atom(f).unwrap_or("?"),
+                        term::as_int(a).unwrap_or(0)
+                    );
+                    entry
+                        .entry(key)
+                        .or_default()
+                        .push((node.to_string(), term::as_int(n).unwrap_or(0)));
                 }
             }
         }

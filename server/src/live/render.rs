@@ -66,7 +66,11 @@ fn module_line(m: &ModuleOnNode) -> String {
         Some(false) => " · matches the last build",
         None => "",
     };
-    let md5 = m.md5.as_deref().map(|h| &h[..h.len().min(8)]).unwrap_or("?");
+    let md5 = m
+        .md5
+        .as_deref()
+        .map(|h| &h[..h.len().min(8)])
+        .unwrap_or("?");
     format!(
         "- `{}`: loaded (md5 {md5}){stale} · {} process{}",
         m.node,
@@ -134,7 +138,11 @@ pub fn function_hover(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<
 pub fn function_hint(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
     let (total, nodes) = calls(snap, module, fun_arity)?;
     Some(clip(
-        &format!("{total} call{}{}", if total == 1 { "" } else { "s" }, per_node_suffix(nodes)),
+        &format!(
+            "{total} call{}{}",
+            if total == 1 { "" } else { "s" },
+            per_node_suffix(nodes)
+        ),
         HINT_MAX,
     ))
 }
@@ -170,7 +178,10 @@ pub fn table_hint(snap: &Snapshot, table: &str) -> Option<String> {
     let t = snap.tables.get(table)?;
     let rows: i64 = t.iter().map(|t| t.size).sum();
     let mem: i64 = t.iter().map(|t| t.memory).sum();
-    Some(clip(&format!("{rows} rows · {}", human_bytes(mem)), HINT_MAX))
+    Some(clip(
+        &format!("{rows} rows · {}", human_bytes(mem)),
+        HINT_MAX,
+    ))
 }
 
 /// Code lens title above `defmodule`.

@@ -16,10 +16,17 @@ fn show(t: &Term) -> String {
 }
 
 /// Which process: `KV.Bucket`, `:name`, `#PID<0.1.0>` or `<0.1.0>`.
-async fn resolve_target(session: &Session, node_conn: &crate::beam::Connection, target: &str) -> Result<Term, String> {
+async fn resolve_target(
+    session: &Session,
+    node_conn: &crate::beam::Connection,
+    target: &str,
+) -> Result<Term, String> {
     let _ = session;
     let t = target.trim();
-    if let Some(inner) = t.strip_prefix("#PID").or_else(|| t.starts_with('<').then_some(t)) {
+    if let Some(inner) = t
+        .strip_prefix("#PID")
+        .or_else(|| t.starts_with('<').then_some(t))
+    {
         let pid = node_conn
             .rpc("erlang", "list_to_pid", vec![charlist(inner)], TIMEOUT)
             .await
@@ -36,17 +43,32 @@ async fn resolve_target(session: &Session, node_conn: &crate::beam::Connection, 
 pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
     let nodes = session.nodes();
     if nodes.is_empty() {
-        return Err(session.primary().err().map(|e| e.to_string()).unwrap_or_default());
+        return Err(session
+            .primary()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default());
     }
     let mut out = vec![];
     for n in nodes {
         let who = resolve_target(session, &n.conn, target).await?;
         let limits = agent::limits(12, 200, 4096, 50_000);
         let info = match &who {
-            Term::Pid(_) => agent::call(&n.conn, "pid_info", vec![who.clone(), limits], TIMEOUT).await,
-            _ => agent::call(&n.conn, "names", vec![list(vec![who.clone()]), limits], TIMEOUT)
-                .await
-                .map(|m| term::get(&m, term::as_atom(&who).unwrap_or("")).cloned().unwrap_or(atom("nil"))),
+            Term::Pid(_) => {
+                agent::call(&n.conn, "pid_info", vec![who.clone(), limits], TIMEOUT).await
+            }
+            _ => agent::call(
+                &n.conn,
+                "names",
+                vec![list(vec![who.clone()]), limits],
+                TIMEOUT,
+            )
+            .await
+            .map(|m| {
+                term::get(&m, term::as_atom(&who).unwrap_or(""))
+                    .cloned()
+                    .unwrap_or(atom("nil"))
+            }),
         }
         .map_err(|e| e.to_string())?;
         if term::is_atom(&info, "nil") {
@@ -70,7 +92,12 @@ pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
 }
 
 /// A page of processes, sorted by `memory`, `reductions` or `message_queue_len`.
-pub async fn processes(session: &Session, sort: &str, offset: i64, limit: i64) -> Result<Value, String> {
+pub async fn processes(
+    session: &Session,
+    sort: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Value, String> {
     let sort = match sort {
         "reductions" => "reductions",
         "queue" | "message_queue_len" => "message_queue_len",
@@ -113,7 +140,10 @@ pub async fn processes(session: &Session, sort: &str, offset: i64, limit: i64) -
 
 /// ETS tables by name (with `:` or without), with info and first rows.
 pub async fn ets(session: &Session, tables: &[String], rows: i64) -> Result<Value, String> {
-    let names: Vec<Term> = tables.iter().map(|t| atom(t.trim_start_matches(':'))).collect();
+    let names: Vec<Term> = tables
+        .iter()
+        .map(|t| atom(t.trim_start_matches(':')))
+        .collect();
     let limits = map(vec![
         ("rows", int(rows.clamp(0, 100))),
         ("depth", int(8)),
@@ -123,11 +153,18 @@ pub async fn ets(session: &Session, tables: &[String], rows: i64) -> Result<Valu
     ]);
     let mut out = vec![];
     for n in session.nodes() {
-        let reply = agent::call(&n.conn, "ets_info", vec![list(names.clone()), limits.clone()], TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
+        let reply = agent::call(
+            &n.conn,
+            "ets_info",
+            vec![list(names.clone()), limits.clone()],
+            TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         for t in tables {
-            let Some(info) = term::get(&reply, t.trim_start_matches(':')) else { continue };
+            let Some(info) = term::get(&reply, t.trim_start_matches(':')) else {
+                continue;
+            };
             if term::is_atom(info, "nil") {
                 continue;
             }

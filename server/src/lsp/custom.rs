@@ -22,7 +22,11 @@ fn session(core: &Core) -> Result<crate::attach::Session> {
 pub async fn state_of(core: &Core, target: Value) -> Result<Value> {
     let target = match &target {
         Value::String(s) => s.clone(),
-        v => v.get("target").and_then(|t| t.as_str()).unwrap_or_default().to_string(),
+        v => v
+            .get("target")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string(),
     };
     views::state(&session(core)?, &target).await.map_err(failed)
 }
@@ -76,7 +80,10 @@ impl Backend {
 
     /// Stands in for a message that could not be parsed (see `guard`).
     pub(super) async fn malformed(&self, p: Value) -> Result<Value> {
-        let reason = p.get("reason").and_then(|r| r.as_str()).unwrap_or("malformed message");
+        let reason = p
+            .get("reason")
+            .and_then(|r| r.as_str())
+            .unwrap_or("malformed message");
         Err(Error {
             code: tower_lsp_server::jsonrpc::ErrorCode::ParseError,
             message: format!("Orrery could not read a message: {reason}").into(),

@@ -22,7 +22,9 @@ fn not_attached_note(core: &Core) -> Option<String> {
     match session.status() {
         crate::attach::Status::Attached => None,
         crate::attach::Status::Attaching => Some("_Orrery: attaching…_".into()),
-        crate::attach::Status::Detached { reason } => Some(format!("_Orrery: not attached ({reason})_")),
+        crate::attach::Status::Detached { reason } => {
+            Some(format!("_Orrery: not attached ({reason})_"))
+        }
     }
 }
 
@@ -33,7 +35,10 @@ fn def_at(core: &Core, path: &std::path::Path, pos: index::Position) -> Option<(
     for m in &file.modules {
         for f in &m.functions {
             let r = f.name_range;
-            if r.start.line == pos.line && r.start.character <= pos.character && pos.character <= r.end.character {
+            if r.start.line == pos.line
+                && r.start.character <= pos.character
+                && pos.character <= r.end.character
+            {
                 return Some((m.name.clone(), format!("{}/{}", f.name, f.arity)));
             }
         }
@@ -42,7 +47,9 @@ fn def_at(core: &Core, path: &std::path::Path, pos: index::Position) -> Option<(
 }
 
 pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
-    let path = normalize(&to_path(&p.text_document_position_params.text_document.uri)?);
+    let path = normalize(&to_path(
+        &p.text_document_position_params.text_document.uri,
+    )?);
     let pos = from_pos(p.text_document_position_params.position);
     if let Some((module, fa)) = def_at(core, &path, pos) {
         let snap = core.live.snapshot();
@@ -66,8 +73,18 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
                 render::module_hover(name, &one)
             }
         },
-        Reference::RemoteCall { module, function, arity, .. }
-        | Reference::LocalCall { module, function, arity, .. } => {
+        Reference::RemoteCall {
+            module,
+            function,
+            arity,
+            ..
+        }
+        | Reference::LocalCall {
+            module,
+            function,
+            arity,
+            ..
+        } => {
             let arity = arity.unwrap_or(0);
             render::function_hover(&snap, module, &format!("{function}/{arity}"))
         }
@@ -91,7 +108,9 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
 }
 
 pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
-    let path = normalize(&to_path(&p.text_document_position_params.text_document.uri)?);
+    let path = normalize(&to_path(
+        &p.text_document_position_params.text_document.uri,
+    )?);
     let pos = from_pos(p.text_document_position_params.position);
     let reference = core.reference_at(&path, pos)?;
     let idx = core.index.read().ok()?;
@@ -101,8 +120,18 @@ pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinition
             .and_then(|(p, m)| Some(Location::new(uri_of(&p)?, range(m.name_range))))
             .into_iter()
             .collect(),
-        Reference::RemoteCall { module, function, arity, .. }
-        | Reference::LocalCall { module, function, arity, .. } => {
+        Reference::RemoteCall {
+            module,
+            function,
+            arity,
+            ..
+        }
+        | Reference::LocalCall {
+            module,
+            function,
+            arity,
+            ..
+        } => {
             let mut found = idx.find_function(&module, &function, arity);
             if found.is_empty() && arity.is_some() {
                 found = idx.find_function(&module, &function, None);
@@ -143,7 +172,10 @@ pub fn document_symbols(core: &Core, uri: &Uri) -> Option<DocumentSymbolResponse
                     .map(|f| DocumentSymbol {
                         name: format!("{}/{}", f.name, f.arity),
                         detail: Some(format!("{:?}", f.kind).to_lowercase()),
-                        kind: if matches!(f.kind, index::FunKind::Defmacro | index::FunKind::Defmacrop) {
+                        kind: if matches!(
+                            f.kind,
+                            index::FunKind::Defmacro | index::FunKind::Defmacrop
+                        ) {
                             SymbolKind::OPERATOR
                         } else {
                             SymbolKind::FUNCTION
@@ -171,7 +203,11 @@ pub fn workspace_symbols(core: &Core, query: &str) -> Option<WorkspaceSymbolResp
         .filter_map(|(path, name, r, is_module)| {
             Some(SymbolInformation {
                 name,
-                kind: if is_module { SymbolKind::MODULE } else { SymbolKind::FUNCTION },
+                kind: if is_module {
+                    SymbolKind::MODULE
+                } else {
+                    SymbolKind::FUNCTION
+                },
                 tags: None,
                 deprecated: None,
                 location: Location::new(uri_of(&path)?, range(r)),
@@ -220,7 +256,11 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
             if let Some(label) = render::module_hint(&snap, &m.name) {
                 let at = eol(m.line_of_use.unwrap_or(m.name_range.start.line));
                 if in_range(at, &visible) {
-                    out.push(hint(at, label, Some(format!("live processes running {}", m.name))));
+                    out.push(hint(
+                        at,
+                        label,
+                        Some(format!("live processes running {}", m.name)),
+                    ));
                 }
             }
         }
@@ -230,7 +270,11 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
                 if let Some(label) = render::function_hint(&snap, &m.name, &fa) {
                     let at = eol(f.head_end.line);
                     if in_range(at, &visible) {
-                        out.push(hint(at, label, Some(format!("calls of {}.{fa} since attach", m.name))));
+                        out.push(hint(
+                            at,
+                            label,
+                            Some(format!("calls of {}.{fa} since attach", m.name)),
+                        ));
                     }
                 }
             }

@@ -56,10 +56,16 @@ where
             None => replacement("missing or invalid Content-Length header".into(), &mut bad),
             Some(n) if n > MAX_BODY => {
                 let mut sink = tokio::io::sink();
-                if tokio::io::copy(&mut (&mut input).take(n as u64), &mut sink).await.is_err() {
+                if tokio::io::copy(&mut (&mut input).take(n as u64), &mut sink)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
-                replacement(format!("message of {n} bytes is over the {MAX_BODY} byte limit"), &mut bad)
+                replacement(
+                    format!("message of {n} bytes is over the {MAX_BODY} byte limit"),
+                    &mut bad,
+                )
             }
             Some(n) => {
                 let mut buf = vec![0u8; n];

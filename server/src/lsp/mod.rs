@@ -6,8 +6,8 @@ mod custom;
 mod features;
 mod guard;
 
-use crate::core::{normalize, Core};
 use crate::config::Settings;
+use crate::core::{normalize, Core};
 use crate::workspace::documents::Pos;
 use convert::to_path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,16 +66,21 @@ impl Backend {
             return None;
         }
         let token = ProgressToken::String(format!("orrery/{}/{}", title, rand::random::<u32>()));
-        self.client.create_work_done_progress(token.clone()).await.ok()?;
+        self.client
+            .create_work_done_progress(token.clone())
+            .await
+            .ok()?;
         self.client
             .send_notification::<notification::Progress>(ProgressParams {
                 token: token.clone(),
-                value: ProgressParamsValue::WorkDone(WorkDoneProgress::Begin(WorkDoneProgressBegin {
-                    title: title.to_string(),
-                    cancellable: Some(false),
-                    message: None,
-                    percentage: None,
-                })),
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::Begin(
+                    WorkDoneProgressBegin {
+                        title: title.to_string(),
+                        cancellable: Some(false),
+                        message: None,
+                        percentage: None,
+                    },
+                )),
             })
             .await;
         Some(token)
@@ -86,9 +91,11 @@ impl Backend {
             self.client
                 .send_notification::<notification::Progress>(ProgressParams {
                     token,
-                    value: ProgressParamsValue::WorkDone(WorkDoneProgress::End(WorkDoneProgressEnd {
-                        message: Some(message),
-                    })),
+                    value: ProgressParamsValue::WorkDone(WorkDoneProgress::End(
+                        WorkDoneProgressEnd {
+                            message: Some(message),
+                        },
+                    )),
                 })
                 .await;
         }
@@ -102,7 +109,11 @@ impl Backend {
             .await
             .unwrap_or(0);
         self.progress_end(p, format!("{n} files")).await;
-        self.log(MessageType::INFO, format!("Orrery indexed {n} Elixir files")).await;
+        self.log(
+            MessageType::INFO,
+            format!("Orrery indexed {n} Elixir files"),
+        )
+        .await;
 
         let p = self.progress_begin("Attaching").await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -115,7 +126,8 @@ impl Backend {
         match self.core.attach(tx).await {
             Ok(node) => {
                 self.progress_end(p, format!("attached to {node}")).await;
-                self.log(MessageType::INFO, format!("Orrery attached to {node}")).await;
+                self.log(MessageType::INFO, format!("Orrery attached to {node}"))
+                    .await;
             }
             Err(e) => {
                 self.progress_end(p, "not attached".into()).await;
@@ -130,14 +142,20 @@ impl Backend {
 
     /// Tell the user when the node goes away and comes back.
     fn watch_session(self: Arc<Self>) {
-        let Some(session) = self.core.session() else { return };
+        let Some(session) = self.core.session() else {
+            return;
+        };
         let mut events = session.events();
         tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
                 match ev {
                     crate::attach::Event::Attached(nodes) => {
                         let names: Vec<_> = nodes.iter().map(|n| n.name.clone()).collect();
-                        self.log(MessageType::INFO, format!("Orrery attached to {}", names.join(", "))).await;
+                        self.log(
+                            MessageType::INFO,
+                            format!("Orrery attached to {}", names.join(", ")),
+                        )
+                        .await;
                     }
                     crate::attach::Event::Detached(reason) => {
                         self.core.live.clear();
@@ -206,17 +224,28 @@ impl LanguageServer for Backend {
         }
         let caps = &params.capabilities;
         self.supports_progress.store(
-            caps.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+            caps.window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
             Ordering::Relaxed,
         );
         self.supports_config.store(
-            caps.workspace.as_ref().and_then(|w| w.configuration).unwrap_or(false),
+            caps.workspace
+                .as_ref()
+                .and_then(|w| w.configuration)
+                .unwrap_or(false),
             Ordering::Relaxed,
         );
         let ws = caps.workspace.as_ref();
         self.supports_refresh.store(
-            ws.and_then(|w| w.inlay_hint.as_ref()).and_then(|i| i.refresh_support).unwrap_or(false)
-                || ws.and_then(|w| w.code_lens.as_ref()).and_then(|c| c.refresh_support).unwrap_or(false),
+            ws.and_then(|w| w.inlay_hint.as_ref())
+                .and_then(|i| i.refresh_support)
+                .unwrap_or(false)
+                || ws
+                    .and_then(|w| w.code_lens.as_ref())
+                    .and_then(|c| c.refresh_support)
+                    .unwrap_or(false),
             Ordering::Relaxed,
         );
         Ok(InitializeResult {
@@ -225,12 +254,14 @@ impl LanguageServer for Backend {
                 version: Some(env!("CARGO_PKG_VERSION").into()),
             }),
             capabilities: ServerCapabilities {
-                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
-                    open_close: Some(true),
-                    change: Some(TextDocumentSyncKind::INCREMENTAL),
-                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
-                    ..Default::default()
-                })),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                        ..Default::default()
+                    },
+                )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
                 definition_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
@@ -287,7 +318,11 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, p: DidOpenTextDocumentParams) {
         if let Some(path) = to_path(&p.text_document.uri) {
-            self.core.open(normalize(&path), &p.text_document.text, p.text_document.version);
+            self.core.open(
+                normalize(&path),
+                &p.text_document.text,
+                p.text_document.version,
+            );
         }
     }
 
@@ -299,14 +334,21 @@ impl LanguageServer for Backend {
                 .map(|c| {
                     let range = c.range.map(|r| {
                         (
-                            Pos { line: r.start.line, utf16: r.start.character },
-                            Pos { line: r.end.line, utf16: r.end.character },
+                            Pos {
+                                line: r.start.line,
+                                utf16: r.start.character,
+                            },
+                            Pos {
+                                line: r.end.line,
+                                utf16: r.end.character,
+                            },
                         )
                     });
                     (range, c.text)
                 })
                 .collect();
-            self.core.change(&normalize(&path), changes, p.text_document.version);
+            self.core
+                .change(&normalize(&path), changes, p.text_document.version);
         }
     }
 
@@ -331,11 +373,17 @@ impl LanguageServer for Backend {
         Ok(features::hover(&self.core, p).await)
     }
 
-    async fn goto_definition(&self, p: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+    async fn goto_definition(
+        &self,
+        p: GotoDefinitionParams,
+    ) -> Result<Option<GotoDefinitionResponse>> {
         Ok(features::definition(&self.core, p))
     }
 
-    async fn document_symbol(&self, p: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+    async fn document_symbol(
+        &self,
+        p: DocumentSymbolParams,
+    ) -> Result<Option<DocumentSymbolResponse>> {
         Ok(features::document_symbols(&self.core, &p.text_document.uri))
     }
 
@@ -344,7 +392,11 @@ impl LanguageServer for Backend {
     }
 
     async fn inlay_hint(&self, p: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
-        Ok(features::inlay_hints(&self.core, &p.text_document.uri, p.range))
+        Ok(features::inlay_hints(
+            &self.core,
+            &p.text_document.uri,
+            p.range,
+        ))
     }
 
     async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {

@@ -81,14 +81,26 @@ mod tests {
     fn incremental_edits_in_utf16() {
         let mut d = Document::new("défaut\nb😀c\n", 1);
         // Replace "c" after the emoji (2 UTF-16 units) on line 1.
-        d.apply(Some((Pos { line: 1, utf16: 3 }, Pos { line: 1, utf16: 4 })), "X", 2);
+        d.apply(
+            Some((Pos { line: 1, utf16: 3 }, Pos { line: 1, utf16: 4 })),
+            "X",
+            2,
+        );
         assert_eq!(d.text(), "défaut\nb😀X\n");
-        d.apply(Some((Pos { line: 0, utf16: 1 }, Pos { line: 0, utf16: 2 })), "e", 3);
+        d.apply(
+            Some((Pos { line: 0, utf16: 1 }, Pos { line: 0, utf16: 2 })),
+            "e",
+            3,
+        );
         assert_eq!(d.line(0), "defaut");
         d.apply(None, "new", 4);
         assert_eq!(d.text(), "new");
         // Out-of-range positions clamp instead of panicking.
-        d.apply(Some((Pos { line: 9, utf16: 9 }, Pos { line: 10, utf16: 0 })), "!", 5);
+        d.apply(
+            Some((Pos { line: 9, utf16: 9 }, Pos { line: 10, utf16: 0 })),
+            "!",
+            5,
+        );
         assert_eq!(d.text(), "new!");
     }
 }

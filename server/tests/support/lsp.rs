@@ -1,7 +1,7 @@
 //! A small, strict LSP client over the real `orrery lsp` process's stdio.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -58,7 +58,13 @@ impl LspClient {
                 }
             }
         });
-        LspClient { child, stdin: Some(stdin), rx, next_id: 1, seen: vec![] }
+        LspClient {
+            child,
+            stdin: Some(stdin),
+            rx,
+            next_id: 1,
+            seen: vec![],
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -116,8 +122,12 @@ impl LspClient {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("no response to {method} within {timeout:?}"),
-                Err(RecvTimeoutError::Disconnected) => panic!("server closed stdout while waiting for {method}"),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no response to {method} within {timeout:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server closed stdout while waiting for {method}")
+                }
             }
         }
     }
@@ -130,7 +140,12 @@ impl LspClient {
     }
 
     /// Process incoming messages for a while (until `pred` matches a seen message).
-    pub fn wait_seen(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_seen(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
@@ -174,14 +189,22 @@ impl LspClient {
     }
 
     /// Poll `orrery/status` until `pred` holds.
-    pub fn wait_status(&mut self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_status(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.call("orrery/status", Value::Null);
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last status {s}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status {s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

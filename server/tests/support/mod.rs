@@ -6,29 +6,32 @@ pub mod lsp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A fixture project, compiled once per test binary.
 pub fn fixture(name: &str) -> PathBuf {
-    static COMPILED: OnceLock<()> = OnceLock::new();
+    static COMPILED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let dir = repo().join("tests/fixtures").join(name);
-    COMPILED.get_or_init(|| {
-        for p in ["tests/fixtures/kv"] {
-            let st = Command::new("mix")
-                .arg("compile")
-                .current_dir(repo().join(p))
-                .stdout(Stdio::null())
-                .status()
-                .expect("mix not found: run `make deps` (installs Erlang and Elixir)");
-            assert!(st.success(), "fixture {p} does not compile");
-        }
-    });
+    let mut done = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.iter().any(|d| d == name) {
+        let st = Command::new("mix")
+            .arg("compile")
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("mix not found: run `make deps` (installs Erlang and Elixir)");
+        assert!(st.success(), "fixture {name} does not compile");
+        done.push(name.to_string());
+    }
     dir
 }
 
@@ -62,7 +65,16 @@ impl TestNode {
     pub fn start_named(dir: &Path, sname: &str, cookie: &str) -> TestNode {
         use std::os::unix::process::CommandExt;
         let child = Command::new("elixir")
-            .args(["--sname", sname, "--cookie", cookie, "-S", "mix", "run", "--no-halt"])
+            .args([
+                "--sname",
+                sname,
+                "--cookie",
+                cookie,
+                "-S",
+                "mix",
+                "run",
+                "--no-halt",
+            ])
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -91,21 +103,39 @@ impl TestNode {
     }
 
     fn wait_registered_on(node: &str, cookie: &str, deadline: Instant) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             loop {
                 // Registered in EPMD and the app started (its supervisor answers).
-                if let Ok(c) = orrery::beam::Connection::connect(node, cookie, Duration::from_secs(2)).await {
-                    let apps = c.rpc("application", "which_applications", vec![], Duration::from_secs(2)).await;
+                if let Ok(c) =
+                    orrery::beam::Connection::connect(node, cookie, Duration::from_secs(2)).await
+                {
+                    let apps = c
+                        .rpc(
+                            "application",
+                            "which_applications",
+                            vec![],
+                            Duration::from_secs(2),
+                        )
+                        .await;
                     let started = apps
-                        .map(|a| format!("{a:?}").contains("Atom { name: \"kv\" }") || format!("{a:?}").contains("\"orbit\""))
+                        .map(|a| {
+                            format!("{a:?}").contains("Atom { name: \"kv\" }")
+                                || format!("{a:?}").contains("\"orbit\"")
+                        })
                         .unwrap_or(false);
                     c.close();
                     if started {
                         return;
                     }
                 }
-                assert!(Instant::now() < deadline, "node {node} did not start in time");
+                assert!(
+                    Instant::now() < deadline,
+                    "node {node} did not start in time"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });

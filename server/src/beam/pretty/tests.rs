@@ -327,9 +327,15 @@ fn compact() {
     let t = map(vec![(atom("count"), i(3)), (atom("name"), bin("worker"))]);
     assert_eq!(to_elixir_compact(&t, 40), "%{count: 3, name: \"worker\"}");
     let long = list((0..100).map(i).collect());
-    let out = to_elixir_compact(&long, 20);
+    assert_eq!(to_elixir_compact(&long, 20), "[0, 1, 2, 3, 4, …]");
+    let out = to_elixir_compact(&list(vec![bin(&"y".repeat(60))]), 20);
     assert_eq!(out.chars().count(), 20);
     assert!(!out.contains('\n') && out.ends_with('…'), "{out}");
+    let out = to_elixir_compact(&long, 200);
+    assert!(
+        out.starts_with("[0, 1, 2") && out.ends_with(", …]"),
+        "{out}"
+    );
     assert_eq!(to_elixir_compact(&long, 0), "");
     assert_eq!(to_elixir_compact(&long, 1), "…");
     assert_eq!(
