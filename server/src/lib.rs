@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod attach;
+pub mod audit;
 pub mod beam;
 pub mod config;
 pub mod core;

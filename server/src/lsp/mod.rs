@@ -1,6 +1,8 @@
 //! The language server: a thin mapping from LSP onto [`crate::core::Core`].
 //! No BEAM logic lives here.
 
+mod commands;
+mod completion;
 mod convert;
 mod custom;
 mod features;
@@ -263,6 +265,10 @@ impl LanguageServer for Backend {
                     },
                 )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![".".into(), ":".into()]),
+                    ..Default::default()
+                }),
                 definition_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
                 workspace_symbol_provider: Some(OneOf::Left(true)),
@@ -271,7 +277,7 @@ impl LanguageServer for Backend {
                     resolve_provider: Some(false),
                 }),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: vec!["orrery.inspectState".into(), "orrery.status".into()],
+                    commands: commands::COMMANDS.iter().map(|c| c.to_string()).collect(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -373,6 +379,10 @@ impl LanguageServer for Backend {
         Ok(features::hover(&self.core, p).await)
     }
 
+    async fn completion(&self, p: CompletionParams) -> Result<Option<CompletionResponse>> {
+        Ok(completion::complete(&self.core, p).await)
+    }
+
     async fn goto_definition(
         &self,
         p: GotoDefinitionParams,
@@ -410,9 +420,7 @@ impl LanguageServer for Backend {
                 let target = p.arguments.first().cloned().unwrap_or_default();
                 custom::state_of(&self.core, target).await.map(Some)
             }
-            other => Err(tower_lsp_server::jsonrpc::Error::invalid_params(format!(
-                "unknown command {other}"
-            ))),
+            _ => commands::execute(self, p).await,
         }
     }
 }
