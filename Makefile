@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO ?= cargo
 ORRERY := target/release/orrery
 
-.PHONY: all deps build demo test test-rust lint bench clean
+.PHONY: all deps build demo test test-rust test-editors lint bench clean vsix
 
 all: build
 
@@ -28,11 +28,15 @@ demo: deps build
 	$(ORRERY) demo
 
 ## test: lint and every test (real nodes, real clients).
-test: deps lint test-rust
+test: deps lint test-rust test-editors
 
 test-rust:
 	$(CARGO) build --release
 	$(CARGO) test --release -- --test-threads=4
+
+## test-editors: real editor clients against real nodes (each script installs its editor).
+test-editors: build
+	bash editors/neovim/test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

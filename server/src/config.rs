@@ -42,6 +42,8 @@ pub struct Settings {
     pub attach_peers: Option<bool>,
     /// Inlay hint kinds.
     pub inlay_hints: Option<InlayHintConfig>,
+    /// Compile timeout for hot swap, in milliseconds (default 15000).
+    pub compile_timeout_ms: Option<u64>,
 }
 
 impl Settings {
@@ -101,6 +103,11 @@ impl Settings {
         }
     }
 
+    /// Compile timeout for hot swap.
+    pub fn compile_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.compile_timeout_ms.unwrap_or(15_000).max(100))
+    }
+
     /// The inlay hint kinds.
     pub fn inlay_hints(&self) -> InlayHintConfig {
         self.inlay_hints.clone().unwrap_or_default()
@@ -142,6 +149,7 @@ impl std::fmt::Debug for Settings {
             .field("refresh_ms", &self.refresh_ms)
             .field("attach_peers", &self.attach_peers)
             .field("inlay_hints", &self.inlay_hints)
+            .field("compile_timeout_ms", &self.compile_timeout_ms)
             .finish()
     }
 }

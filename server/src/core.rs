@@ -6,6 +6,8 @@ use crate::attach::{self, Session, Status};
 use crate::config::Settings;
 use crate::live::{Interest, LiveModel};
 use crate::managed::{self, ManagedNode};
+use crate::reload::compile_node::{Compiled, Diagnostic, Severity};
+use crate::reload::{Reloader, SaveOutcome};
 use crate::workspace::documents::{Document, Pos};
 use crate::workspace::index::{self, WorkspaceIndex};
 use std::collections::HashMap;
@@ -32,6 +34,7 @@ pub struct Core {
     pub docs: RwLock<HashMap<PathBuf, Document>>,
     pub index: RwLock<WorkspaceIndex>,
     pub live: LiveModel,
+    pub reloader: Reloader,
     session: RwLock<Option<Session>>,
     managed: tokio::sync::Mutex<Option<ManagedNode>>,
     mode: Mutex<Mode>,
@@ -54,6 +57,7 @@ impl Core {
             docs: RwLock::new(HashMap::new()),
             index: RwLock::new(WorkspaceIndex::new()),
             live: LiveModel::new(),
+            reloader: Reloader::new(),
             session: RwLock::new(None),
             managed: tokio::sync::Mutex::new(None),
             mode: Mutex::new(Mode::None),
@@ -154,6 +158,7 @@ impl Core {
             s.detach().await;
         }
         self.live.clear();
+        self.reloader.shutdown().await;
         if let Some(mut m) = self.managed.lock().await.take() {
             m.stop().await;
         }
@@ -279,6 +284,98 @@ impl Core {
         let interest = self.interest();
         let calls = self.settings().inlay_hints().calls;
         self.live.refresh(&session, &interest, calls).await
+    }
+
+    /// The mix project root of the workspace.
+    pub fn mix_root(&self) -> Option<PathBuf> {
+        let root = self.root.read().ok().and_then(|r| r.clone())?;
+        managed::find_mix_root(&root)
+    }
+
+    /// A file was saved (or changed on disk): compile it in isolation and hot-swap the
+    /// result into every attached node.
+    pub async fn save(&self, path: &Path) -> SaveOutcome {
+        let settings = self.settings();
+        let not_loaded = |reason: String| SaveOutcome::NotLoaded { reason, warnings: vec![] };
+        let Some(root) = self.mix_root() else {
+            return not_loaded("not in a mix project: nothing to compile".into());
+        };
+        // A file that defines the same module twice is refused before compiling.
+        let names: Vec<String> = self
+            .index
+            .read()
+            .ok()
+            .and_then(|i| i.file(path).map(|f| f.modules.iter().map(|m| m.name.clone()).collect()))
+            .unwrap_or_default();
+        if let Some(dup) = names.iter().find(|n| names.iter().filter(|m| m == n).count() > 1) {
+            return not_loaded(format!("{} defines {dup} twice: fix that before it can be swapped", path.display()));
+        }
+        let compiled = match self.reloader.compile(&root, path, settings.compile_timeout()).await {
+            Ok(c) => c,
+            Err(e) => return not_loaded(format!("could not compile {}: {e}", path.display())),
+        };
+        let (modules, warnings) = match compiled {
+            Compiled::TimedOut => {
+                let secs = settings.compile_timeout().as_secs_f64();
+                return SaveOutcome::CompileFailed {
+                    errors: vec![Diagnostic {
+                        file: path.to_path_buf(),
+                        line: 1,
+                        column: 0,
+                        severity: Severity::Error,
+                        message: format!(
+                            "compiling took longer than {secs} s (a macro that never finishes?); it was stopped and nothing was loaded"
+                        ),
+                    }],
+                    warnings: vec![],
+                };
+            }
+            Compiled::Failed { errors, warnings } => return SaveOutcome::CompileFailed { errors, warnings },
+            Compiled::Ok { modules, warnings } => (modules, warnings),
+        };
+        let with_warnings = |reason: String| SaveOutcome::NotLoaded {
+            reason,
+            warnings: warnings.clone(),
+        };
+        if modules.is_empty() {
+            return with_warnings(format!("{} defines no module: nothing to load", path.display()));
+        }
+        if !settings.allow_writes() {
+            return with_warnings("compiled cleanly, not loaded: `allowWrites` is false for this node".into());
+        }
+        let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
+            return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
+        };
+        for (m, bin) in &modules {
+            if let Some(why) = self.reloader.unsafe_reason(bin).await {
+                return with_warnings(format!(
+                    "{} was not swapped: {why}; restart the node to load it",
+                    crate::beam::pretty::module_name(m)
+                ));
+            }
+        }
+        match self.reloader.swap(&session, Some(&root), modules, "hot_swap").await {
+            Ok(mut report) => {
+                report.warnings = warnings;
+                SaveOutcome::Swapped(report)
+            }
+            Err(reason) => with_warnings(reason),
+        }
+    }
+
+    /// Roll a module (as written in source, `KV.Bucket`) back to its previous version.
+    pub async fn rollback(&self, module: &str) -> Result<crate::reload::SwapReport, String> {
+        if !self.settings().allow_writes() {
+            return Err("rollback refused: `allowWrites` is false for this node".into());
+        }
+        let session = self
+            .session()
+            .filter(|s| s.status() == Status::Attached)
+            .ok_or("not attached to a node")?;
+        let root = self.mix_root();
+        self.reloader
+            .rollback(&session, root.as_deref(), &crate::beam::term::module_atom(module))
+            .await
     }
 
     /// What is under the cursor.

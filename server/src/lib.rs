@@ -12,4 +12,5 @@ pub mod demo;
 pub mod live;
 pub mod lsp;
 pub mod managed;
+pub mod reload;
 pub mod workspace;

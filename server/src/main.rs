@@ -39,10 +39,11 @@ enum Command {
     },
 }
 
-fn init_tracing() {
-    // Logs go to stderr: stdout carries the protocol.
+fn init_tracing(default: &str) {
+    // Logs go to stderr: stdout carries the protocol. Editors file stderr under errors,
+    // so the servers only log warnings unless ORRERY_LOG says otherwise.
     let filter = tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -52,7 +53,10 @@ fn init_tracing() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(match cli.command {
+        Command::Lsp => "warn",
+        _ => "error",
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -79,7 +79,7 @@ pub fn app_name(root: &Path) -> String {
     })
 }
 
-fn random_token(len: usize) -> String {
+pub fn random_token(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut rng = rand::thread_rng();

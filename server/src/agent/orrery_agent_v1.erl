@@ -4,7 +4,9 @@
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
 -export([query/1, summary/0, modules/1, names/2, ets_info/2, trunc/2, processes/1,
-         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1]).
+         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1, swap/3]).
+%% Docs, completion and writes (live/docs.rs, live/writes.rs).
+-export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
 
 version() -> 1.
 
@@ -273,3 +275,385 @@ tr_pairs({K, V, I}, D, N, Bin, B, Acc) ->
     {K2, B2} = tr(K, D, N, Bin, B),
     {V2, B3} = tr(V, D, N, Bin, B2),
     tr_pairs(maps:next(I), D, N - 1, Bin, B3, [{K2, V2} | Acc]).
+
+%% ---- hot swap ----------------------------------------------------------------------
+%% Load Bin as Mod the safe way: refuse while a process still runs old code; suspend the
+%% OTP processes whose callback module is Mod, back up their states, load, run
+%% sys:change_code when the version changed, resume. On any failure load the previous
+%% binary back, restore the states, resume, and say what failed. Never leaves a process
+%% suspended. Returns {ok, Info} | {error, Reason}; Info carries the previous binary.
+swap(Mod, Bin, Opts) ->
+    Timeout = maps:get(timeout, Opts, 5000),
+    Extra = maps:get(extra, Opts, []),
+    Loaded = code:is_loaded(Mod),
+    File = case Loaded of
+               {file, F} when is_list(F) -> F;
+               _ -> maps:get(file, Opts, atom_to_list(Mod) ++ ".beam")
+           end,
+    OldMd5 = case Loaded of false -> nil; _ -> erlang:get_module_info(Mod, md5) end,
+    OldVsn = vsn_of(Mod),
+    Prev = case maps:get(previous, Opts, nil) of
+               nil -> disk_binary(Mod, OldMd5);
+               P -> P
+           end,
+    case erlang:check_old_code(Mod) andalso not code:soft_purge(Mod) of
+        true ->
+            {error, {old_code_in_use, Mod}};
+        false ->
+            Procs = otp_procs(Mod),
+            case suspend_all(Procs, Timeout, []) of
+                {error, Who, Why} ->
+                    {error, {suspend_failed, Who, Why}};
+                ok ->
+                    try
+                        do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5)
+                    after
+                        [catch sys:resume(P, Timeout) || P <- Procs]
+                    end
+            end
+    end.
+
+do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
+    States = [{P, catch sys:get_state(P, Timeout)} || P <- Procs],
+    case code:load_binary(Mod, File, Bin) of
+        {module, Mod} ->
+            NewVsn = vsn_of(Mod),
+            Migrate = case NewVsn =:= OldVsn of
+                          true -> [];
+                          false -> Procs
+                      end,
+            case change_all(Migrate, Mod, OldVsn, Extra, Timeout) of
+                ok ->
+                    {ok, #{md5_before => OldMd5,
+                           md5_after => erlang:get_module_info(Mod, md5),
+                           processes => length(Procs),
+                           migrated => length(Migrate),
+                           previous => Prev}};
+                {error, Who, Why} ->
+                    Restored = restore(Mod, File, Prev, States, Timeout),
+                    {error, {code_change_failed, Who, Why, Restored}}
+            end;
+        {error, Why} ->
+            {error, {load_failed, Why}}
+    end.
+
+restore(_Mod, _File, nil, _States, _Timeout) -> no_previous_binary;
+restore(Mod, File, Prev, States, Timeout) ->
+    _ = code:soft_purge(Mod),
+    Loaded = code:load_binary(Mod, File, Prev),
+    [catch sys:replace_state(P, fun(_) -> S end, Timeout) || {P, S} <- States,
+                                                            not is_tuple(S) orelse element(1, S) =/= 'EXIT'],
+    Loaded.
+
+change_all([], _, _, _, _) -> ok;
+change_all([P | Ps], Mod, OldVsn, Extra, Timeout) ->
+    case catch sys:change_code(P, Mod, OldVsn, Extra, Timeout) of
+        ok -> change_all(Ps, Mod, OldVsn, Extra, Timeout);
+        Other -> {error, P, Other}
+    end.
+
+suspend_all([], _, _) -> ok;
+suspend_all([P | Ps], Timeout, Done) ->
+    case catch sys:suspend(P, Timeout) of
+        ok -> suspend_all(Ps, Timeout, [P | Done]);
+        Other ->
+            [catch sys:resume(D, Timeout) || D <- Done],
+            {error, P, Other}
+    end.
+
+%% OTP processes (started by proc_lib, so they answer system messages) running Mod.
+otp_procs(Mod) ->
+    [P || P <- erlang:processes(), P =/= self(),
+          case erlang:process_info(P, dictionary) of
+              {dictionary, D} ->
+                  case lists:keyfind('$initial_call', 1, D) of
+                      {_, {supervisor, Mod, _}} -> true;
+                      {_, {Mod, _, _}} -> true;
+                      _ -> false
+                  end;
+              _ -> false
+          end].
+
+vsn_of(Mod) ->
+    case code:is_loaded(Mod) of
+        false -> undefined;
+        _ ->
+            Attrs = erlang:get_module_info(Mod, attributes),
+            case lists:keyfind(vsn, 1, Attrs) of
+                {vsn, [V]} -> V;
+                {vsn, V} -> V;
+                false -> undefined
+            end
+    end.
+
+%% The module's beam on disk, when it is what is loaded now.
+disk_binary(_Mod, nil) -> nil;
+disk_binary(Mod, Md5) ->
+    case code:get_object_code(Mod) of
+        {Mod, B, _} ->
+            case beam_lib:md5(B) of
+                {ok, {_, Md5}} -> B;
+                _ -> nil
+            end;
+        error -> nil
+    end.
+
+%% ---- Docs and completion (server/src/live/docs.rs) ----
+
+
+%% Docs, specs and exports of a module (name as a binary, 'Elixir.' included), or
+%% `unchanged` when its md5 is Known, or nil when there is no such module. Docs come from
+%% the module's docs chunk (EEP 48; Elixir modules have one), specs from its debug info,
+%% formatted in Elixir syntax when Elixir runs on the node. Doc texts are cut at doc_bytes.
+docs(Name, Known, Limits) ->
+    case to_module(Name) of
+        undefined -> nil;
+        M ->
+            case module_md5(M) of
+                nil -> nil;
+                Known -> unchanged;
+                Md5 ->
+                    Bytes = maps:get(doc_bytes, Limits, 16384),
+                    #{md5 => Md5,
+                      loaded => code:is_loaded(M) =/= false,
+                      docs => safe(fun() -> fetch_docs(M, Bytes) end),
+                      specs => safe(fun() -> fetch_specs(M) end),
+                      exports => safe(fun() -> exports_of(M) end)}
+            end
+    end.
+
+%% An existing module atom for a name, without creating atoms for names that name nothing.
+to_module(A) when is_atom(A) -> A;
+to_module(B) when is_binary(B) ->
+    try binary_to_existing_atom(B, utf8)
+    catch error:badarg ->
+            case code:where_is_file(unicode:characters_to_list(B) ++ ".beam") of
+                non_existing -> undefined;
+                _ -> binary_to_atom(B, utf8)
+            end
+    end.
+
+module_md5(M) ->
+    case code:is_loaded(M) of
+        {file, _} -> try erlang:get_module_info(M, md5) catch _:_ -> nil end;
+        false ->
+            case code:which(M) of
+                F when is_list(F) ->
+                    case beam_lib:md5(F) of
+                        {ok, {_, Md5}} -> Md5;
+                        _ -> nil
+                    end;
+                _ -> nil
+            end
+    end.
+
+get_docs(M) ->
+    try code:get_doc(M)
+    catch error:undef -> 'Elixir.Code':fetch_docs(M)
+    end.
+
+fetch_docs(M, Bytes) ->
+    case get_docs(M) of
+        {ok, Docs} -> docs_map(Docs, Bytes);
+        {docs_v1, _, _, _, _, _, _} = Docs -> docs_map(Docs, Bytes);
+        _ -> nil
+    end.
+
+docs_map({docs_v1, _Anno, _Lang, Format, ModDoc, _Meta, Entries}, Bytes) ->
+    #{format => Format,
+      moduledoc => doc_text(ModDoc, Bytes),
+      entries => [doc_entry(E, Bytes) || E <- Entries]}.
+
+doc_entry({{Kind, Name, Arity}, _Anno, Sig, Doc, Meta}, Bytes) ->
+    Meta2 = case is_map(Meta) of true -> Meta; false -> #{} end,
+    #{kind => Kind, name => Name, arity => Arity,
+      signature => iolist_to_binary(lists:join(<<"\n">>, [S || S <- Sig, is_binary(S)])),
+      doc => doc_text(Doc, Bytes),
+      hidden => Doc =:= hidden,
+      defaults => maps:get(defaults, Meta2, 0),
+      deprecated => case maps:get(deprecated, Meta2, nil) of
+                        D when is_binary(D) -> D;
+                        _ -> nil
+                    end}.
+
+doc_text(#{<<"en">> := D}, Bytes) -> cut_text(html(D, false), Bytes);
+doc_text(M, Bytes) when is_map(M), map_size(M) > 0 ->
+    [D | _] = maps:values(M),
+    cut_text(html(D, false), Bytes);
+doc_text(_, _) -> nil.
+
+%% Markdown docs are binaries already; application/erlang+html docs become plain text.
+html(B, _) when is_binary(B) -> B;
+html(L, Pre) when is_list(L) -> [html(X, Pre) || X <- L];
+html({pre, _, C}, _) -> [<<"\n```erlang\n">>, html(C, true), <<"\n```\n\n">>];
+html({code, _, C}, false) -> [<<"`">>, html(C, true), <<"`">>];
+html({Tag, _, C}, Pre) when Tag =:= p; Tag =:= 'div'; Tag =:= dl; Tag =:= ul; Tag =:= ol ->
+    [html(C, Pre), <<"\n\n">>];
+html({Tag, _, C}, Pre) when Tag =:= h1; Tag =:= h2; Tag =:= h3; Tag =:= h4 ->
+    [<<"### ">>, html(C, Pre), <<"\n\n">>];
+html({li, _, C}, Pre) -> [<<"- ">>, html(C, Pre), <<"\n">>];
+html({dt, _, C}, Pre) -> [<<"- **">>, html(C, Pre), <<"**\n">>];
+html({dd, _, C}, Pre) -> [<<"  ">>, html(C, Pre), <<"\n">>];
+html({em, _, C}, Pre) -> [<<"*">>, html(C, Pre), <<"*">>];
+html({strong, _, C}, Pre) -> [<<"**">>, html(C, Pre), <<"**">>];
+html({_, _, C}, Pre) -> html(C, Pre);
+html(_, _) -> [].
+
+cut_text(IoData, Bytes) ->
+    B = iolist_to_binary(IoData),
+    case byte_size(B) =< Bytes of
+        true -> B;
+        false ->
+            Part = binary:part(B, 0, Bytes),
+            Good = case unicode:characters_to_binary(Part) of
+                       {incomplete, G, _} -> G;
+                       {error, G, _} -> G;
+                       G -> G
+                   end,
+            <<Good/binary, "\n\n(cut)">>
+    end.
+
+%% [{{Name, Arity}, [SpecText]}]; empty without debug info or without Elixir.
+fetch_specs(M) ->
+    case 'Elixir.Code.Typespec':fetch_specs(M) of
+        {ok, Specs} ->
+            [{{N, A}, [T || S <- lists:sublist(Forms, 4), (T = spec_text(N, S)) =/= nil]}
+             || {{N, A}, Forms} <- Specs, not is_macro_name(N)];
+        _ -> []
+    end.
+
+spec_text(N, S) ->
+    try 'Elixir.Macro':to_string('Elixir.Code.Typespec':spec_to_quoted(N, S))
+    catch _:_ -> nil
+    end.
+
+is_macro_name(N) -> lists:prefix("MACRO-", atom_to_list(N)).
+
+%% Exported functions and macros as {function | macro, Name, Arity}, without generated ones.
+exports_of(M) ->
+    Raw = case code:is_loaded(M) of
+              {file, _} -> erlang:get_module_info(M, exports);
+              false ->
+                  case beam_lib:chunks(code:which(M), [exports]) of
+                      {ok, {_, [{exports, E}]}} -> E;
+                      _ -> []
+                  end
+          end,
+    lists:filtermap(fun({F, A}) ->
+                            case atom_to_list(F) of
+                                "MACRO-" ++ Rest -> {true, {macro, list_to_atom(Rest), A - 1}};
+                                "module_info" -> false;
+                                "__info__" -> false;
+                                [$- | _] -> false;
+                                _ -> {true, {function, F, A}}
+                            end
+                    end, Raw).
+
+%% Module names under Base (a binary such as <<"Elixir.KV.">> or <<>>) whose next part
+%% starts with Partial: [{Segment, IsModule}] (unique, sorted, at most Limit) and the total.
+%% Looks at loaded modules and the modules of loaded applications (loaded or not yet).
+complete_modules(Base, Partial, Limit) ->
+    Loaded = [M || {M, _} <- code:all_loaded()],
+    AppMods = lists:append([Ms || {App, _, _} <- application:loaded_applications(),
+                                  {ok, Ms} <- [application:get_key(App, modules)]]),
+    Prefix = <<Base/binary, Partial/binary>>,
+    PL = byte_size(Prefix),
+    BL = byte_size(Base),
+    Segs = lists:usort(
+             [segment(binary:part(N, BL, byte_size(N) - BL))
+              || M <- lists:usort(Loaded ++ AppMods),
+                 N <- [atom_to_binary(M, utf8)],
+                 byte_size(N) >= PL, binary:part(N, 0, PL) =:= Prefix,
+                 Base =/= <<>> orelse binary:part(N, 0, min(7, byte_size(N))) =/= <<"Elixir.">>]),
+    Merged = merge_segments(Segs),
+    #{total => length(Merged), items => lists:sublist(Merged, Limit)}.
+
+segment(Rest) ->
+    case binary:split(Rest, <<".">>) of
+        [Seg] -> {Seg, true};
+        [Seg, _] -> {Seg, false}
+    end.
+
+%% {S, false} and {S, true} for the same S: it is a module and has submodules.
+merge_segments([{S, false}, {S, true} | T]) -> [{S, true} | merge_segments(T)];
+merge_segments([X | T]) -> [X | merge_segments(T)];
+merge_segments([]) -> [].
+
+%% ---- Writes (server/src/live/writes.rs; the server checks allowWrites and audits) ----
+
+
+%% Evaluate an Elixir expression (a binary) with Binding in a separate process, killed
+%% after Timeout ms: {ok, Value} | {error, Message}.
+eval(Expr, Binding, Timeout) ->
+    Parent = self(),
+    {Pid, Ref} = spawn_monitor(
+                   fun() ->
+                           R = try 'Elixir.Code':eval_string(Expr, Binding) of
+                                   {V, _} -> {ok, V}
+                               catch error:undef:St ->
+                                       case St of
+                                           [{'Elixir.Code', eval_string, _, _} | _] ->
+                                               {error, <<"Elixir is not available on this node">>};
+                                           _ -> {error, error_text(error, undef, St)}
+                                       end;
+                                     C:E:St -> {error, error_text(C, E, St)}
+                               end,
+                           Parent ! {self(), R}
+                   end),
+    receive
+        {Pid, R} -> erlang:demonitor(Ref, [flush]), R;
+        {'DOWN', Ref, process, Pid, Why} ->
+            {error, iolist_to_binary(io_lib:format("the evaluation died: ~0tp", [Why]))}
+    after Timeout ->
+            exit(Pid, kill),
+            erlang:demonitor(Ref, [flush]),
+            {error, iolist_to_binary(io_lib:format("the evaluation took more than ~p ms and was stopped", [Timeout]))}
+    end.
+
+error_text(C, E, St) ->
+    try 'Elixir.Exception':format_banner(C, E, St)
+    catch _:_ -> iolist_to_binary(io_lib:format("~p: ~0tp", [C, E]))
+    end.
+
+%% The process behind Target (a name or a pid), its state, and the value of Expr with
+%% `state` bound to it: {ok, Pid, Old, New} | {error, Message}. Changes nothing.
+state_for_write(Target, Expr, Timeout) ->
+    Pid = case Target of
+              P when is_pid(P) -> P;
+              N when is_atom(N) -> whereis(N)
+          end,
+    case is_pid(Pid) andalso is_process_alive(Pid) of
+        false -> {error, <<"no such process">>};
+        true ->
+            try sys:get_state(Pid, Timeout) of
+                Old ->
+                    case eval(Expr, [{state, Old}], Timeout) of
+                        {ok, New} -> {ok, Pid, Old, New};
+                        Err -> Err
+                    end
+            catch _:_ ->
+                    {error, <<"its state cannot be read (not an OTP process, or busy)">>}
+            end
+    end.
+
+%% Replace the state of Pid with New, only if it still is Expected ({expect, S}) or in any
+%% case (any): swapped | changed | {error, Message}. Atomic in the process itself.
+swap_state(Pid, Expect, New, Timeout) ->
+    Self = self(),
+    Ref = make_ref(),
+    F = fun(S) ->
+                case Expect of
+                    {expect, S} -> Self ! {Ref, swapped}, New;
+                    any -> Self ! {Ref, swapped}, New;
+                    _ -> Self ! {Ref, changed}, S
+                end
+        end,
+    try sys:replace_state(Pid, F, Timeout) of
+        _ -> receive {Ref, R} -> R after 0 -> changed end
+    catch C:E -> {error, iolist_to_binary(io_lib:format("replace_state failed: ~p: ~0tp", [C, E]))}
+    end.
+
+%% Put back the rows of Key in table T as they were (Rows may be empty).
+ets_restore(T, Key, Rows) ->
+    ets:delete(T, Key),
+    ets:insert(T, Rows).

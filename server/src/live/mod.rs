@@ -2,8 +2,10 @@
 //! processes and ETS tables of the open documents. One batched agent query per node per
 //! refresh; the snapshot says whether anything changed so clients refresh only then.
 
+pub mod docs;
 pub mod render;
 pub mod views;
+pub mod writes;
 
 use crate::agent;
 use crate::attach::Session;

@@ -3,7 +3,7 @@
 
 use super::convert::{from_pos, range, to_path, uri_of};
 use crate::core::{normalize, Core};
-use crate::live::{render, Interest, LiveModel};
+use crate::live::{docs, render, Interest, LiveModel};
 use crate::workspace::index::{self, Reference};
 use tower_lsp_server::ls_types::*;
 
@@ -78,8 +78,23 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
             function,
             arity,
             ..
+        } => {
+            let live = render::function_hover(
+                &snap,
+                module,
+                &format!("{function}/{}", arity.unwrap_or(0)),
+            );
+            // Docs and specs from the node (cached per module md5).
+            let docs = match core.session() {
+                Some(s) => docs::hover(&s, module, function, *arity).await,
+                None => None,
+            };
+            match (docs, live) {
+                (Some(d), Some(l)) => Some(format!("{d}\n\n---\n\n{l}")),
+                (d, l) => d.or(l),
+            }
         }
-        | Reference::LocalCall {
+        Reference::LocalCall {
             module,
             function,
             arity,

@@ -7,6 +7,7 @@ mod convert;
 mod custom;
 mod features;
 mod guard;
+mod reload;
 
 use crate::config::Settings;
 use crate::core::{normalize, Core};
@@ -27,6 +28,10 @@ pub struct Backend {
     supports_config: AtomicBool,
     supports_refresh: AtomicBool,
     shut_down: AtomicBool,
+    /// The long-lived twin that runs background work (refresh loop, saves).
+    background: std::sync::Mutex<Option<Arc<Backend>>>,
+    /// Files with diagnostics from each saved file's last compile.
+    diagnosed: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>>>,
 }
 
 /// Serve LSP on stdin/stdout until the client exits or stdin closes; then leave the
@@ -41,6 +46,8 @@ pub async fn serve_stdio() {
         supports_config: AtomicBool::new(false),
         supports_refresh: AtomicBool::new(false),
         shut_down: AtomicBool::new(false),
+        background: Default::default(),
+        diagnosed: Default::default(),
     })
     .custom_method("orrery/status", Backend::status)
     .custom_method("orrery/processes", Backend::processes)
@@ -139,6 +146,7 @@ impl Backend {
             }
         }
         self.clone().watch_session();
+        self.clone().watch_files();
         self.refresh_loop().await;
     }
 
@@ -171,8 +179,39 @@ impl Backend {
         });
     }
 
+    /// Files changed outside the editor (say by `git checkout`) are compiled and swapped
+    /// like a save; files open in the editor are left to `didSave`.
+    fn watch_files(self: Arc<Self>) {
+        let Some(root) = self.core.mix_root() else { return };
+        let (watcher, mut rx) = match crate::workspace::watch::watch(&root) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("not watching {} for changes: {e}", root.display());
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            let _keep = watcher;
+            while let Some(batch) = rx.recv().await {
+                for path in batch {
+                    let path = normalize(&path);
+                    let open = self.core.docs.read().map(|d| d.contains_key(&path)).unwrap_or(true);
+                    if open || self.shut_down.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        if let Ok(mut idx) = self.core.index.write() {
+                            idx.update(path.clone(), &text);
+                        }
+                    }
+                    self.on_saved(path).await;
+                }
+            }
+        });
+    }
+
     async fn refresh_clients(&self) {
-        if self.supports_refresh.load(Ordering::Relaxed) {
+        if self.supports_refresh.load(Ordering::Relaxed) && !self.shut_down.load(Ordering::Relaxed) {
             let _ = self.client.inlay_hint_refresh().await;
             let _ = self.client.code_lens_refresh().await;
         }
@@ -277,7 +316,7 @@ impl LanguageServer for Backend {
                     resolve_provider: Some(false),
                 }),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: commands::COMMANDS.iter().map(|c| c.to_string()).collect(),
+                    commands: commands::COMMANDS.iter().chain(reload::COMMANDS).map(|c| c.to_string()).collect(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -312,12 +351,18 @@ impl LanguageServer for Backend {
             supports_config: AtomicBool::new(false),
             supports_refresh: AtomicBool::new(self.supports_refresh.load(Ordering::Relaxed)),
             shut_down: AtomicBool::new(false),
+            background: Default::default(),
+            diagnosed: Default::default(),
         });
+        *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(me.clone());
         tokio::spawn(me.start());
     }
 
     async fn shutdown(&self) -> Result<()> {
         self.shut_down.store(true, Ordering::Relaxed);
+        if let Some(bg) = self.background.lock().ok().and_then(|b| b.clone()) {
+            bg.shut_down.store(true, Ordering::Relaxed);
+        }
         self.core.shutdown().await;
         Ok(())
     }
@@ -355,6 +400,17 @@ impl LanguageServer for Backend {
                 .collect();
             self.core
                 .change(&normalize(&path), changes, p.text_document.version);
+        }
+    }
+
+    async fn did_save(&self, p: DidSaveTextDocumentParams) {
+        let Some(path) = to_path(&p.text_document.uri) else { return };
+        if !path.extension().is_some_and(|e| e == "ex") {
+            return;
+        }
+        // Compile and swap in the background; the client is not kept waiting.
+        if let Some(me) = self.background.lock().ok().and_then(|b| b.clone()) {
+            tokio::spawn(async move { me.on_saved(normalize(&path)).await });
         }
     }
 
@@ -420,6 +476,7 @@ impl LanguageServer for Backend {
                 let target = p.arguments.first().cloned().unwrap_or_default();
                 custom::state_of(&self.core, target).await.map(Some)
             }
+            c if reload::COMMANDS.contains(&c) => self.reload_command(c, &p.arguments).await,
             _ => commands::execute(self, p).await,
         }
     }

@@ -167,6 +167,24 @@ impl LspClient {
         }
     }
 
+    /// Wait until `n` messages with `method` have been seen; returns the n-th.
+    pub fn wait_nth(&mut self, timeout: Duration, method: &str, n: usize) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<&Value> = self.seen.iter().filter(|v| v["method"] == method).collect();
+            if found.len() >= n {
+                return found[n - 1].clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => {
+                    self.handle(v);
+                }
+                Err(_) => panic!("timed out waiting for {method} #{n}; seen: {:?}", self.seen),
+            }
+        }
+    }
+
     /// initialize + initialized with a workspace root and options.
     pub fn initialize(&mut self, root: &Path, options: Value) -> Value {
         let uri = format!("file://{}", root.display());

@@ -194,3 +194,51 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A private, compiled copy of a fixture project (tests that edit sources use this).
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let src = repo().join("tests/fixtures").join(name);
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&src, dir.path());
+    let st = Command::new("mix")
+        .arg("compile")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("mix not found: run `make deps`");
+    assert!(st.success(), "fixture copy does not compile");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        if name == "_build" || name == "deps" {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Call `Mod.fun(args)` on a node once, for checks from tests.
+pub fn rpc(node: &TestNode, module: &str, fun: &str, args: Vec<eetf::Term>) -> Result<eetf::Term, String> {
+    let (n, c) = (node.node.clone(), node.cookie.clone());
+    let (m, f) = (module.to_string(), fun.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let conn = orrery::beam::Connection::connect(&n, &c, Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+            let r = conn.rpc(&m, &f, args, Duration::from_secs(10)).await.map_err(|e| e.to_string());
+            conn.close();
+            r
+        })
+    })
+    .join()
+    .unwrap()
+}

@@ -1,0 +1,225 @@
+;;; orrery-debug.el --- Debug Elixir with Orrery in dap-mode or dape  -*- lexical-binding: t; -*-
+
+;; Copyright (C) 2025 The Orrery authors
+
+;; Author: The Orrery authors
+;; Maintainer: The Orrery authors
+;; Keywords: languages, tools, processes
+;; URL: https://github.com/orrery/orrery
+;; SPDX-License-Identifier: MIT
+
+;; This file is not part of GNU Emacs.
+
+;;; Commentary:
+
+;; Runs "orrery dap" (the Debug Adapter Protocol over stdio) from
+;; dap-mode and from dape:
+;;
+;; - dap-mode: a debug provider for the type "orrery" and the templates
+;;   "Orrery: attach to node" and "Orrery: attach and record"
+;;   (M-x dap-debug);
+;; - dape: the configurations `orrery' and `orrery-record' in
+;;   `dape-configs' (M-x dape).
+;;
+;; Neither client has a button for time travel, so this file adds
+;; `orrery-step-back' and `orrery-reverse-continue', which send the DAP
+;; requests stepBack and reverseContinue for the stopped thread of the
+;; current dape or dap-mode session.
+;;
+;; Registration happens when dap-mode or dape is loaded (orrery.el
+;; arranges that), or by calling `orrery-dap-register' and
+;; `orrery-dape-register'.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'orrery)
+
+;; dap-mode (optional).
+(defvar dap-debug-template-configurations)
+(defvar dap--debug-providers)
+(declare-function dap-register-debug-provider "ext:dap-mode" (language-id fn))
+(declare-function dap-register-debug-template "ext:dap-mode" (name settings))
+(declare-function dap--cur-session "ext:dap-mode" ())
+(declare-function dap--session-running "ext:dap-mode" (session))
+(declare-function dap--debug-session-thread-id "ext:dap-mode" (session) t)
+(declare-function dap--debug-session-current-capabilities "ext:dap-mode" (session) t)
+(declare-function dap--send-message "ext:dap-mode" (message callback session))
+(declare-function dap--make-request "ext:dap-mode" (command &optional args))
+(declare-function dap--resp-handler "ext:dap-mode" (&optional success error))
+(declare-function dap--resume-application "ext:dap-mode" (session))
+
+;; dape (optional).
+(defvar dape-configs)
+(declare-function dape--live-connection "ext:dape" (type &optional nowarn require-selected))
+(declare-function dape--capable-p "ext:dape" (conn thing))
+(declare-function dape--next-like-command "ext:dape" (conn command))
+(declare-function dape--thread-id-object "ext:dape" (conn))
+(declare-function dape-request "ext:dape" (conn command arguments &optional cb))
+
+(defgroup orrery-debug nil
+  "Debugging Elixir through Orrery's debug adapter."
+  :group 'orrery
+  :prefix "orrery-debug-")
+
+(defcustom orrery-debug-record t
+  "Non-nil means debug sessions keep a timeline, for stepping back."
+  :type 'boolean)
+
+(defcustom orrery-debug-record-limit nil
+  "How many events a recorded timeline keeps, or nil for Orrery's default."
+  :type '(choice (const :tag "Default" nil) natnum))
+
+(defconst orrery-debug-type "orrery"
+  "The debug type of Orrery sessions (the DAP adapter id).")
+
+(defun orrery-debug--defaults ()
+  "Return launch arguments from the Orrery customizations, as a plist.
+Only arguments with a value are included."
+  (append
+   (list :cwd (expand-file-name (orrery--root)))
+   (when orrery-node (list :node orrery-node))
+   (when orrery-cookie-file
+     (list :cookieFile (expand-file-name orrery-cookie-file)))
+   (list :record (if orrery-debug-record t :json-false))
+   (when orrery-debug-record-limit
+     (list :recordLimit orrery-debug-record-limit))))
+
+(defun orrery-debug--fill (config defaults)
+  "Return CONFIG with the DEFAULTS plist's keys it lacks added."
+  (let ((config (copy-sequence config)))
+    (cl-loop for (key value) on defaults by #'cddr
+             unless (plist-member config key)
+             do (setq config (plist-put config key value)))
+    config))
+
+;;;; dap-mode
+
+(defun orrery-dap-provider (config)
+  "Complete the dap-mode debug CONFIG for an Orrery session.
+Runs \"orrery dap\" over stdio; node, cookie file, cwd and recording
+default to the Orrery customizations."
+  (orrery-debug--fill
+   config
+   (append (list :dap-server-path (list (orrery--executable) "dap")
+                 :type orrery-debug-type
+                 :request "attach"
+                 :name "Orrery")
+           (orrery-debug--defaults))))
+
+(defconst orrery-dap-templates
+  `(("Orrery: attach to node"
+     :type ,orrery-debug-type :request "attach" :name "Orrery: attach")
+    ("Orrery: attach and record"
+     :type ,orrery-debug-type :request "attach" :record t
+     :name "Orrery: attach and record"))
+  "The dap-mode templates Orrery registers: name, then settings.")
+
+;;;###autoload
+(defun orrery-dap-register ()
+  "Register Orrery's debug provider and templates with dap-mode."
+  (dap-register-debug-provider orrery-debug-type #'orrery-dap-provider)
+  (dolist (template orrery-dap-templates)
+    (dap-register-debug-template (car template) (copy-sequence (cdr template)))))
+
+;;;; dape
+
+(defun orrery-dape--fill (config)
+  "Complete the dape CONFIG from the Orrery customizations."
+  (orrery-debug--fill config (orrery-debug--defaults)))
+
+(defun orrery-dape--command ()
+  "Return the Orrery binary, for dape."
+  (orrery--executable))
+
+(defconst orrery-dape-configs
+  `((orrery
+     modes (elixir-mode elixir-ts-mode heex-ts-mode orrery-elixir-mode)
+     command orrery-dape--command
+     command-args ("dap")
+     fn orrery-dape--fill
+     :type ,orrery-debug-type
+     :request "attach")
+    (orrery-record
+     modes (elixir-mode elixir-ts-mode heex-ts-mode orrery-elixir-mode)
+     command orrery-dape--command
+     command-args ("dap")
+     fn orrery-dape--fill
+     :type ,orrery-debug-type
+     :request "attach"
+     :record t))
+  "The `dape-configs' entries Orrery registers.")
+
+;;;###autoload
+(defun orrery-dape-register ()
+  "Add Orrery's configurations to `dape-configs'."
+  (dolist (config orrery-dape-configs)
+    (setf (alist-get (car config) dape-configs) (copy-tree (cdr config)))))
+
+;;;; Time travel
+
+(defun orrery-debug--dape-connection ()
+  "Return the stopped dape connection, or nil."
+  (and (fboundp 'dape--live-connection)
+       (ignore-errors (dape--live-connection 'stopped t))))
+
+(defun orrery-debug--dap-session ()
+  "Return the running dap-mode session, or nil."
+  (and (fboundp 'dap--cur-session)
+       (let ((session (dap--cur-session)))
+         (and session (dap--session-running session) session))))
+
+(defun orrery-debug--dape-send (conn command)
+  "Send the DAP stepping COMMAND for the stopped thread of dape CONN."
+  (unless (dape--capable-p conn :supportsStepBack)
+    (user-error "This debug adapter cannot step back"))
+  (if (fboundp 'dape--next-like-command)
+      (dape--next-like-command conn command)
+    (dape-request conn command (dape--thread-id-object conn))))
+
+(defun orrery-debug--dap-send (session command)
+  "Send the DAP stepping COMMAND for the stopped thread of dap-mode SESSION."
+  (let ((thread (dap--debug-session-thread-id session))
+        (caps (dap--debug-session-current-capabilities session)))
+    (unless thread
+      (user-error "No stopped thread in this session"))
+    (unless (and (hash-table-p caps) (gethash "supportsStepBack" caps))
+      (user-error "This debug adapter cannot step back"))
+    (dap--send-message (dap--make-request command (list :threadId thread))
+                       (dap--resp-handler
+                        nil (lambda (msg)
+                              (message "Orrery: %s failed: %s" command msg)))
+                       session)
+    (dap--resume-application session)))
+
+(defun orrery-debug-send (command)
+  "Send the DAP stepping COMMAND to the current dape or dap-mode session.
+The stopped thread of the session is the one that moves."
+  (let (session)
+    (cond ((setq session (orrery-debug--dape-connection))
+           (orrery-debug--dape-send session command))
+          ((setq session (orrery-debug--dap-session))
+           (orrery-debug--dap-send session command))
+          (t (user-error "No stopped debug session (dape or dap-mode)")))))
+
+;;;###autoload
+(defun orrery-step-back ()
+  "Step back one step in the stopped debug session.
+Works in dape and dap-mode sessions of Orrery's debug adapter when
+the session records a timeline."
+  (interactive)
+  (orrery-debug-send "stepBack"))
+
+;;;###autoload
+(defun orrery-reverse-continue ()
+  "Run backwards to the previous breakpoint in the stopped debug session.
+Works in dape and dap-mode sessions of Orrery's debug adapter when
+the session records a timeline."
+  (interactive)
+  (orrery-debug-send "reverseContinue"))
+
+(when (featurep 'dap-mode) (orrery-dap-register))
+(when (featurep 'dape) (orrery-dape-register))
+
+(provide 'orrery-debug)
+;;; orrery-debug.el ends here

@@ -1,0 +1,485 @@
+-- Headless test of the Orrery Neovim plugin against a real node (started by test.sh).
+-- Run: nvim --headless --clean -u NONE -c "luafile test/run.lua"
+-- Environment: ORRERY_PLUGIN (this plugin's directory), ORRERY_BIN, ORRERY_TEST_NODE,
+-- ORRERY_TEST_COOKIE_FILE, ORRERY_TEST_ROOT (a copy of tests/fixtures/kv),
+-- ORRERY_TEST_OUT (a scratch directory). Prints TAP-like lines and a closing
+-- "N passed, N failed"; exits non-zero on failure.
+local PLUGIN = assert(os.getenv('ORRERY_PLUGIN'), 'ORRERY_PLUGIN')
+local BIN = assert(os.getenv('ORRERY_BIN'), 'ORRERY_BIN')
+local NODE = assert(os.getenv('ORRERY_TEST_NODE'), 'ORRERY_TEST_NODE')
+local COOKIE_FILE = assert(os.getenv('ORRERY_TEST_COOKIE_FILE'), 'ORRERY_TEST_COOKIE_FILE')
+local ROOT = assert(os.getenv('ORRERY_TEST_ROOT'), 'ORRERY_TEST_ROOT')
+local OUT = assert(os.getenv('ORRERY_TEST_OUT'), 'ORRERY_TEST_OUT')
+local LONG = 60000
+
+local v = vim.version()
+local VERSION = string.format('%d.%d.%d', v.major, v.minor, v.patch)
+local passed, failed = 0, 0
+
+local function say(s)
+  io.stdout:write('[nvim ' .. VERSION .. '] ' .. s .. '\n')
+  io.stdout:flush()
+end
+
+local function check(name, cond, detail)
+  if cond then
+    passed = passed + 1
+    say('ok - ' .. name)
+  else
+    failed = failed + 1
+    say('not ok - ' .. name .. (detail and (': ' .. tostring(detail)) or ''))
+  end
+  return cond
+end
+
+local function wait(ms, pred)
+  return vim.wait(ms, pred, 50)
+end
+
+local function finish()
+  -- Stop the servers and let them detach (the node is left as found).
+  for _, c in ipairs(require('orrery.util').clients({ name = 'orrery' })) do
+    require('orrery.util').stop(c)
+  end
+  wait(10000, function()
+    return #(vim.lsp.get_clients or vim.lsp.get_active_clients)() == 0
+  end)
+  say(string.format('%d passed, %d failed', passed, failed))
+  if failed > 0 then
+    vim.cmd('cquit 1')
+  else
+    vim.cmd('qall!')
+  end
+end
+
+local function run(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  if not ok then
+    check(name .. ' (raised)', false, err)
+  end
+end
+
+local function messages()
+  return vim.fn.execute('messages')
+end
+
+local function buffer_text(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n')
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, 'w'))
+  f:write(text)
+  f:close()
+end
+
+vim.o.lines = 80
+if os.getenv('ORRERY_TEST_LSP_LOG') then
+  vim.lsp.set_log_level(os.getenv('ORRERY_TEST_LSP_LOG'))
+end
+vim.o.columns = 200
+vim.opt.runtimepath:prepend(PLUGIN)
+
+-- A stand-in for nvim-dap with the fields nvim-dap's users and this plugin touch:
+-- `adapters`, `configurations`, and `session()` whose session has `:request()`.
+local dap_requests = {}
+local fake_session = {
+  stopped_thread_id = 7,
+  capabilities = { supportsStepBack = true },
+}
+function fake_session.request(_, command, arguments, cb)
+  table.insert(dap_requests, { command = command, arguments = arguments })
+  if cb then
+    cb(nil, {})
+  end
+end
+local fake_dap = {
+  adapters = {},
+  configurations = { elixir = { { type = 'mix_task', request = 'launch', name = 'not ours' } } },
+  session = function()
+    return fake_session
+  end,
+}
+package.loaded.dap = fake_dap
+
+local orrery = require('orrery')
+local util = require('orrery.util')
+
+run('setup', function()
+  orrery.setup({ binary = BIN, node = NODE, cookie_file = COOKIE_FILE, refresh_ms = 300 })
+  check('user commands defined', vim.fn.exists(':OrreryStatus') == 2 and vim.fn.exists(':OrreryAttach') == 2
+    and vim.fn.exists(':OrreryInspect') == 2 and vim.fn.exists(':OrreryProcesses') == 2
+    and vim.fn.exists(':OrreryRollback') == 2 and vim.fn.exists(':OrreryStepBack') == 2
+    and vim.fn.exists(':OrreryReverseContinue') == 2)
+end)
+
+local file = ROOT .. '/lib/kv/bucket.ex'
+vim.cmd('edit ' .. vim.fn.fnameescape(file))
+local buf = vim.api.nvim_get_current_buf()
+local client
+
+run('attach', function()
+  check('filetype elixir for *.ex', vim.bo[buf].filetype == 'elixir', vim.bo[buf].filetype)
+  check('client attached', wait(10000, function()
+    client = util.clients({ name = 'orrery', bufnr = buf })[1]
+    return client ~= nil and vim.lsp.buf_is_attached(buf, client.id)
+  end))
+  if client then
+    check('root dir is the mix project', client.config.root_dir == ROOT, client.config.root_dir)
+    check('started with the configured settings', client.config.init_options.node == NODE
+      and client.config.settings.orrery.cookieFile == COOKIE_FILE)
+  end
+end)
+if not client then
+  finish()
+  return
+end
+
+run('code lenses', function()
+  local titles = ''
+  local ok = wait(LONG, function()
+    local t = {}
+    for _, l in ipairs(vim.lsp.codelens.get(buf)) do
+      table.insert(t, l.command and l.command.title or '?')
+    end
+    titles = table.concat(t, ' | ')
+    return titles:find('1 live process', 1, true) ~= nil
+  end)
+  check('lens carries "1 live process"', ok, titles)
+  local inspect_lens
+  for _, l in ipairs(vim.lsp.codelens.get(buf)) do
+    if l.command and l.command.command == 'orrery.inspectState' then
+      inspect_lens = l
+    end
+  end
+  check('"Inspect state" lens', inspect_lens ~= nil, titles)
+  if inspect_lens then
+    -- What vim.lsp.codelens.run() does for a client-side command.
+    vim.lsp.commands['orrery.inspectState'](inspect_lens.command, { bufnr = buf, client_id = client.id })
+    local sbuf
+    check('lens command opens the state', wait(10000, function()
+      sbuf = vim.fn.bufnr('orrery://state/KV.Bucket')
+      return sbuf ~= -1 and buffer_text(sbuf):find('%{}', 1, true) ~= nil
+    end), sbuf and sbuf ~= -1 and buffer_text(sbuf) or 'no buffer')
+    vim.cmd('only')
+    vim.api.nvim_set_current_buf(buf)
+  end
+end)
+
+run('inlay hints', function()
+  local line = 5 -- `use GenServer`
+  local ets_line
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+    if l:find(':ets.new', 1, true) then
+      ets_line = i - 1
+    end
+  end
+  if vim.fn.has('nvim-0.10') == 1 then
+    check('inlay hints enabled', vim.lsp.inlay_hint.is_enabled({ bufnr = buf }))
+    local labels = {}
+    local function collect()
+      labels = {}
+      for _, h in ipairs(vim.lsp.inlay_hint.get({ bufnr = buf })) do
+        local label = h.inlay_hint.label
+        if type(label) == 'table' then
+          local parts = {}
+          for _, p in ipairs(label) do
+            table.insert(parts, p.value)
+          end
+          label = table.concat(parts)
+        end
+        labels[h.inlay_hint.position.line] = (labels[h.inlay_hint.position.line] or '') .. label
+      end
+    end
+    check('inlay hint "1 proc" on `use GenServer`', wait(LONG, function()
+      collect()
+      return (labels[line] or ''):find('1 proc', 1, true) ~= nil
+    end), vim.inspect(labels))
+    check('inlay hint "2 rows" on :ets.new', wait(LONG, function()
+      collect()
+      return (labels[ets_line] or ''):find('2 rows', 1, true) ~= nil
+    end), vim.inspect(labels))
+  else
+    local live = require('orrery.live')
+    local vt = {}
+    check('virtual text "1 proc" on `use GenServer`', wait(LONG, function()
+      vt = live.virtual_text(buf)
+      return (vt[line] or ''):find('1 proc', 1, true) ~= nil
+    end), vim.inspect(vt))
+    check('virtual text "2 rows" on :ets.new', wait(LONG, function()
+      vt = live.virtual_text(buf)
+      return (vt[ets_line] or ''):find('2 rows', 1, true) ~= nil
+    end), vim.inspect(vt))
+  end
+end)
+
+run('hover', function()
+  vim.api.nvim_win_set_cursor(0, { 1, 14 }) -- on KV.Bucket in `defmodule KV.Bucket do`
+  local text = ''
+  local function float_text()
+    for _, w in ipairs(vim.api.nvim_list_wins()) do
+      if vim.api.nvim_win_get_config(w).relative ~= '' then
+        return buffer_text(vim.api.nvim_win_get_buf(w))
+      end
+    end
+    return nil
+  end
+  local ok = wait(LONG, function()
+    vim.lsp.buf.hover()
+    wait(3000, function()
+      return float_text() ~= nil
+    end)
+    text = float_text() or ''
+    if text:find('%{}', 1, true) then
+      return true
+    end
+    -- Close the float and ask again.
+    vim.api.nvim_set_current_buf(buf)
+    for _, w in ipairs(vim.api.nvim_list_wins()) do
+      if vim.api.nvim_win_get_config(w).relative ~= '' then
+        vim.api.nvim_win_close(w, true)
+      end
+    end
+    return false
+  end)
+  check('hover shows the live state %{}', ok, text)
+  check('hover names the module', text:find('KV.Bucket', 1, true) ~= nil, text)
+  for _, w in ipairs(vim.api.nvim_list_wins()) do
+    if vim.api.nvim_win_get_config(w).relative ~= '' then
+      vim.api.nvim_win_close(w, true)
+    end
+  end
+end)
+
+-- The node's state changes behind the editor's back: the server's refresh requests must
+-- bring the new value into the buffer without any editor action.
+run('live refresh', function()
+  local live = require('orrery.live')
+  local counts = { lens_refresh = 0, hint_refresh = 0, lenses = 0 }
+  local orig_lens_refresh, orig_on_codelens = live.on_lens_refresh, vim.lsp.codelens.on_codelens
+  live.on_lens_refresh = function(...)
+    counts.lens_refresh = counts.lens_refresh + 1
+    return orig_lens_refresh(...)
+  end
+  vim.lsp.codelens.on_codelens = function(...)
+    counts.lenses = counts.lenses + 1
+    return orig_on_codelens(...)
+  end
+  local hint_owner = vim.fn.has('nvim-0.10') == 1 and vim.lsp.inlay_hint or live
+  local hint_key = vim.fn.has('nvim-0.10') == 1 and 'on_refresh' or 'on_hint_refresh'
+  local orig_hint = hint_owner[hint_key]
+  hint_owner[hint_key] = function(...)
+    counts.hint_refresh = counts.hint_refresh + 1
+    return orig_hint(...)
+  end
+
+  local cookie = vim.trim(table.concat(vim.fn.readfile(COOKIE_FILE), '\n'))
+  local code
+  local job = vim.fn.jobstart({
+    'elixir', '--sname', 'poke_' .. tostring(math.random(1, 1e9)), '--cookie', cookie, '-e',
+    string.format(':ok = :rpc.call(:"%s", KV.Bucket, :put, [:greeting, "hello"])', NODE),
+  }, {
+    on_exit = function(_, c)
+      code = c
+    end,
+  })
+  check('changed the state on the node', job > 0 and wait(LONG, function()
+    return code ~= nil
+  end) and code == 0, code)
+
+  local want = '1 proc · %{greeting: "hello"}'
+  local seen = ''
+  local ok = wait(LONG, function()
+    if vim.fn.has('nvim-0.10') == 1 then
+      seen = ''
+      for _, h in ipairs(vim.lsp.inlay_hint.get({ bufnr = buf })) do
+        local label = h.inlay_hint.label
+        seen = seen .. (type(label) == 'string' and label or vim.inspect(label))
+      end
+    else
+      seen = live.virtual_text(buf)[5] or ''
+    end
+    return seen:find(want, 1, true) ~= nil
+  end)
+  check('hint follows the node: ' .. want, ok, seen)
+  check('server asked to refresh inlay hints', counts.hint_refresh > 0, vim.inspect(counts))
+  check('server asked to refresh lenses, and they were fetched again',
+    wait(10000, function()
+      return counts.lens_refresh > 0 and counts.lenses > 0
+    end), vim.inspect(counts))
+  live.on_lens_refresh, vim.lsp.codelens.on_codelens, hint_owner[hint_key] =
+    orig_lens_refresh, orig_on_codelens, orig_hint
+end)
+
+run(':OrreryStatus', function()
+  vim.cmd('messages clear')
+  vim.cmd('OrreryStatus')
+  local ok = wait(10000, function()
+    return messages():find('attached to ' .. NODE, 1, true) ~= nil
+  end)
+  local m = messages()
+  check(':OrreryStatus reports the node', ok, m)
+  check(':OrreryStatus reports OTP and Elixir', m:find('OTP %d+') ~= nil and m:find('Elixir %d') ~= nil, m)
+end)
+
+run(':OrreryInspect', function()
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_win_set_cursor(0, { 20, 0 }) -- inside the module, not on an alias
+  local cmds = require('orrery.commands')
+  check('module at cursor is the enclosing defmodule', cmds.module_at_cursor() == 'KV.Bucket', cmds.module_at_cursor())
+  local sbuf = vim.fn.bufnr('orrery://state/KV.Bucket')
+  if sbuf ~= -1 then
+    vim.api.nvim_buf_delete(sbuf, { force = true })
+  end
+  vim.cmd('OrreryInspect')
+  local ok = wait(10000, function()
+    sbuf = vim.fn.bufnr('orrery://state/KV.Bucket')
+    return sbuf ~= -1 and buffer_text(sbuf):find('%{greeting: "hello"}', 1, true) ~= nil
+  end)
+  check(':OrreryInspect shows the state in a scratch buffer', ok, sbuf ~= -1 and buffer_text(sbuf) or 'no buffer')
+  if sbuf ~= -1 then
+    check('state buffer is a scratch buffer', vim.bo[sbuf].buftype == 'nofile' and not vim.bo[sbuf].modifiable)
+    check('state buffer names the node', buffer_text(sbuf):find(NODE, 1, true) ~= nil, buffer_text(sbuf))
+  end
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+end)
+
+run(':OrreryProcesses', function()
+  vim.cmd('OrreryProcesses')
+  local pbuf = -1
+  local ok = wait(10000, function()
+    pbuf = vim.fn.bufnr('orrery://processes')
+    return pbuf ~= -1 and buffer_text(pbuf):find('KV.Bucket', 1, true) ~= nil
+  end)
+  check(':OrreryProcesses lists KV.Bucket', ok, pbuf ~= -1 and buffer_text(pbuf) or 'no buffer')
+  if pbuf ~= -1 then
+    check(':OrreryProcesses has a header and the node', buffer_text(pbuf):find('MEMORY', 1, true) ~= nil
+      and buffer_text(pbuf):find(NODE, 1, true) ~= nil)
+  end
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+end)
+
+run(':OrreryRollback', function()
+  vim.cmd('messages clear')
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_win_set_cursor(0, { 1, 14 })
+  vim.cmd('OrreryRollback')
+  -- Nothing was hot-swapped: whatever the server says (no previous version, or no such
+  -- command in an older server) must reach the user.
+  local ok = wait(10000, function()
+    return messages():find('Orrery', 1, true) ~= nil
+  end)
+  check(":OrreryRollback shows the server's answer", ok, messages())
+  say('# rollback answer: ' .. vim.trim(messages()))
+end)
+
+run('DAP registration', function()
+  local a = fake_dap.adapters.orrery
+  check('adapter registered', type(a) == 'table' and a.type == 'executable' and a.command == BIN
+    and type(a.args) == 'table' and a.args[1] == 'dap' and #a.args == 1, vim.inspect(a))
+  local configs = fake_dap.configurations.elixir or {}
+  local launch, attach, others = nil, nil, 0
+  for _, c in ipairs(configs) do
+    if c.type == 'orrery' and c.request == 'launch' then
+      launch = c
+    elseif c.type == 'orrery' and c.request == 'attach' then
+      attach = c
+    else
+      others = others + 1
+    end
+  end
+  check('launch configuration', launch ~= nil and type(launch.name) == 'string' and launch.record == true
+    and type(launch.recordLimit) == 'number' and launch.cwd == '${workspaceFolder}', vim.inspect(launch))
+  check('attach configuration', attach ~= nil and type(attach.name) == 'string'
+    and (type(attach.node) == 'function' and attach.node() == NODE), vim.inspect(attach))
+  check("other plugins' configurations kept", others == 1)
+  require('orrery.dap').register(fake_dap)
+  check('registering again does not duplicate', #fake_dap.configurations.elixir == #configs)
+  local enriched
+  a.enrich_config({ type = 'orrery', request = 'attach', name = 'x' }, function(c)
+    enriched = c
+  end)
+  local cookie = vim.trim(table.concat(vim.fn.readfile(COOKIE_FILE), '\n'))
+  check('enrich_config fills node and cookie', enriched and enriched.node == NODE and enriched.cookie == cookie)
+  vim.cmd('OrreryStepBack')
+  vim.cmd('OrreryReverseContinue')
+  check(':OrreryStepBack sends stepBack', dap_requests[1] and dap_requests[1].command == 'stepBack'
+    and dap_requests[1].arguments.threadId == 7, vim.inspect(dap_requests))
+  check(':OrreryReverseContinue sends reverseContinue', dap_requests[2]
+    and dap_requests[2].command == 'reverseContinue' and dap_requests[2].arguments.threadId == 7)
+  -- Without a session: an error, no request.
+  fake_dap.session = function()
+    return nil
+  end
+  vim.cmd('messages clear')
+  vim.cmd('OrreryStepBack')
+  check('step back without a session says so',
+    #dap_requests == 2 and messages():find('no debug session', 1, true) ~= nil)
+end)
+
+run(':checkhealth orrery', function()
+  vim.cmd('checkhealth orrery')
+  local hbuf = vim.api.nvim_get_current_buf()
+  local text = buffer_text(hbuf)
+  write_file(OUT .. '/checkhealth-' .. VERSION .. '.txt', text)
+  check('checkhealth ran the orrery checks', text:find('Orrery: server binary', 1, true) ~= nil, text)
+  check('checkhealth has no ERROR/WARNING', text:find('ERROR') == nil and text:find('WARN') == nil, text)
+  check('checkhealth: version', text:find('version: orrery', 1, true) ~= nil, text)
+  check('checkhealth: Erlang and Elixir', text:find('Erlang/OTP %d+') ~= nil and text:find('Elixir %d') ~= nil, text)
+  check('checkhealth: node reachable', text:find('node ' .. NODE .. ' reachable', 1, true) ~= nil, text)
+  check('checkhealth: running server attached', text:find('attached to ' .. NODE, 1, true) ~= nil, text)
+  vim.cmd('tabonly')
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+end)
+
+run('help tags', function()
+  local rtp = OUT .. '/rtp-' .. VERSION
+  vim.fn.mkdir(rtp .. '/doc', 'p')
+  vim.fn.writefile(vim.fn.readfile(PLUGIN .. '/doc/orrery.txt'), rtp .. '/doc/orrery.txt')
+  vim.opt.runtimepath:append(rtp)
+  local ok, err = pcall(vim.cmd, 'helptags ' .. vim.fn.fnameescape(rtp .. '/doc'))
+  check(':helptags accepts doc/orrery.txt', ok, err)
+  for _, tag in ipairs({ 'orrery', 'orrery.setup()', ':OrreryAttach', ':OrreryStatus', ':OrreryRollback',
+    ':OrreryInspect', ':OrreryProcesses', ':OrreryStepBack', ':OrreryReverseContinue',
+    'orrery-health', 'orrery-dap' }) do
+    local hok, herr = pcall(vim.cmd, 'help ' .. tag)
+    check(':help ' .. tag, hok and vim.bo.buftype == 'help', herr)
+    if vim.bo.buftype == 'help' then
+      vim.cmd('close')
+    end
+  end
+  vim.api.nvim_set_current_buf(buf)
+end)
+
+-- Last: switch node (here: the same node again) through a restart of the server.
+run(':OrreryAttach', function()
+  local old = client.id
+  vim.cmd('OrreryAttach ' .. NODE)
+  local new
+  local ok = wait(LONG, function()
+    new = util.clients({ name = 'orrery', bufnr = buf })[1]
+    return new ~= nil and new.id ~= old and vim.lsp.get_client_by_id(old) == nil
+  end)
+  check(':OrreryAttach restarts the server', ok)
+  if ok then
+    local st
+    wait(LONG, function()
+      if st == nil or not st.attached then
+        st = false
+        require('orrery.commands').request('orrery/status', nil, function(res)
+          st = res or false
+        end)
+        wait(2000, function()
+          return st ~= false
+        end)
+      end
+      return st and st.attached
+    end)
+    check(':OrreryAttach attaches the new server to the node', st and st.attached and st.node == NODE, vim.inspect(st))
+  end
+end)
+
+finish()

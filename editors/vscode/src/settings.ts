@@ -1,0 +1,94 @@
+// Turning VS Code's `orrery.*` settings (plus what the user picked with "Attach to Node…")
+// into the settings object the server reads from initializationOptions and
+// workspace/configuration. Pure: no `vscode` import, unit-tested.
+
+import * as os from "node:os";
+import * as path from "node:path";
+
+/** The `orrery.*` settings as VS Code returns them (empty strings mean "unset"). */
+export interface RawConfig {
+  serverPath?: string;
+  node?: string;
+  cookie?: string;
+  cookieFile?: string;
+  allowWrites?: boolean | null;
+  refreshMs?: number;
+  attachPeers?: boolean;
+  inlayHints?: { calls?: boolean; processes?: boolean; ets?: boolean };
+}
+
+/** What the user chose for this workspace with "Attach to Node…" (kept in workspace state). */
+export interface AttachChoice {
+  /** `name@host`; undefined: use the settings (or the embedded default). */
+  node?: string;
+  /** Start the workspace's own app even when `orrery.node` is set. */
+  embedded?: boolean;
+}
+
+/** The settings object sent to `orrery lsp` (see the server's `config.rs`). */
+export interface ServerSettings {
+  node?: string;
+  cookie?: string;
+  cookieFile?: string;
+  allowWrites?: boolean;
+  refreshMs?: number;
+  attachPeers?: boolean;
+  inlayHints?: { calls: boolean; processes: boolean; ets: boolean };
+}
+
+const nonEmpty = (s: string | undefined | null): string | undefined => {
+  const t = (s ?? "").trim();
+  return t === "" ? undefined : t;
+};
+
+/** Expand a leading `~` and `${workspaceFolder}`, `${userHome}`. */
+export function expandPath(p: string, workspaceFolder?: string, home: string = os.homedir()): string {
+  let out = p.trim();
+  if (out === "~") out = home;
+  else if (out.startsWith("~/")) out = path.join(home, out.slice(2));
+  out = out.replace(/\$\{userHome\}/g, home);
+  if (workspaceFolder !== undefined) out = out.replace(/\$\{workspaceFolder\}/g, workspaceFolder);
+  return out;
+}
+
+/**
+ * The server settings: VS Code settings, overridden by the attach choice. `secretCookie` is
+ * the cookie the user typed for the chosen node (from secret storage), if any.
+ */
+export function serverSettings(
+  raw: RawConfig,
+  choice: AttachChoice = {},
+  secretCookie?: string,
+  workspaceFolder?: string,
+): ServerSettings {
+  const out: ServerSettings = {};
+  const configuredNode = nonEmpty(raw.node);
+  const node = choice.embedded ? undefined : (nonEmpty(choice.node) ?? configuredNode);
+  if (node !== undefined) out.node = node;
+  // A cookie typed for the picked node wins; the configured cookie belongs to the configured node
+  // (or to any node when the pick did not come with one).
+  const cookie = nonEmpty(secretCookie) ?? nonEmpty(raw.cookie);
+  if (cookie !== undefined && node !== undefined) out.cookie = cookie;
+  const cookieFile = nonEmpty(raw.cookieFile);
+  if (cookieFile !== undefined) out.cookieFile = expandPath(cookieFile, workspaceFolder);
+  if (typeof raw.allowWrites === "boolean") out.allowWrites = raw.allowWrites;
+  if (typeof raw.refreshMs === "number" && Number.isFinite(raw.refreshMs)) {
+    out.refreshMs = Math.max(100, Math.round(raw.refreshMs));
+  }
+  if (typeof raw.attachPeers === "boolean") out.attachPeers = raw.attachPeers;
+  const h = raw.inlayHints ?? {};
+  out.inlayHints = {
+    calls: h.calls !== false,
+    processes: h.processes !== false,
+    ets: h.ets !== false,
+  };
+  return out;
+}
+
+/** Settings whose change needs a new server (it attaches once, at start). */
+export const RESTART_KEYS = ["serverPath", "node", "cookie", "cookieFile", "attachPeers"] as const;
+
+/** A short description of where Orrery attaches, for messages and the status bar tooltip. */
+export function describeTarget(s: ServerSettings): string {
+  return s.node !== undefined ? s.node : "the workspace's mix app (started by Orrery)";
+}

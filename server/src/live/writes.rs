@@ -1,0 +1,636 @@
+//! Changing live state, only when `allowWrites` is on: replace a process's state with an
+//! Elixir expression in which `state` is bound, insert or delete ETS rows, send a message,
+//! and undo the last of these. Every write is appended to `.orrery/audit.log` (with a
+//! backup in Elixir syntax) *before* it is made; an audit log that cannot be written means
+//! nothing is changed.
+//!
+//! Expressions are evaluated on the node (`Code.eval_string`, in a separate process with a
+//! timeout) before anything changes, so a syntax error or a raise changes nothing. State
+//! replacement is a compare-and-swap inside the process (`:sys.replace_state`): if the
+//! state moved between reading it and replacing it, nothing is replaced. The exact previous
+//! terms (pids and references included) are kept in memory for `undo`; undo of a state
+//! refuses to overwrite a state that changed since the write unless forced.
+
+use crate::agent;
+use crate::attach::{AttachedNode, Session};
+use crate::audit;
+use crate::beam::pretty::{self, Limits};
+use crate::beam::term::{self, atom, binary, charlist, int, list, tuple};
+use eetf::Term;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long an expression may run on the node.
+const EVAL_MS: i64 = 5000;
+const TIMEOUT: Duration = Duration::from_secs(15);
+/// Undo entries kept (oldest dropped first).
+const UNDO_DEPTH: usize = 100;
+
+/// Why a write was refused when `allowWrites` is off.
+pub const WRITES_OFF: &str = "Orrery does not change this node: `allowWrites` is false \
+(the default for nodes on other hosts). To enable writes, set `allowWrites = true` in \
+.orrery.toml, or `\"allowWrites\": true` in the `orrery` settings or initializationOptions.";
+
+/// `Err` with [`WRITES_OFF`] unless writes are allowed.
+pub fn check_allowed(allowed: bool) -> Result<(), String> {
+    if allowed {
+        Ok(())
+    } else {
+        Err(WRITES_OFF.to_string())
+    }
+}
+
+/// Where a write goes and where it is audited.
+pub struct WriteCtx {
+    pub session: Session,
+    /// Workspace root: the audit log is `<root>/.orrery/audit.log`.
+    pub root: PathBuf,
+    /// Node name; the primary node when `None`.
+    pub node: Option<String>,
+}
+
+/// What undo needs to put things back.
+#[derive(Debug, Clone)]
+enum Backup {
+    State {
+        target: String,
+        pid: Term,
+        before: Term,
+        after: Term,
+    },
+    Rows {
+        table: String,
+        key: Term,
+        before: Vec<Term>,
+    },
+    Sent {
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Done {
+    node: String,
+    backup: Backup,
+}
+
+/// The writes of this server process (one workspace per process), newest last.
+static UNDO: Mutex<Vec<Done>> = Mutex::new(Vec::new());
+
+fn push_undo(d: Done) {
+    let mut u = UNDO.lock().unwrap_or_else(|e| e.into_inner());
+    if u.len() >= UNDO_DEPTH {
+        u.remove(0);
+    }
+    u.push(d);
+}
+
+fn backup_limits() -> Limits {
+    Limits {
+        max_depth: 100,
+        max_items: 10_000_000,
+        max_len: 4_000_000,
+        max_binary: 10_000_000,
+    }
+}
+
+/// A term as Elixir text for the audit log: complete up to 4 MB.
+fn backup_text(t: &Term) -> String {
+    pretty::to_elixir(t, &backup_limits())
+}
+
+/// A term as a short one-liner for results and the audit's before/after.
+fn short(t: &Term) -> String {
+    pretty::to_elixir_compact(t, 200)
+}
+
+fn show(t: &Term) -> String {
+    pretty::to_elixir(t, &Limits::hover())
+}
+
+fn pick_node(cx: &WriteCtx) -> Result<AttachedNode, String> {
+    let nodes = cx.session.nodes();
+    if nodes.is_empty() {
+        return Err(cx
+            .session
+            .primary()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "not attached to a node".into()));
+    }
+    match cx.node.as_deref() {
+        None => Ok(nodes[0].clone()),
+        Some(name) => nodes
+            .into_iter()
+            .find(|n| n.info.name == name)
+            .ok_or_else(|| format!("node {name} is not attached")),
+    }
+}
+
+/// `KV.Bucket`, `:name`, `name`, `#PID<0.1.0>` or `<0.1.0>` as a term for the node.
+async fn target_term(n: &AttachedNode, target: &str) -> Result<Term, String> {
+    let t = target.trim();
+    if t.is_empty() {
+        return Err("no target given: pass a module, a registered name or a pid".into());
+    }
+    if let Some(inner) = t
+        .strip_prefix("#PID")
+        .or_else(|| t.starts_with('<').then_some(t))
+    {
+        return n
+            .conn
+            .rpc("erlang", "list_to_pid", vec![charlist(inner)], TIMEOUT)
+            .await
+            .map_err(|_| format!("{t} is not a pid on {}", n.info.name));
+    }
+    Ok(atom(&term::module_atom(t)))
+}
+
+fn audit_write(
+    root: &Path,
+    node: &str,
+    action: &str,
+    target: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+    detail: &str,
+) -> Result<(), String> {
+    let entry = audit::Entry {
+        time: audit::now_rfc3339(),
+        node,
+        action,
+        target,
+        before,
+        after,
+        detail: Some(detail),
+    };
+    audit::append(root, &entry).map_err(|e| {
+        format!(
+            "could not write the audit log {}: {e}; nothing was changed",
+            audit::log_path(root).display()
+        )
+    })
+}
+
+/// A write that failed after it was audited gets a second line saying so.
+fn audit_failure(root: &Path, node: &str, action: &str, target: &str, why: &str) {
+    let _ = audit_write(
+        root,
+        node,
+        &format!("{action}_failed"),
+        target,
+        None,
+        None,
+        why,
+    );
+}
+
+/// `{ok, V}` → V; `{error, Msg}` → the message.
+fn ok_or_message(reply: Term, what: &str) -> Result<Term, String> {
+    match term::as_tuple(&reply) {
+        Some([ok, v]) if term::is_atom(ok, "ok") => Ok(v.clone()),
+        Some([e, msg]) if term::is_atom(e, "error") => Err(format!(
+            "{what}: {}",
+            term::as_string(msg).unwrap_or_else(|| short(msg))
+        )),
+        _ => Err(format!("{what}: unexpected answer {}", short(&reply))),
+    }
+}
+
+/// Evaluate an Elixir expression on the node (nothing bound).
+async fn eval(n: &AttachedNode, expr: &str, what: &str) -> Result<Term, String> {
+    let reply = agent::call(
+        &n.conn,
+        "eval",
+        vec![binary(expr), list(vec![]), int(EVAL_MS)],
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ok_or_message(reply, &format!("{what} `{expr}` failed, nothing was changed"))
+}
+
+/// Replace the state of `target` with the value of `expr` (`state` is bound to the current
+/// state).
+pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Value, String> {
+    let n = pick_node(cx)?;
+    let node = n.info.name.clone();
+    let who = target_term(&n, target).await?;
+    let reply = agent::call(
+        &n.conn,
+        "state_for_write",
+        vec![who, binary(expr), int(EVAL_MS)],
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (pid, before, after) = match term::as_tuple(&reply) {
+        Some([ok, pid, old, new]) if term::is_atom(ok, "ok") => {
+            (pid.clone(), old.clone(), new.clone())
+        }
+        _ => {
+            let e = ok_or_message(reply, &format!("{target} on {node}"))
+                .err()
+                .unwrap_or_default();
+            return Err(format!("{e}; nothing was changed"));
+        }
+    };
+    let detail = format!(
+        "expression: {expr}\npid: {}\nbackup: {}",
+        short(&pid),
+        backup_text(&before)
+    );
+    audit_write(
+        &cx.root,
+        &node,
+        "replace_state",
+        target,
+        Some(&short(&before)),
+        Some(&short(&after)),
+        &detail,
+    )?;
+    let swapped = swap(&n, &pid, Some(&before), &after).await;
+    if let Err(e) = &swapped {
+        audit_failure(&cx.root, &node, "replace_state", target, e);
+    }
+    swapped?;
+    push_undo(Done {
+        node: node.clone(),
+        backup: Backup::State {
+            target: target.to_string(),
+            pid: pid.clone(),
+            before: before.clone(),
+            after: after.clone(),
+        },
+    });
+    Ok(json!({
+        "node": node,
+        "target": target,
+        "pid": short(&pid),
+        "before": show(&before),
+        "after": show(&after),
+        "undo": "orrery.undo puts the previous state back",
+    }))
+}
+
+/// Compare-and-swap the state of `pid` (any state when `expect` is None).
+async fn swap(n: &AttachedNode, pid: &Term, expect: Option<&Term>, new: &Term) -> Result<(), String> {
+    let expect = match expect {
+        Some(e) => tuple(vec![atom("expect"), e.clone()]),
+        None => atom("any"),
+    };
+    let r = agent::call(
+        &n.conn,
+        "swap_state",
+        vec![pid.clone(), expect, new.clone(), int(EVAL_MS)],
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    match term::as_atom(&r) {
+        Some("swapped") => Ok(()),
+        Some("changed") => Err(format!(
+            "the state of {} changed meanwhile; nothing was replaced (try again)",
+            short(pid)
+        )),
+        _ => Err(ok_or_message(r, "replacing the state failed")
+            .err()
+            .unwrap_or_default()),
+    }
+}
+
+/// A table's atom, checked to exist and to be writable by other processes.
+async fn writable_table(n: &AttachedNode, table: &str) -> Result<(Term, i64), String> {
+    let name = table.trim().trim_start_matches(':');
+    if name.is_empty() {
+        return Err("no table given".into());
+    }
+    let t = atom(name);
+    let info = |item: &str| {
+        n.conn
+            .rpc("ets", "info", vec![t.clone(), atom(item)], TIMEOUT)
+    };
+    let protection = info("protection").await.map_err(|e| e.to_string())?;
+    match term::as_atom(&protection) {
+        Some("public") => {}
+        Some("undefined") => return Err(format!("no ETS table :{name} on {}", n.info.name)),
+        Some(p) => {
+            let owner = info("owner").await.map(|o| short(&o)).unwrap_or_default();
+            return Err(format!(
+                "ETS table :{name} is {p}: only its owner {owner} can write it; nothing was changed"
+            ));
+        }
+        None => return Err(format!("ETS table :{name}: unexpected answer")),
+    }
+    let keypos = info("keypos")
+        .await
+        .ok()
+        .and_then(|k| term::as_int(&k))
+        .unwrap_or(1);
+    Ok((t, keypos))
+}
+
+async fn rows_of(n: &AttachedNode, t: &Term, key: &Term) -> Result<Vec<Term>, String> {
+    let rows = n
+        .conn
+        .rpc("ets", "lookup", vec![t.clone(), key.clone()], TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(term::list_ref(&rows).to_vec())
+}
+
+fn rows_text(rows: &[Term]) -> String {
+    backup_text(&list(rows.to_vec()))
+}
+
+/// Insert the row that `row_expr` evaluates to (a tuple) into `table`.
+pub async fn ets_insert(cx: &WriteCtx, table: &str, row_expr: &str) -> Result<Value, String> {
+    let n = pick_node(cx)?;
+    let node = n.info.name.clone();
+    let (t, keypos) = writable_table(&n, table).await?;
+    let row = eval(&n, row_expr, "the row").await?;
+    let key = match term::as_tuple(&row) {
+        Some(els) if els.len() as i64 >= keypos => els[keypos as usize - 1].clone(),
+        _ => {
+            return Err(format!(
+                "the row must be a tuple with at least {keypos} element(s), got {}; nothing was changed",
+                short(&row)
+            ))
+        }
+    };
+    let before = rows_of(&n, &t, &key).await?;
+    let target = format!(":{}", term::as_atom(&t).unwrap_or_default());
+    let detail = format!(
+        "row: {}\nkey: {}\nbackup (rows with that key before): {}",
+        short(&row),
+        short(&key),
+        rows_text(&before)
+    );
+    audit_write(
+        &cx.root,
+        &node,
+        "ets_insert",
+        &target,
+        Some(&short(&list(before.clone()))),
+        Some(&short(&row)),
+        &detail,
+    )?;
+    let done = n
+        .conn
+        .rpc("ets", "insert", vec![t.clone(), row.clone()], TIMEOUT)
+        .await
+        .map_err(|e| e.to_string());
+    if let Err(e) = &done {
+        audit_failure(&cx.root, &node, "ets_insert", &target, e);
+    }
+    done?;
+    push_undo(Done {
+        node: node.clone(),
+        backup: Backup::Rows {
+            table: target.clone(),
+            key: key.clone(),
+            before: before.clone(),
+        },
+    });
+    Ok(json!({
+        "node": node,
+        "table": target,
+        "inserted": show(&row),
+        "replaced": before.iter().map(show).collect::<Vec<_>>(),
+        "undo": "orrery.undo puts the previous rows with that key back",
+    }))
+}
+
+/// Delete the rows whose key is the value of `key_expr` from `table`.
+pub async fn ets_delete(cx: &WriteCtx, table: &str, key_expr: &str) -> Result<Value, String> {
+    let n = pick_node(cx)?;
+    let node = n.info.name.clone();
+    let (t, _) = writable_table(&n, table).await?;
+    let key = eval(&n, key_expr, "the key").await?;
+    let target = format!(":{}", term::as_atom(&t).unwrap_or_default());
+    let before = rows_of(&n, &t, &key).await?;
+    if before.is_empty() {
+        return Err(format!(
+            "no row with key {} in {target}; nothing was changed",
+            short(&key)
+        ));
+    }
+    let detail = format!(
+        "key: {}\nbackup (deleted rows): {}",
+        short(&key),
+        rows_text(&before)
+    );
+    audit_write(
+        &cx.root,
+        &node,
+        "ets_delete",
+        &target,
+        Some(&short(&list(before.clone()))),
+        Some("[]"),
+        &detail,
+    )?;
+    let done = n
+        .conn
+        .rpc("ets", "delete", vec![t.clone(), key.clone()], TIMEOUT)
+        .await
+        .map_err(|e| e.to_string());
+    if let Err(e) = &done {
+        audit_failure(&cx.root, &node, "ets_delete", &target, e);
+    }
+    done?;
+    push_undo(Done {
+        node: node.clone(),
+        backup: Backup::Rows {
+            table: target.clone(),
+            key,
+            before: before.clone(),
+        },
+    });
+    Ok(json!({
+        "node": node,
+        "table": target,
+        "deleted": before.iter().map(show).collect::<Vec<_>>(),
+        "undo": "orrery.undo puts the deleted rows back",
+    }))
+}
+
+/// Send the value of `msg_expr` to `target`.
+pub async fn send_message(cx: &WriteCtx, target: &str, msg_expr: &str) -> Result<Value, String> {
+    let n = pick_node(cx)?;
+    let node = n.info.name.clone();
+    let who = target_term(&n, target).await?;
+    let pid = match &who {
+        Term::Pid(_) => who.clone(),
+        _ => n
+            .conn
+            .rpc("erlang", "whereis", vec![who.clone()], TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let alive = matches!(pid, Term::Pid(_))
+        && n.conn
+            .rpc("erlang", "is_process_alive", vec![pid.clone()], TIMEOUT)
+            .await
+            .is_ok_and(|a| term::is_atom(&a, "true"));
+    if !alive {
+        return Err(format!("no process {target} on {node}; nothing was sent"));
+    }
+    let msg = eval(&n, msg_expr, "the message").await?;
+    let detail = format!(
+        "message: {}\npid: {}\n(a sent message cannot be undone)",
+        backup_text(&msg),
+        short(&pid)
+    );
+    audit_write(&cx.root, &node, "send", target, None, Some(&short(&msg)), &detail)?;
+    let done = n
+        .conn
+        .rpc("erlang", "send", vec![pid.clone(), msg.clone()], TIMEOUT)
+        .await
+        .map_err(|e| e.to_string());
+    if let Err(e) = &done {
+        audit_failure(&cx.root, &node, "send", target, e);
+    }
+    done?;
+    push_undo(Done {
+        node: node.clone(),
+        backup: Backup::Sent {
+            target: target.to_string(),
+        },
+    });
+    Ok(json!({
+        "node": node,
+        "target": target,
+        "pid": short(&pid),
+        "sent": show(&msg),
+    }))
+}
+
+/// Undo the last write of this session. A state that changed since the write is only
+/// overwritten with `force`.
+pub async fn undo(cx: &WriteCtx, force: bool) -> Result<Value, String> {
+    let last = UNDO
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .last()
+        .cloned()
+        .ok_or_else(|| "nothing to undo: no write was made in this session".to_string())?;
+    let pop = || {
+        UNDO.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    };
+    let nodes = cx.session.nodes();
+    let Some(n) = nodes.iter().find(|n| n.info.name == last.node) else {
+        return Err(format!(
+            "the last write went to {}, which is not attached now",
+            last.node
+        ));
+    };
+    match &last.backup {
+        Backup::Sent { target } => {
+            pop();
+            Err(format!(
+                "the last write was a message sent to {target}: a sent message cannot be taken \
+                 back. It is off the undo list now; undo again to undo the write before it"
+            ))
+        }
+        Backup::State {
+            target,
+            pid,
+            before,
+            after,
+        } => {
+            let detail = format!(
+                "undo of replace_state{}\npid: {}\nbackup: {}",
+                if force { " (forced)" } else { "" },
+                short(pid),
+                backup_text(after)
+            );
+            audit_write(
+                &cx.root,
+                &last.node,
+                "undo_replace_state",
+                target,
+                Some(&short(after)),
+                Some(&short(before)),
+                &detail,
+            )?;
+            let expect = (!force).then_some(after);
+            if let Err(e) = swap(n, pid, expect, before).await {
+                audit_failure(&cx.root, &last.node, "undo_replace_state", target, &e);
+                return Err(if e.contains("changed meanwhile") {
+                    format!(
+                        "the state of {target} changed since the write, so undo did not \
+                         overwrite it; run orrery.undo with {{\"force\": true}} to put the \
+                         backup back anyway"
+                    )
+                } else {
+                    e
+                });
+            }
+            pop();
+            Ok(json!({
+                "node": last.node,
+                "undone": "replace_state",
+                "target": target,
+                "state": show(before),
+            }))
+        }
+        Backup::Rows { table, key, before } => {
+            let detail = format!(
+                "undo: put back the rows with key {}\nrows: {}",
+                short(key),
+                rows_text(before)
+            );
+            audit_write(
+                &cx.root,
+                &last.node,
+                "undo_ets",
+                table,
+                None,
+                Some(&short(&list(before.clone()))),
+                &detail,
+            )?;
+            let t = atom(table.trim_start_matches(':'));
+            let r = agent::call(
+                &n.conn,
+                "ets_restore",
+                vec![t, key.clone(), list(before.clone())],
+                TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string());
+            if let Err(e) = &r {
+                audit_failure(&cx.root, &last.node, "undo_ets", table, e);
+            }
+            r?;
+            pop();
+            Ok(json!({
+                "node": last.node,
+                "undone": "ets",
+                "table": table,
+                "rows": before.iter().map(show).collect::<Vec<_>>(),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_when_writes_are_off() {
+        let e = check_allowed(false).unwrap_err();
+        assert!(e.contains("allowWrites"), "{e}");
+        assert!(check_allowed(true).is_ok());
+    }
+
+    #[test]
+    fn backups_are_complete_elixir() {
+        let big = list((0..5000).map(int).collect());
+        let text = backup_text(&big);
+        assert!(text.contains("4999"), "backup was cut");
+        assert!(!text.contains('…'));
+    }
+}

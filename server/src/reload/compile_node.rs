@@ -1,0 +1,226 @@
+//! The compile node: a hidden BEAM that Orrery starts (lazily, then kept warm) with the
+//! project's code paths and its own random cookie. Compiles run there in a task with a
+//! timeout; a crash, an infinite macro or an atom flood never reaches the user's node.
+
+use crate::beam::term::{self, binary, charlist, list};
+use crate::beam::{epmd, Connection};
+use eetf::Term;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const HELPER: &str = include_str!("orrery_compiler.ex");
+const HELPER_MODULE: &str = "Elixir.OrreryCompiler.V1";
+/// The node halts when Orrery's end of its stdin closes.
+const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
+
+/// Severity of a diagnostic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A compiler message for a file and line (1-based line, 0 when unknown; column 1-based or 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// What a compile produced.
+#[derive(Debug, Clone)]
+pub enum Compiled {
+    /// Modules (atom names) and their binaries, plus warnings.
+    Ok {
+        modules: Vec<(String, Vec<u8>)>,
+        warnings: Vec<Diagnostic>,
+    },
+    /// Nothing to load.
+    Failed {
+        errors: Vec<Diagnostic>,
+        warnings: Vec<Diagnostic>,
+    },
+    /// The compile did not finish in time (the compile node was restarted).
+    TimedOut,
+}
+
+/// A running compile node.
+pub struct CompileNode {
+    pub node: String,
+    conn: Connection,
+    child: Child,
+}
+
+/// `_build/<env>/lib/*/ebin` of the project (umbrella apps share `_build` at the root).
+pub fn code_paths(root: &Path) -> Vec<PathBuf> {
+    let build = root.join("_build");
+    let env = ["dev", "test", "prod"]
+        .into_iter()
+        .map(|e| build.join(e))
+        .find(|p| p.is_dir());
+    let Some(env) = env else { return vec![] };
+    let mut out = vec![];
+    if let Ok(entries) = std::fs::read_dir(env.join("lib")) {
+        for e in entries.flatten() {
+            let ebin = e.path().join("ebin");
+            if ebin.is_dir() {
+                out.push(ebin);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn diagnostics(t: &Term) -> Vec<Diagnostic> {
+    term::list_ref(t)
+        .iter()
+        .filter_map(|d| match term::as_tuple(d) {
+            Some([file, line, col, sev, msg]) => Some(Diagnostic {
+                file: PathBuf::from(term::as_string(file).unwrap_or_default()),
+                line: term::as_int(line).unwrap_or(0).max(0) as u32,
+                column: term::as_int(col).unwrap_or(0).max(0) as u32,
+                severity: if term::is_atom(sev, "error") {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                message: term::as_string(msg).unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl CompileNode {
+    /// Start a compile node for the project at `root`.
+    pub async fn start(root: &Path) -> Result<CompileNode, String> {
+        let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
+        let short = format!("orrery_cc_{}", crate::managed::random_token(8).to_lowercase());
+        let node = format!("{short}@{host}");
+        let cookie = crate::managed::random_token(20);
+        let mut cmd = Command::new("elixir");
+        cmd.args(["--sname", &short, "--cookie", &cookie, "--hidden", "--no-halt", "-e", WATCHDOG])
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start the compile node (`elixir`): {e}"))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let conn = loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(format!("the compile node exited during start ({st})"));
+            }
+            if epmd::port_of(&short, &host).await.is_ok() {
+                if let Ok(c) = Connection::connect(&node, &cookie, Duration::from_secs(5)).await {
+                    break c;
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err("the compile node did not start within 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let t = Duration::from_secs(30);
+        let paths: Vec<Term> = code_paths(root)
+            .iter()
+            .map(|p| charlist(&p.to_string_lossy()))
+            .collect();
+        conn.rpc("code", "add_pathsz", vec![list(paths)], t)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The node is in EPMD before Elixir has booted: retry until the compiler answers.
+        loop {
+            match conn.rpc("Elixir.Code", "compile_string", vec![binary(HELPER)], t).await {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    return Err(format!("could not load the compiler helper: {e}"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Ok(CompileNode { node, conn, child })
+    }
+
+    /// Whether the node is still there.
+    pub fn alive(&self) -> bool {
+        self.conn.down_reason().is_none()
+    }
+
+    /// Compile `file` (its saved contents) with a timeout.
+    pub async fn compile(&mut self, file: &Path, timeout: Duration) -> Result<Compiled, String> {
+        let reply = self
+            .conn
+            .rpc(
+                HELPER_MODULE,
+                "compile",
+                vec![binary(&file.to_string_lossy()), term::int(timeout.as_millis() as i64)],
+                timeout + Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if term::is_atom(&reply, "timeout") {
+            return Ok(Compiled::TimedOut);
+        }
+        match term::as_tuple(&reply) {
+            Some([ok, mods, warnings]) if term::is_atom(ok, "ok") => {
+                let modules = term::list_ref(mods)
+                    .iter()
+                    .filter_map(|m| match term::as_tuple(m) {
+                        Some([Term::Atom(a), Term::Binary(b)]) => Some((a.name.clone(), b.bytes.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(Compiled::Ok {
+                    modules,
+                    warnings: diagnostics(warnings),
+                })
+            }
+            Some([err, errors, warnings]) if term::is_atom(err, "error") => Ok(Compiled::Failed {
+                errors: diagnostics(errors),
+                warnings: diagnostics(warnings),
+            }),
+            _ => Err(format!("unexpected answer from the compile node: {reply:?}")),
+        }
+    }
+
+    /// Why a module binary must not be hot-swapped (NIFs, `@on_load`), if so.
+    pub async fn unsafe_reason(&self, bin: &[u8]) -> Option<&'static str> {
+        let r = self
+            .conn
+            .rpc(HELPER_MODULE, "unsafe", vec![Term::Binary(eetf::Binary::from(bin.to_vec()))], Duration::from_secs(10))
+            .await
+            .ok()?;
+        match term::as_atom(&r) {
+            Some("nif") => Some("it loads NIFs"),
+            Some("on_load") => Some("it has an @on_load hook"),
+            _ => None,
+        }
+    }
+
+    /// Stop the node.
+    pub async fn stop(mut self) {
+        self.conn.close();
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
+            if let Some(pid) = self.child.id() {
+                // SAFETY: signalling our own child's process group.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
+            }
+            let _ = self.child.wait().await;
+        }
+    }
+}
