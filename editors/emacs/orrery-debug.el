@@ -183,7 +183,7 @@ default to the Orrery customizations."
         (caps (dap--debug-session-current-capabilities session)))
     (unless thread
       (user-error "No stopped thread in this session"))
-    (unless (and (hash-table-p caps) (gethash "supportsStepBack" caps))
+    (unless (and (hash-table-p caps) (eq t (gethash "supportsStepBack" caps)))
       (user-error "This debug adapter cannot step back"))
     (dap--send-message (dap--make-request command (list :threadId thread))
                        (dap--resp-handler

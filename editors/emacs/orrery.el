@@ -396,7 +396,8 @@ SERVER defaults to `orrery--server'.  A server error becomes a
 ;;;; Live overlays
 
 (defvar-local orrery--inflight nil
-  "Live requests in flight for this buffer: an alist of kind and start time.")
+  "Live requests in flight for this buffer.
+An alist from kind to (SERVER START-TIME ASKED-AGAIN).")
 
 (defun orrery--clear-overlays (kind)
   "Delete this buffer's live overlays of KIND (`orrery-lens' or `orrery-hint')."
@@ -494,40 +495,61 @@ SERVER defaults to `orrery--server'.  A server error becomes a
 
 (defun orrery--fetch (kind method params paint)
   "Request METHOD with PARAMS for this buffer, then call PAINT on the result.
-KIND names the request, so that only one of a kind is in flight; a
-request unanswered for twice `orrery-request-timeout' no longer counts."
+KIND (`lenses' or `hints') names the request: only one of a kind is
+in flight per buffer and server.  Asking again meanwhile fetches
+once more when the answer arrives, so no refresh is lost; a request
+unanswered for twice `orrery-request-timeout' no longer counts."
   (let* ((buf (current-buffer))
          (server (orrery--server t))
-         (since (alist-get kind orrery--inflight)))
-    (when (and server
-               (or (null since)
-                   (> (float-time (time-since since))
-                      (* 2 orrery-request-timeout))))
-      (setf (alist-get kind orrery--inflight) (current-time))
-      (let ((done (lambda (&rest _)
-                    (when (buffer-live-p buf)
-                      (with-current-buffer buf
-                        (setf (alist-get kind orrery--inflight nil t) nil))))))
+         (entry (alist-get kind orrery--inflight)))
+    (cond
+     ((null server))
+     ((and entry (eq (car entry) server)
+           (< (float-time (time-since (nth 1 entry)))
+              (* 2 orrery-request-timeout)))
+      (setcar (nthcdr 2 entry) t))
+     (t
+      (setf (alist-get kind orrery--inflight) (list server (current-time) nil))
+      (let ((done
+             (lambda (&rest _)
+               (when (buffer-live-p buf)
+                 (with-current-buffer buf
+                   (let ((e (alist-get kind orrery--inflight)))
+                     (when (eq (car e) server)
+                       (setf (alist-get kind orrery--inflight nil t) nil)
+                       (when (and (nth 2 e) orrery-live-mode)
+                         (orrery--refresh-buffer kind)))))))))
         (jsonrpc-async-request
          server method params
          :success-fn (lambda (result)
-                       (funcall done)
                        (when (buffer-live-p buf)
                          (with-current-buffer buf
-                           (when orrery-live-mode (funcall paint result)))))
+                           (when orrery-live-mode (funcall paint result))))
+                       (funcall done))
          :error-fn done
          :timeout-fn done
          :timeout orrery-request-timeout
-         :deferred (intern (format "orrery-%s" kind)))))))
+         :deferred (intern (format "orrery-%s" kind))))))))
 
 (defun orrery--refresh-eglot-hints ()
-  "Ask eglot to fetch this buffer's inlay hints again."
+  "Ask eglot to fetch this buffer's inlay hints again.
+Eglot requests hints for what jit-lock displays, and does not handle
+the server's refresh request itself: ask again for the visible part
+now, and let jit-lock ask for the rest when it is displayed."
   (when (bound-and-true-p eglot-inlay-hints-mode)
-    (if (fboundp 'eglot--update-hints-1)
-        (save-restriction
-          (widen)
-          (eglot--update-hints-1 (point-min) (point-max)))
-      (jit-lock-refontify))))
+    (save-restriction
+      (widen)
+      (let ((windows (and (fboundp 'eglot--update-hints-1)
+                          (get-buffer-window-list (current-buffer) nil t))))
+        (if (null windows)
+            (jit-lock-refontify)
+          (let ((from (point-max)) (to (point-min)))
+            (dolist (w windows)
+              (let ((start (window-start w)) (end (window-end w t)))
+                (setq from (min from start) to (max to end))
+                (eglot--update-hints-1 start end)))
+            (when (> from (point-min)) (jit-lock-refontify (point-min) from))
+            (when (< to (point-max)) (jit-lock-refontify to (point-max)))))))))
 
 (defun orrery--refresh-buffer (&optional what)
   "Fetch live values for the current buffer and show them.
@@ -947,8 +969,14 @@ In the list, RET shows a process's state and s changes the order."
 
 (provide 'orrery)
 
-;; The debugger integration registers itself once a DAP client is loaded.
-(with-eval-after-load 'dap-mode (require 'orrery-debug))
-(with-eval-after-load 'dape (require 'orrery-debug))
+;; Register the debugger integration once a DAP client is loaded.
+(declare-function orrery-dap-register "orrery-debug" ())
+(declare-function orrery-dape-register "orrery-debug" ())
+(with-eval-after-load 'dap-mode
+  (require 'orrery-debug)
+  (orrery-dap-register))
+(with-eval-after-load 'dape
+  (require 'orrery-debug)
+  (orrery-dape-register))
 
 ;;; orrery.el ends here

@@ -162,10 +162,15 @@ run_lane() {
     --eval "(orrery-lint-batch \"$elc\")" || return 1
   start_node
   log "Emacs $label: ERT against $ORRERY_TEST_NODE"
-  ORRERY_BIN="$ORRERY" ORRERY_FIXTURE="$FIXTURE" \
-    "$emacs" --batch -L "$elc" -L "$HERE" -L "$HERE/test" \
-    -l orrery-test -l orrery-debug-test -f ert-run-tests-batch-and-exit || { stop_node; return 1; }
+  local rc=0
+  # Two Emacs processes: the LSP tests, then the debugger tests (which load dap-mode).
+  for suite in orrery-test orrery-debug-test; do
+    ORRERY_BIN="$ORRERY" ORRERY_FIXTURE="$FIXTURE" \
+      "$emacs" --batch -L "$elc" -L "$HERE/test" -l "$suite" \
+      -f ert-run-tests-batch-and-exit || rc=1
+  done
   stop_node
+  return $rc
 }
 
 emacs28_setup

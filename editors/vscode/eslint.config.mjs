@@ -28,4 +28,9 @@ export default tseslint.config(
     files: ["**/*.mjs", "**/*.js"],
     languageOptions: { globals: { ...globals.node }, sourceType: "module" },
   },
+  {
+    // Functions passed to page.evaluate / waitForFunction run in the browser.
+    files: ["test/acceptance/**/*.mjs"],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
+  },
 );

@@ -61,7 +61,10 @@ pub fn append(root: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
     writeln!(f, "{line}")
 }

@@ -296,7 +296,10 @@ impl Core {
     /// result into every attached node.
     pub async fn save(&self, path: &Path) -> SaveOutcome {
         let settings = self.settings();
-        let not_loaded = |reason: String| SaveOutcome::NotLoaded { reason, warnings: vec![] };
+        let not_loaded = |reason: String| SaveOutcome::NotLoaded {
+            reason,
+            warnings: vec![],
+        };
         let Some(root) = self.mix_root() else {
             return not_loaded("not in a mix project: nothing to compile".into());
         };
@@ -305,12 +308,25 @@ impl Core {
             .index
             .read()
             .ok()
-            .and_then(|i| i.file(path).map(|f| f.modules.iter().map(|m| m.name.clone()).collect()))
+            .and_then(|i| {
+                i.file(path)
+                    .map(|f| f.modules.iter().map(|m| m.name.clone()).collect())
+            })
             .unwrap_or_default();
-        if let Some(dup) = names.iter().find(|n| names.iter().filter(|m| m == n).count() > 1) {
-            return not_loaded(format!("{} defines {dup} twice: fix that before it can be swapped", path.display()));
+        if let Some(dup) = names
+            .iter()
+            .find(|n| names.iter().filter(|m| m == n).count() > 1)
+        {
+            return not_loaded(format!(
+                "{} defines {dup} twice: fix that before it can be swapped",
+                path.display()
+            ));
         }
-        let compiled = match self.reloader.compile(&root, path, settings.compile_timeout()).await {
+        let compiled = match self
+            .reloader
+            .compile(&root, path, settings.compile_timeout())
+            .await
+        {
             Ok(c) => c,
             Err(e) => return not_loaded(format!("could not compile {}: {e}", path.display())),
         };
@@ -330,7 +346,9 @@ impl Core {
                     warnings: vec![],
                 };
             }
-            Compiled::Failed { errors, warnings } => return SaveOutcome::CompileFailed { errors, warnings },
+            Compiled::Failed { errors, warnings } => {
+                return SaveOutcome::CompileFailed { errors, warnings }
+            }
             Compiled::Ok { modules, warnings } => (modules, warnings),
         };
         let with_warnings = |reason: String| SaveOutcome::NotLoaded {
@@ -338,10 +356,15 @@ impl Core {
             warnings: warnings.clone(),
         };
         if modules.is_empty() {
-            return with_warnings(format!("{} defines no module: nothing to load", path.display()));
+            return with_warnings(format!(
+                "{} defines no module: nothing to load",
+                path.display()
+            ));
         }
         if !settings.allow_writes() {
-            return with_warnings("compiled cleanly, not loaded: `allowWrites` is false for this node".into());
+            return with_warnings(
+                "compiled cleanly, not loaded: `allowWrites` is false for this node".into(),
+            );
         }
         let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
             return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
@@ -354,7 +377,11 @@ impl Core {
                 ));
             }
         }
-        match self.reloader.swap(&session, Some(&root), modules, "hot_swap").await {
+        match self
+            .reloader
+            .swap(&session, Some(&root), modules, "hot_swap")
+            .await
+        {
             Ok(mut report) => {
                 report.warnings = warnings;
                 SaveOutcome::Swapped(report)
@@ -374,7 +401,11 @@ impl Core {
             .ok_or("not attached to a node")?;
         let root = self.mix_root();
         self.reloader
-            .rollback(&session, root.as_deref(), &crate::beam::term::module_atom(module))
+            .rollback(
+                &session,
+                root.as_deref(),
+                &crate::beam::term::module_atom(module),
+            )
             .await
     }
 

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod beam;
 pub mod config;
 pub mod core;
+pub mod dap;
+pub mod debug;
 pub mod demo;
 pub mod live;
 pub mod lsp;

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Serve the Language Server Protocol over stdio.
     Lsp,
+    /// Serve the Debug Adapter Protocol over stdio.
+    Dap,
     /// Start the bundled example app, attach, and walk through what Orrery shows.
     Demo {
         /// The example project (default: examples/orbit next to the binary's repository).
@@ -54,7 +56,7 @@ fn init_tracing(default: &str) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(match cli.command {
-        Command::Lsp => "warn",
+        Command::Lsp | Command::Dap => "warn",
         _ => "error",
     });
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -71,6 +73,10 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Lsp => {
                 orrery::lsp::serve_stdio().await;
+                Ok(())
+            }
+            Command::Dap => {
+                orrery::dap::serve_stdio().await;
                 Ok(())
             }
             Command::Demo { project } => orrery::demo::run(project).await,

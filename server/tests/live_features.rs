@@ -18,7 +18,10 @@ fn workspace(node: &TestNode) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib/kv");
     std::fs::create_dir_all(&lib).unwrap();
-    for e in std::fs::read_dir(node.dir.join("lib/kv")).unwrap().flatten() {
+    for e in std::fs::read_dir(node.dir.join("lib/kv"))
+        .unwrap()
+        .flatten()
+    {
         std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
     }
     std::fs::write(lib.join("scratch.ex"), SCRATCH).unwrap();
@@ -28,14 +31,17 @@ fn workspace(node: &TestNode) -> tempfile::TempDir {
 const SCRATCH: &str = "defmodule KV.Scratch do
   alias KV.Calc
 
+  def g do
+    Enum.map([1], fn x -> x end)
+    :ets.new(:scratch, [])
+  end
+
   def f do
     KV.Calc.
     Enum.
     Calc.
     :et
     KV.
-    Enum.map([1], fn x -> x end)
-    :ets.new(:scratch, [])
   end
 end
 ";
@@ -55,8 +61,19 @@ fn start(node: &TestNode, root: &Path, extra: Value) -> LspClient {
 fn after(src: &str, needle: &str) -> (u32, u32) {
     src.lines()
         .enumerate()
-        .find_map(|(i, l)| l.find(needle).map(|c| (i as u32, (c + needle.len()) as u32)))
+        .find_map(|(i, l)| {
+            l.find(needle)
+                .map(|c| (i as u32, (c + needle.len()) as u32))
+        })
         .unwrap_or_else(|| panic!("{needle} not in source"))
+}
+
+/// End of the line that is exactly `text`.
+fn eol(src: &str, text: &str) -> (u32, u32) {
+    src.lines()
+        .enumerate()
+        .find_map(|(i, l)| (l == text).then_some((i as u32, l.len() as u32)))
+        .unwrap_or_else(|| panic!("no line {text:?}"))
 }
 
 fn labels(r: &Value) -> Vec<String> {
@@ -125,7 +142,7 @@ fn completion_and_docs_come_from_the_live_node() {
     let uri = c.open(&scratch);
 
     // After `KV.Calc.`: the module's live exports with arity.
-    let r = complete(&mut c, &uri, after(SCRATCH, "KV.Calc."));
+    let r = complete(&mut c, &uri, eol(SCRATCH, "    KV.Calc."));
     let l = labels(&r);
     for want in ["add/2", "double/1", "classify/1"] {
         assert!(l.contains(&want.to_string()), "{want} missing: {l:?}");
@@ -135,7 +152,7 @@ fn completion_and_docs_come_from_the_live_node() {
     assert!(l.contains(&"Helpers".to_string()), "{l:?}");
 
     // After `Enum.`: with docs and specs as documentation.
-    let r = complete(&mut c, &uri, after(SCRATCH, "    Enum."));
+    let r = complete(&mut c, &uri, eol(SCRATCH, "    Enum."));
     let l = labels(&r);
     assert!(l.contains(&"map/2".to_string()), "{l:?}");
     assert!(l.len() <= 200, "unbounded: {}", l.len());
@@ -152,12 +169,12 @@ fn completion_and_docs_come_from_the_live_node() {
     assert_eq!(map["textEdit"]["newText"], "map");
 
     // Through `alias KV.Calc`.
-    let l = labels(&complete(&mut c, &uri, after(SCRATCH, "    Calc.")));
+    let l = labels(&complete(&mut c, &uri, eol(SCRATCH, "    Calc.")));
     assert!(l.contains(&"add/2".to_string()), "{l:?}");
     // `:et` completes Erlang modules; `KV.` completes submodules.
-    let l = labels(&complete(&mut c, &uri, after(SCRATCH, ":et")));
+    let l = labels(&complete(&mut c, &uri, eol(SCRATCH, "    :et")));
     assert!(l.contains(&"ets".to_string()), "{l:?}");
-    let l = labels(&complete(&mut c, &uri, after(SCRATCH, "    KV.")));
+    let l = labels(&complete(&mut c, &uri, eol(SCRATCH, "    KV.")));
     for want in ["Bucket", "Calc", "Registry"] {
         assert!(l.contains(&want.to_string()), "{want} missing: {l:?}");
     }
@@ -195,11 +212,16 @@ fn completion_falls_back_to_the_index_when_detached() {
     let mut c = LspClient::start(&[]);
     let nowhere = format!("nobody{}@{}", rand::random::<u32>(), support::hostname());
     c.initialize(dir.path(), json!({"node": nowhere, "cookie": "x"}));
+    c.wait_seen(LONG, "indexing", |v| {
+        v["params"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("indexed"))
+    });
     let uri = c.open(&lib.join("scratch.ex"));
-    let l = labels(&complete(&mut c, &uri, after(SCRATCH, "KV.Calc.")));
+    let l = labels(&complete(&mut c, &uri, eol(SCRATCH, "    KV.Calc.")));
     assert!(l.contains(&"add/2".to_string()), "{l:?}");
     assert!(l.contains(&"double/1".to_string()), "{l:?}");
-    let l = labels(&complete(&mut c, &uri, after(SCRATCH, "    KV.")));
+    let l = labels(&complete(&mut c, &uri, eol(SCRATCH, "    KV.")));
     assert!(l.contains(&"Bucket".to_string()), "{l:?}");
     // Writes say why they cannot happen.
     let e = err(&command(
@@ -276,7 +298,7 @@ fn state_and_ets_writes_are_audited_and_undoable() {
     ));
     let (size, rows) = kv_rows(&mut c);
     assert_eq!(size, 3, "{rows}");
-    assert!(rows.contains("{:gamma, 3}"), "{rows}");
+    assert!(rows.contains("gamma: 3"), "{rows}");
     ok(&command(
         &mut c,
         "orrery.etsDelete",
@@ -306,7 +328,7 @@ fn state_and_ets_writes_are_audited_and_undoable() {
     ok(&command(&mut c, "orrery.undo", json!({})));
     let (size, rows) = kv_rows(&mut c);
     assert_eq!(size, 3, "{rows}");
-    assert!(rows.contains("{:alpha, 1}"), "{rows}");
+    assert!(rows.contains("alpha: 1"), "{rows}");
     ok(&command(&mut c, "orrery.undo", json!({})));
     let (size, rows) = kv_rows(&mut c);
     assert_eq!(size, 2, "{rows}");
@@ -327,7 +349,12 @@ fn state_and_ets_writes_are_audited_and_undoable() {
     let audit = std::fs::read_to_string(&log).unwrap();
     let actions: Vec<String> = audit
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         actions,

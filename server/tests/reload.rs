@@ -13,7 +13,13 @@ use support::{rpc, wait_until, TestNode};
 const LONG: Duration = Duration::from_secs(90);
 
 fn add(node: &TestNode) -> i64 {
-    let r = rpc(node, "Elixir.KV.Calc", "add", vec![term::int(1), term::int(2)]).unwrap();
+    let r = rpc(
+        node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![term::int(1), term::int(2)],
+    )
+    .unwrap();
     term::as_int(&r).unwrap()
 }
 
@@ -29,7 +35,10 @@ fn edit(path: &Path, from: &str, to: &str) {
 }
 
 fn save(c: &mut LspClient, path: &Path) {
-    c.notify("textDocument/didSave", json!({"textDocument": {"uri": format!("file://{}", path.display())}}));
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
 }
 
 /// The next showMessage after `after` seen so far.
@@ -39,14 +48,20 @@ fn next_message(c: &mut LspClient, after: usize) -> String {
 }
 
 fn messages(c: &LspClient) -> usize {
-    c.seen.iter().filter(|v| v["method"] == "window/showMessage").count()
+    c.seen
+        .iter()
+        .filter(|v| v["method"] == "window/showMessage")
+        .count()
 }
 
 fn diagnostics_for(c: &LspClient, file: &str) -> Option<Value> {
     c.seen
         .iter()
         .rev()
-        .find(|v| v["method"] == "textDocument/publishDiagnostics" && v["params"]["uri"].as_str().unwrap_or("").ends_with(file))
+        .find(|v| {
+            v["method"] == "textDocument/publishDiagnostics"
+                && v["params"]["uri"].as_str().unwrap_or("").ends_with(file)
+        })
         .map(|v| v["params"]["diagnostics"].clone())
 }
 
@@ -64,7 +79,11 @@ fn start(dir: &Path, node: &TestNode, extra: Value) -> LspClient {
 #[test]
 fn save_swaps_rolls_back_and_reports_errors() {
     let dir = support::fixture_copy("kv");
-    let node = TestNode::start_named(dir.path(), &support::random_token("kvr"), &support::random_token("c"));
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvr"),
+        &support::random_token("c"),
+    );
     let mut c = start(dir.path(), &node, json!({"compileTimeoutMs": 3000}));
     assert_eq!(add(&node), 3);
     let calc = dir.path().join("lib/kv/calc.ex");
@@ -75,13 +94,23 @@ fn save_swaps_rolls_back_and_reports_errors() {
     let n = messages(&c);
     save(&mut c, &calc);
     let msg = next_message(&mut c, n);
-    assert!(msg.contains("KV.Calc") && msg.contains("swapped on 1 node"), "{msg}");
+    assert!(
+        msg.contains("KV.Calc") && msg.contains("swapped on 1 node"),
+        "{msg}"
+    );
     assert_eq!(add(&node), 103);
     // The build is kept honest: the new beam is where mix puts it.
-    let beam = std::fs::read(dir.path().join("_build/dev/lib/kv/ebin/Elixir.KV.Calc.beam")).unwrap();
+    let beam = std::fs::read(
+        dir.path()
+            .join("_build/dev/lib/kv/ebin/Elixir.KV.Calc.beam"),
+    )
+    .unwrap();
     assert!(!beam.is_empty());
     let audit = std::fs::read_to_string(dir.path().join(".orrery/audit.log")).unwrap();
-    assert!(audit.contains("\"action\":\"hot_swap\"") && audit.contains("Elixir.KV.Calc"), "{audit}");
+    assert!(
+        audit.contains("\"action\":\"hot_swap\"") && audit.contains("Elixir.KV.Calc"),
+        "{audit}"
+    );
 
     // A compile error publishes diagnostics and the old code keeps serving.
     edit(&calc, "a + b + 100", "a + b +");
@@ -91,7 +120,10 @@ fn save_swaps_rolls_back_and_reports_errors() {
         diagnostics_for(&c, "calc.ex").filter(|d| !d.as_array().unwrap().is_empty())
     });
     assert_eq!(diags[0]["severity"], 1, "{diags}");
-    assert!(diags[0]["range"]["start"]["line"].as_u64().unwrap() >= 4, "{diags}");
+    assert!(
+        diags[0]["range"]["start"]["line"].as_u64().unwrap() >= 4,
+        "{diags}"
+    );
     assert_eq!(add(&node), 103);
     // Fixing it clears them.
     edit(&calc, "a + b +", "a + b + 1000");
@@ -103,17 +135,37 @@ fn save_swaps_rolls_back_and_reports_errors() {
     assert_eq!(diagnostics_for(&c, "calc.ex").unwrap(), json!([]));
 
     // Rollback restores the previous behaviour, twice.
-    let r = c.call("workspace/executeCommand", json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}));
+    let r = c.call(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+    );
     assert!(r.as_str().unwrap().contains("rolled back"), "{r}");
     assert_eq!(add(&node), 103);
-    c.call("workspace/executeCommand", json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}));
+    c.call(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+    );
     assert_eq!(add(&node), 3);
-    let e = c.request("workspace/executeCommand", json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}), LONG);
-    assert!(e["error"]["message"].as_str().unwrap().contains("no previous version"), "{e}");
+    let e = c.request(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+        LONG,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no previous version"),
+        "{e}"
+    );
 
     // A macro that never finishes is stopped by the timeout; the target is untouched.
     let looping = dir.path().join("lib/kv/loop.ex");
-    std::fs::write(&looping, "defmodule KV.Loop do\n  Process.sleep(:infinity)\nend\n").unwrap();
+    std::fs::write(
+        &looping,
+        "defmodule KV.Loop do\n  Process.sleep(:infinity)\nend\n",
+    )
+    .unwrap();
     c.open(&looping);
     save(&mut c, &looping);
     let diags = wait_until(LONG, "timeout diagnostic", || {
@@ -121,7 +173,13 @@ fn save_swaps_rolls_back_and_reports_errors() {
         diagnostics_for(&c, "loop.ex").filter(|d| !d.as_array().unwrap().is_empty())
     });
     assert!(diags.to_string().contains("longer than"), "{diags}");
-    let loaded = rpc(&node, "code", "is_loaded", vec![term::atom("Elixir.KV.Loop")]).unwrap();
+    let loaded = rpc(
+        &node,
+        "code",
+        "is_loaded",
+        vec![term::atom("Elixir.KV.Loop")],
+    )
+    .unwrap();
     assert!(term::is_atom(&loaded, "false"));
     // And the compile node came back for the next save.
     std::fs::remove_file(&looping).unwrap();
@@ -136,9 +194,19 @@ fn save_swaps_rolls_back_and_reports_errors() {
 #[test]
 fn genserver_state_survives_and_code_change_runs_or_rolls_back() {
     let dir = support::fixture_copy("kv");
-    let node = TestNode::start_named(dir.path(), &support::random_token("kvg"), &support::random_token("c"));
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvg"),
+        &support::random_token("c"),
+    );
     let mut c = start(dir.path(), &node, json!({}));
-    rpc(&node, "Elixir.KV.Bucket", "put", vec![term::atom("a"), term::int(1)]).unwrap();
+    rpc(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("a"), term::int(1)],
+    )
+    .unwrap();
     let bucket = dir.path().join("lib/kv/bucket.ex");
     c.open(&bucket);
 
@@ -155,13 +223,26 @@ fn genserver_state_survives_and_code_change_runs_or_rolls_back() {
     assert_eq!(bucket_state(&node), "%{a: 1, migrated: true}");
 
     // A code_change/3 that raises: rolled back, the process is alive and resumed.
-    edit(&bucket, "{:ok, Map.put(state, :migrated, true)}", "raise \"no migration for you\"");
+    edit(
+        &bucket,
+        "{:ok, Map.put(state, :migrated, true)}",
+        "raise \"no migration for you\"",
+    );
     let n = messages(&c);
     save(&mut c, &bucket);
     let msg = next_message(&mut c, n);
-    assert!(msg.contains("code_change/3 failed") && msg.contains("restored"), "{msg}");
+    assert!(
+        msg.contains("code_change/3 failed") && msg.contains("restored"),
+        "{msg}"
+    );
     assert_eq!(bucket_state(&node), "%{a: 1, migrated: true}");
-    rpc(&node, "Elixir.KV.Bucket", "put", vec![term::atom("b"), term::int(2)]).unwrap();
+    rpc(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("b"), term::int(2)],
+    )
+    .unwrap();
     assert_eq!(bucket_state(&node), "%{a: 1, b: 2, migrated: true}");
     assert!(c.shutdown().success());
 }
@@ -169,7 +250,11 @@ fn genserver_state_survives_and_code_change_runs_or_rolls_back() {
 #[test]
 fn files_changed_outside_the_editor_are_swapped() {
     let dir = support::fixture_copy("kv");
-    let node = TestNode::start_named(dir.path(), &support::random_token("kvw"), &support::random_token("c"));
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvw"),
+        &support::random_token("c"),
+    );
     let mut c = start(dir.path(), &node, json!({}));
     assert_eq!(add(&node), 3);
     // Like `git checkout`: the file changes on disk, not in the editor.
@@ -184,7 +269,11 @@ fn files_changed_outside_the_editor_are_swapped() {
 #[test]
 fn writes_refused_when_not_allowed() {
     let dir = support::fixture_copy("kv");
-    let node = TestNode::start_named(dir.path(), &support::random_token("kvn"), &support::random_token("c"));
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvn"),
+        &support::random_token("c"),
+    );
     let mut c = start(dir.path(), &node, json!({"allowWrites": false}));
     let calc = dir.path().join("lib/kv/calc.ex");
     c.open(&calc);
@@ -194,7 +283,17 @@ fn writes_refused_when_not_allowed() {
     let msg = next_message(&mut c, n);
     assert!(msg.contains("allowWrites"), "{msg}");
     assert_eq!(add(&node), 3);
-    let e = c.request("workspace/executeCommand", json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}), LONG);
-    assert!(e["error"]["message"].as_str().unwrap().contains("allowWrites"), "{e}");
+    let e = c.request(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+        LONG,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowWrites"),
+        "{e}"
+    );
     assert!(c.shutdown().success());
 }

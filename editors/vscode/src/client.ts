@@ -14,7 +14,7 @@ import {
   ShowMessageNotification,
   State,
 } from "vscode-languageclient/node";
-import { classifyServerMessage, type Action } from "./messages";
+import { classifyServerMessage, parseSwapMessage, type Action, type SwapSummary } from "./messages";
 import { Methods, ServerCommands, type StatusResult } from "./protocol";
 import { resolveServerPath } from "./serverPath";
 import { RESTART_KEYS, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
@@ -28,6 +28,8 @@ export interface ClientHooks {
   inspect(target: string): Promise<void>;
   /** A user action offered on a server message. */
   act(action: Action, message: string): Promise<void>;
+  /** The server reported a hot swap or rollback (on save or by command). */
+  swapped(s: SwapSummary): void;
 }
 
 export class OrreryClient implements vscode.Disposable {
@@ -210,6 +212,8 @@ export class OrreryClient implements vscode.Disposable {
           ? vscode.window.showWarningMessage
           : vscode.window.showInformationMessage;
     if (type !== MessageType.Error && type !== MessageType.Warning) {
+      const swap = parseSwapMessage(message);
+      if (swap) this.hooks.swapped(swap);
       void show(message);
       return;
     }

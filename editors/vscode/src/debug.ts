@@ -2,7 +2,6 @@
 // `orrery dap` over stdio. Step Back / Reverse Continue appear when the adapter advertises
 // `supportsStepBack`, which it does only when its timeline works.
 
-import * as fs from "node:fs";
 import * as vscode from "vscode";
 import type { OrreryClient } from "./client";
 import { initialLaunchConfig, resolveDebugConfig, type OrreryDebugConfig } from "./debugConfig";
@@ -11,7 +10,14 @@ import { resolveServerPath } from "./serverPath";
 export function registerDebugger(ctx: vscode.ExtensionContext, client: OrreryClient): void {
   const provider: vscode.DebugConfigurationProvider = {
     provideDebugConfigurations: () => [initialLaunchConfig()],
-    async resolveDebugConfiguration(folder, config) {
+    // F5 without launch.json: launch the workspace app, or attach to the configured node.
+    resolveDebugConfiguration(folder, config) {
+      if (config.type || config.request || config.name) return config;
+      const r = resolveDebugConfig({}, { folder: folder?.uri.fsPath ?? client.folder?.uri.fsPath, settings: client.settings() });
+      return r.ok ? (r.config as vscode.DebugConfiguration) : undefined;
+    },
+    // After ${command:orrery.pickNode} and friends are substituted: validate, add the cookie.
+    async resolveDebugConfigurationWithSubstitutedVariables(folder, config) {
       const settings = client.settings();
       const secrets = new Map<string, string>();
       const node = (config.node as string | undefined) || settings.node;
@@ -19,23 +25,10 @@ export function registerDebugger(ctx: vscode.ExtensionContext, client: OrreryCli
         const s = await client.cookieFor(node);
         if (s) secrets.set(node, s);
       }
-      const cookieFile = settings.cookieFile;
       const r = resolveDebugConfig(config as Partial<OrreryDebugConfig>, {
         folder: folder?.uri.fsPath ?? client.folder?.uri.fsPath,
         settings,
-        cookieFor: (n) => {
-          const fromSecret = secrets.get(n);
-          if (fromSecret) return fromSecret;
-          if (n === settings.node && settings.cookie) return settings.cookie;
-          if (cookieFile) {
-            try {
-              return fs.readFileSync(cookieFile, "utf8").trim();
-            } catch {
-              return undefined;
-            }
-          }
-          return undefined;
-        },
+        cookieFor: (n) => secrets.get(n),
       });
       if (!r.ok) {
         void vscode.window.showErrorMessage(r.message);

@@ -9,6 +9,7 @@ export interface OrreryDebugConfig {
   name: string;
   node?: string;
   cookie?: string;
+  cookieFile?: string;
   cwd?: string;
   record?: boolean;
   recordLimit?: number;
@@ -61,10 +62,17 @@ export function resolveDebugConfig(
     }
     cfg.node = node;
   }
-  if ((cfg.cookie === undefined || cfg.cookie === "") && cfg.node) {
-    const c = ctx.cookieFor?.(cfg.node) ?? (cfg.node === ctx.settings.node ? ctx.settings.cookie : undefined);
+  if (cfg.request === "launch") {
+    // Orrery starts the node with a random cookie; a node here would mean "attach".
+    delete cfg.node;
+    delete cfg.cookie;
+  } else if (!cfg.cookie) {
+    const c = ctx.cookieFor?.(cfg.node as string) ?? (cfg.node === ctx.settings.node ? ctx.settings.cookie : undefined);
     if (c) cfg.cookie = c;
-    else delete cfg.cookie;
+    else {
+      delete cfg.cookie;
+      if (!cfg.cookieFile && ctx.settings.cookieFile) cfg.cookieFile = ctx.settings.cookieFile;
+    }
   }
   return { ok: true, config: cfg };
 }

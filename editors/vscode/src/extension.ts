@@ -6,7 +6,7 @@ import { CHOICE_KEY, LIVE_HINTS_KEY, OrreryClient, cookieSecretKey } from "./cli
 import { registerDebugger } from "./debug";
 import { fullNodeName, localNodes } from "./epmd";
 import { moduleAt, moduleAtLine, statusView, type LastSwap } from "./format";
-import { errorText, unsupportedCommandText, type Action } from "./messages";
+import { errorText, parseSwapMessage, unsupportedCommandText, type Action } from "./messages";
 import { ServerCommands, type StatusResult } from "./protocol";
 import type { AttachChoice } from "./settings";
 import { SCHEME, StateDocuments } from "./stateDocs";
@@ -42,6 +42,10 @@ export class Orrery {
     this.client = new OrreryClient(ctx, {
       inspect: (t) => this.inspect(t),
       act: (a, m) => this.act(a, m),
+      swapped: (sw) => {
+        this.lastSwap = { module: sw.verb === "swapped" ? sw.modules : `${sw.modules} (rolled back)`, at: new Date(), ok: true };
+        void this.updateStatus();
+      },
     });
     this.statusItem = vscode.window.createStatusBarItem("orrery.status", vscode.StatusBarAlignment.Left, 50);
     this.statusItem.name = "Orrery";
@@ -332,15 +336,17 @@ export class Orrery {
       void vscode.window.showWarningMessage("Orrery: open the Elixir file to hot swap first.");
       return;
     }
+    // Saving swaps by itself on servers with hot swap on save; the command swaps even when
+    // nothing changed. The server reports the outcome (progress, message, diagnostics).
     if (ed.document.isDirty) await ed.document.save();
     const module = moduleAtLine(ed.document.getText(), ed.selection.active.line) ?? ed.document.fileName;
     try {
       const r = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Orrery: hot swapping ${module}…` },
+        { location: vscode.ProgressLocation.Window, title: `Orrery: hot swapping ${module}` },
         () => this.client.executeServerCommand<unknown>(ServerCommands.hotSwap, [ed.document.uri.toString()]),
       );
-      this.lastSwap = { module, at: new Date(), ok: true };
-      void vscode.window.showInformationMessage(`Orrery: ${summarize(r) ?? `swapped ${module}`}`);
+      const summary = summarize(r);
+      if (summary) void vscode.window.showInformationMessage(`Orrery: ${summary}`);
     } catch (e) {
       this.lastSwap = { module, at: new Date(), ok: false, detail: errorText(e) };
       void vscode.window.showErrorMessage(unsupportedCommandText("hot swap", errorText(e)), "Show Log").then((p) => p && this.client.output.show(true));
@@ -349,18 +355,19 @@ export class Orrery {
   }
 
   private async rollback(module?: string): Promise<void> {
-    const m =
+    const m = (
       module ??
       (await vscode.window.showInputBox({
         title: "Orrery: Roll Back Module",
         prompt: "Load the previous version of this module back on every attached node",
         value: this.targetAtCursor() ?? "",
-      }));
-    if (!m || !m.trim()) return;
+      })) ??
+      ""
+    ).trim();
+    if (!m) return;
     try {
-      const r = await this.client.executeServerCommand<unknown>(ServerCommands.rollback, [m.trim()]);
-      this.lastSwap = { module: `${m.trim()} (rollback)`, at: new Date(), ok: true };
-      void vscode.window.showInformationMessage(`Orrery: ${summarize(r) ?? `rolled back ${m.trim()}`}`);
+      // The server reports the rollback itself (a message the status bar picks up).
+      await this.client.executeServerCommand<unknown>(ServerCommands.rollback, [m]);
     } catch (e) {
       void vscode.window.showErrorMessage(unsupportedCommandText("rollback", errorText(e)), "Show Log").then((p) => p && this.client.output.show(true));
     }
@@ -368,9 +375,9 @@ export class Orrery {
   }
 }
 
-/** A one-line summary of a command's result, if it carries one. */
+/** A one-line summary of a command's result, when the server did not report it itself. */
 function summarize(r: unknown): string | undefined {
-  if (typeof r === "string") return r;
+  if (typeof r === "string") return parseSwapMessage(r) ? undefined : r;
   if (r && typeof r === "object") {
     const o = r as Record<string, unknown>;
     if (typeof o.message === "string") return o.message;

@@ -57,3 +57,17 @@ export function unsupportedCommandText(what: string, serverError: string): strin
   }
   return `Orrery: ${what} failed: ${serverError}`;
 }
+
+/** A hot swap / rollback summary from the server ("KV.Bucket swapped on 1 node in 2 ms, …"). */
+export interface SwapSummary {
+  modules: string;
+  verb: "swapped" | "rolled back";
+  nodes: number;
+  text: string;
+}
+
+export function parseSwapMessage(message: string): SwapSummary | undefined {
+  const m = /^(?:Orrery: )?(.+?) (swapped|rolled back) on (\d+) nodes? in \d+ ms/.exec(message.trim());
+  if (!m) return undefined;
+  return { modules: m[1], verb: m[2] as SwapSummary["verb"], nodes: Number(m[3]), text: message.trim() };
+}

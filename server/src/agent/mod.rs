@@ -12,6 +12,9 @@ use std::time::Duration;
 pub const MODULE: &str = "orrery_agent_v1";
 /// Its source.
 pub const SOURCE: &str = include_str!("orrery_agent_v1.erl");
+/// The debugger runtime, loaded with the agent (probes of instrumented code call it).
+pub const DBG_MODULE: &str = "orrery_dbg_v1";
+const DBG_SOURCE: &str = include_str!("orrery_dbg_v1.erl");
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -45,12 +48,23 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
             before,
         });
     }
+    compile_and_load(conn, MODULE, SOURCE).await?;
+    compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
+    let after = loaded_modules(conn).await?;
+    Ok(AgentHandle {
+        loaded_by_us: after.difference(&before).cloned().collect(),
+        shared: false,
+        before,
+    })
+}
+
+async fn compile_and_load(conn: &Connection, module: &str, source: &str) -> Result<(), BeamError> {
     let proto = |detail: String| BeamError::Protocol {
         node: conn.peer().to_string(),
         detail,
     };
     let scanned = conn
-        .rpc("erl_scan", "string", vec![charlist(SOURCE)], STEP)
+        .rpc("erl_scan", "string", vec![charlist(source)], STEP)
         .await?;
     let tokens = match term::as_tuple(&scanned) {
         Some([ok, tokens, _]) if term::is_atom(ok, "ok") => term::list_ref(tokens).to_vec(),
@@ -98,25 +112,22 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
         .rpc(
             "code",
             "load_binary",
-            vec![atom(MODULE), charlist("orrery_agent_v1.erl"), binary],
+            vec![atom(module), charlist(&format!("{module}.erl")), binary],
             STEP,
         )
         .await?;
     if !matches!(term::as_tuple(&loaded), Some([ok, _]) if term::is_atom(ok, "module")) {
         return Err(proto(format!("agent did not load: {loaded:?}")));
     }
-    let after = loaded_modules(conn).await?;
-    Ok(AgentHandle {
-        loaded_by_us: after.difference(&before).cloned().collect(),
-        shared: false,
-        before,
-    })
+    Ok(())
 }
 
 /// Remove the agent and the OTP library modules (compiler, stdlib: `compile`, `erl_parse`,
 /// `beam_lib`, ...) that loading it or its queries made the node load. Nothing else is
 /// touched: a module some other code loaded meanwhile (say, by a starting app) stays.
 pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamError> {
+    // Stop the debugger first: it disarms and resumes every paused process.
+    let _ = conn.rpc(DBG_MODULE, "stop", vec![], STEP).await;
     let now = loaded_modules(conn).await?;
     let mut libs = vec![];
     for app in ["compiler", "stdlib"] {
@@ -128,7 +139,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     let mut ours = vec![];
     for m in now.difference(&handle.before) {
         // Only what our own load step pulled in, and beam_lib for the staleness check.
-        if m == MODULE || !(handle.loaded_by_us.contains(m) || m == "beam_lib") {
+        if m == MODULE || m == DBG_MODULE || !(handle.loaded_by_us.contains(m) || m == "beam_lib") {
             continue;
         }
         let which = conn.rpc("code", "which", vec![atom(m)], STEP).await?;
@@ -137,15 +148,23 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
         }
     }
     // The agent goes last: it may be running a call right now.
-    if now.contains(MODULE) && !handle.shared {
-        ours.push(MODULE.to_string());
+    if !handle.shared {
+        for m in [DBG_MODULE, MODULE] {
+            if now.contains(m) {
+                ours.push(m.to_string());
+            }
+        }
     }
     for m in &ours {
         conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
         // Only our own calls can run the agent's code, so a hard purge is safe for it.
-        let purge = if m == MODULE { "purge" } else { "soft_purge" };
+        let purge = if m == MODULE || m == DBG_MODULE {
+            "purge"
+        } else {
+            "soft_purge"
+        };
         let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
-        if m != MODULE && !term::is_atom(&purged, "true") {
+        if m != MODULE && m != DBG_MODULE && !term::is_atom(&purged, "true") {
             // Someone runs it after all: make it current again rather than leave it half-gone.
             let _ = conn.rpc("code", "load_file", vec![atom(m)], STEP).await;
             tracing::warn!(module = %m, "left a module loaded: a process is running it");

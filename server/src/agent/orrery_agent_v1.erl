@@ -4,7 +4,8 @@
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
 -export([query/1, summary/0, modules/1, names/2, ets_info/2, trunc/2, processes/1,
-         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1, swap/3]).
+         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1, swap/3,
+         swap_finish/2]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
 
@@ -282,7 +283,55 @@ tr_pairs({K, V, I}, D, N, Bin, B, Acc) ->
 %% sys:change_code when the version changed, resume. On any failure load the previous
 %% binary back, restore the states, resume, and say what failed. Never leaves a process
 %% suspended. Returns {ok, Info} | {error, Reason}; Info carries the previous binary.
+%%
+%% With Opts hold => Ms (two-phase, for all-or-none swaps across modules and nodes): the
+%% new code is loaded and the states migrated, but the processes stay suspended until
+%% swap_finish(Token, commit | abort) (abort: previous code and backed-up states back) or
+%% until Ms pass (then abort). Info then carries token => Token. No process runs the new
+%% code before Orrery has heard that every node accepted it.
 swap(Mod, Bin, Opts) ->
+    case maps:get(hold, Opts, nil) of
+        Hold when is_integer(Hold), Hold > 0 ->
+            Caller = self(),
+            Ref = make_ref(),
+            {Pid, MRef} = spawn_monitor(fun() -> held(Caller, Ref, Mod, Bin, Opts, Hold) end),
+            receive
+                {Ref, Reply} -> erlang:demonitor(MRef, [flush]), Reply;
+                {'DOWN', MRef, process, Pid, Why} -> {error, {swap_crashed, Why}}
+            end;
+        _ ->
+            case prepare_swap(Mod, Bin, Opts) of
+                {ok, Info, Undo} -> finish_swap(commit, Undo), {ok, Info};
+                Error -> Error
+            end
+    end.
+
+%% Commit or abort a held swap. ok | {error, Reason}; {error, expired} when the hold had
+%% already ended (it aborted by itself).
+swap_finish(Token, What) when is_pid(Token), (What =:= commit orelse What =:= abort) ->
+    MRef = erlang:monitor(process, Token),
+    Token ! {swap_finish, self(), MRef, What},
+    receive
+        {MRef, Reply} -> erlang:demonitor(MRef, [flush]), Reply;
+        {'DOWN', MRef, process, _, _} -> {error, expired}
+    end.
+
+held(Caller, Ref, Mod, Bin, Opts, Hold) ->
+    case prepare_swap(Mod, Bin, Opts) of
+        {ok, Info, Undo} ->
+            Caller ! {Ref, {ok, Info#{token => self()}}},
+            receive
+                {swap_finish, From, FRef, What} -> From ! {FRef, finish_swap(What, Undo)}
+            after Hold ->
+                finish_swap(abort, Undo)
+            end;
+        Error ->
+            Caller ! {Ref, Error}
+    end.
+
+%% Everything but the resume: {ok, Info, Undo} with the processes still suspended, or
+%% {error, Reason} with every process resumed.
+prepare_swap(Mod, Bin, Opts) ->
     Timeout = maps:get(timeout, Opts, 5000),
     Extra = maps:get(extra, Opts, []),
     Loaded = code:is_loaded(Mod),
@@ -305,13 +354,45 @@ swap(Mod, Bin, Opts) ->
                 {error, Who, Why} ->
                     {error, {suspend_failed, Who, Why}};
                 ok ->
-                    try
-                        do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5)
-                    after
-                        [catch sys:resume(P, Timeout) || P <- Procs]
+                    Result = try do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5)
+                             catch C:R -> {error, {C, R}}
+                             end,
+                    case Result of
+                        {ok, Info, States} ->
+                            {ok, Info, {Mod, File, Prev, OldMd5, Procs, States, Timeout}};
+                        Error ->
+                            resume_all(Procs, Timeout),
+                            Error
                     end
             end
     end.
+
+%% Resume the processes of a prepared swap; on abort first put the previous code (or no
+%% code, for a module that was not loaded before) and the backed-up states back.
+finish_swap(commit, {_Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout}) ->
+    resume_all(Procs, Timeout),
+    ok;
+finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout}) ->
+    R = try
+            case {Prev, OldMd5} of
+                {nil, nil} ->
+                    _ = code:delete(Mod),
+                    _ = code:soft_purge(Mod),
+                    ok;
+                _ ->
+                    case restore(Mod, File, Prev, States, Timeout) of
+                        {module, Mod} -> ok;
+                        Other -> {error, Other}
+                    end
+            end
+        catch C:E -> {error, {C, E}}
+        end,
+    resume_all(Procs, Timeout),
+    R.
+
+resume_all(Procs, Timeout) ->
+    [catch sys:resume(P, Timeout) || P <- Procs],
+    ok.
 
 do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
     States = [{P, catch sys:get_state(P, Timeout)} || P <- Procs],
@@ -328,7 +409,7 @@ do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
                            md5_after => erlang:get_module_info(Mod, md5),
                            processes => length(Procs),
                            migrated => length(Migrate),
-                           previous => Prev}};
+                           previous => Prev}, States};
                 {error, Who, Why} ->
                     Restored = restore(Mod, File, Prev, States, Timeout),
                     {error, {code_change_failed, Who, Why, Restored}}

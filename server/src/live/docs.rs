@@ -127,7 +127,10 @@ fn store(node: &str, module_atom: &str, docs: Option<Arc<ModuleDocs>>) {
 
 /// Docs of `module` (`KV.Bucket`, `:ets`) from the primary node; `Ok(None)` when the node
 /// has no such module.
-pub async fn module_docs(session: &Session, module: &str) -> Result<Option<Arc<ModuleDocs>>, String> {
+pub async fn module_docs(
+    session: &Session,
+    module: &str,
+) -> Result<Option<Arc<ModuleDocs>>, String> {
     let conn = session.primary().map_err(|e| e.to_string())?;
     module_docs_on(&conn, module).await
 }
@@ -145,9 +148,14 @@ pub async fn module_docs_on(
         None => atom("nil"),
     };
     let limits = map(vec![("doc_bytes", int(DOC_BYTES))]);
-    let reply = agent::call(conn, "docs", vec![binary(&matom), known_md5, limits], TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let reply = agent::call(
+        conn,
+        "docs",
+        vec![binary(&matom), known_md5, limits],
+        TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if term::is_atom(&reply, "unchanged") {
         return Ok(known);
     }
@@ -297,7 +305,11 @@ pub fn call_text(module: &str, f: &FunDoc) -> String {
         let first = f.signature.lines().next().unwrap_or_default();
         format!("{module}.{first}")
     } else {
-        format!("{module}.{}/{}", pretty::atom_to_elixir(&f.name).trim_start_matches(':'), f.arity)
+        format!(
+            "{module}.{}/{}",
+            pretty::atom_to_elixir(&f.name).trim_start_matches(':'),
+            f.arity
+        )
     }
 }
 
@@ -448,7 +460,9 @@ mod tests {
                 "specs",
                 list(vec![tuple(vec![
                     tuple(vec![atom("add"), int(3)]),
-                    list(vec![bin("add(integer(), integer(), integer()) :: integer()")]),
+                    list(vec![bin(
+                        "add(integer(), integer(), integer()) :: integer()",
+                    )]),
                 ])]),
             ),
             (

@@ -18,6 +18,7 @@ use crate::beam::pretty::{self, Limits};
 use crate::beam::term::{self, atom, binary, charlist, int, list, tuple};
 use eetf::Term;
 use serde_json::{json, Value};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -148,23 +149,24 @@ async fn target_term(n: &AttachedNode, target: &str) -> Result<Term, String> {
     Ok(atom(&term::module_atom(t)))
 }
 
-fn audit_write(
-    root: &Path,
-    node: &str,
-    action: &str,
-    target: &str,
-    before: Option<&str>,
-    after: Option<&str>,
-    detail: &str,
-) -> Result<(), String> {
+/// One line of the audit log.
+struct Audit<'a> {
+    action: &'a str,
+    target: &'a str,
+    before: Option<String>,
+    after: Option<String>,
+    detail: String,
+}
+
+fn append(root: &Path, node: &str, a: &Audit<'_>) -> Result<(), String> {
     let entry = audit::Entry {
         time: audit::now_rfc3339(),
         node,
-        action,
-        target,
-        before,
-        after,
-        detail: Some(detail),
+        action: a.action,
+        target: a.target,
+        before: a.before.as_deref(),
+        after: a.after.as_deref(),
+        detail: Some(&a.detail),
     };
     audit::append(root, &entry).map_err(|e| {
         format!(
@@ -174,17 +176,35 @@ fn audit_write(
     })
 }
 
-/// A write that failed after it was audited gets a second line saying so.
-fn audit_failure(root: &Path, node: &str, action: &str, target: &str, why: &str) {
-    let _ = audit_write(
-        root,
-        node,
-        &format!("{action}_failed"),
-        target,
-        None,
-        None,
-        why,
-    );
+/// Append `a` to the audit log, *then* run `act` (nothing runs when the log cannot be
+/// written). A failed act gets a second line, `<action>_failed`, with the reason.
+async fn audited<T>(
+    root: &Path,
+    node: &str,
+    a: Audit<'_>,
+    act: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    append(root, node, &a)?;
+    let r = act.await;
+    if let Err(e) = &r {
+        let action = format!("{}_failed", a.action);
+        let failed = Audit {
+            action: &action,
+            target: a.target,
+            before: None,
+            after: None,
+            detail: e.clone(),
+        };
+        let _ = append(root, node, &failed);
+    }
+    r
+}
+
+async fn rpc(n: &AttachedNode, m: &str, f: &str, args: Vec<Term>) -> Result<Term, String> {
+    n.conn
+        .rpc(m, f, args, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// `{ok, V}` → V; `{error, Msg}` → the message.
@@ -201,15 +221,14 @@ fn ok_or_message(reply: Term, what: &str) -> Result<Term, String> {
 
 /// Evaluate an Elixir expression on the node (nothing bound).
 async fn eval(n: &AttachedNode, expr: &str, what: &str) -> Result<Term, String> {
-    let reply = agent::call(
-        &n.conn,
-        "eval",
-        vec![binary(expr), list(vec![]), int(EVAL_MS)],
-        TIMEOUT,
+    let args = vec![binary(expr), list(vec![]), int(EVAL_MS)];
+    let reply = agent::call(&n.conn, "eval", args, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    ok_or_message(
+        reply,
+        &format!("{what} `{expr}` failed, nothing was changed"),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    ok_or_message(reply, &format!("{what} `{expr}` failed, nothing was changed"))
 }
 
 /// Replace the state of `target` with the value of `expr` (`state` is bound to the current
@@ -218,14 +237,10 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
     let n = pick_node(cx)?;
     let node = n.info.name.clone();
     let who = target_term(&n, target).await?;
-    let reply = agent::call(
-        &n.conn,
-        "state_for_write",
-        vec![who, binary(expr), int(EVAL_MS)],
-        TIMEOUT,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let args = vec![who, binary(expr), int(EVAL_MS)];
+    let reply = agent::call(&n.conn, "state_for_write", args, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
     let (pid, before, after) = match term::as_tuple(&reply) {
         Some([ok, pid, old, new]) if term::is_atom(ok, "ok") => {
             (pid.clone(), old.clone(), new.clone())
@@ -237,58 +252,52 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
             return Err(format!("{e}; nothing was changed"));
         }
     };
-    let detail = format!(
-        "expression: {expr}\npid: {}\nbackup: {}",
-        short(&pid),
-        backup_text(&before)
-    );
-    audit_write(
-        &cx.root,
-        &node,
-        "replace_state",
+    let a = Audit {
+        action: "replace_state",
         target,
-        Some(&short(&before)),
-        Some(&short(&after)),
-        &detail,
-    )?;
-    let swapped = swap(&n, &pid, Some(&before), &after).await;
-    if let Err(e) = &swapped {
-        audit_failure(&cx.root, &node, "replace_state", target, e);
-    }
-    swapped?;
-    push_undo(Done {
-        node: node.clone(),
-        backup: Backup::State {
-            target: target.to_string(),
-            pid: pid.clone(),
-            before: before.clone(),
-            after: after.clone(),
-        },
-    });
-    Ok(json!({
+        before: Some(short(&before)),
+        after: Some(short(&after)),
+        detail: format!(
+            "expression: {expr}\npid: {}\nbackup: {}",
+            short(&pid),
+            backup_text(&before)
+        ),
+    };
+    audited(&cx.root, &node, a, swap(&n, &pid, Some(&before), &after)).await?;
+    let result = json!({
         "node": node,
         "target": target,
         "pid": short(&pid),
         "before": show(&before),
         "after": show(&after),
         "undo": "orrery.undo puts the previous state back",
-    }))
+    });
+    let target = target.to_string();
+    let backup = Backup::State {
+        target,
+        pid,
+        before,
+        after,
+    };
+    push_undo(Done { node, backup });
+    Ok(result)
 }
 
 /// Compare-and-swap the state of `pid` (any state when `expect` is None).
-async fn swap(n: &AttachedNode, pid: &Term, expect: Option<&Term>, new: &Term) -> Result<(), String> {
+async fn swap(
+    n: &AttachedNode,
+    pid: &Term,
+    expect: Option<&Term>,
+    new: &Term,
+) -> Result<(), String> {
     let expect = match expect {
         Some(e) => tuple(vec![atom("expect"), e.clone()]),
         None => atom("any"),
     };
-    let r = agent::call(
-        &n.conn,
-        "swap_state",
-        vec![pid.clone(), expect, new.clone(), int(EVAL_MS)],
-        TIMEOUT,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let args = vec![pid.clone(), expect, new.clone(), int(EVAL_MS)];
+    let r = agent::call(&n.conn, "swap_state", args, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
     match term::as_atom(&r) {
         Some("swapped") => Ok(()),
         Some("changed") => Err(format!(
@@ -301,18 +310,15 @@ async fn swap(n: &AttachedNode, pid: &Term, expect: Option<&Term>, new: &Term) -
     }
 }
 
-/// A table's atom, checked to exist and to be writable by other processes.
+/// A table's atom and key position, checked to exist and to be writable by others.
 async fn writable_table(n: &AttachedNode, table: &str) -> Result<(Term, i64), String> {
     let name = table.trim().trim_start_matches(':');
     if name.is_empty() {
         return Err("no table given".into());
     }
     let t = atom(name);
-    let info = |item: &str| {
-        n.conn
-            .rpc("ets", "info", vec![t.clone(), atom(item)], TIMEOUT)
-    };
-    let protection = info("protection").await.map_err(|e| e.to_string())?;
+    let info = |item: &str| rpc(n, "ets", "info", vec![t.clone(), atom(item)]);
+    let protection = info("protection").await?;
     match term::as_atom(&protection) {
         Some("public") => {}
         Some("undefined") => return Err(format!("no ETS table :{name} on {}", n.info.name)),
@@ -324,25 +330,21 @@ async fn writable_table(n: &AttachedNode, table: &str) -> Result<(Term, i64), St
         }
         None => return Err(format!("ETS table :{name}: unexpected answer")),
     }
-    let keypos = info("keypos")
-        .await
-        .ok()
-        .and_then(|k| term::as_int(&k))
-        .unwrap_or(1);
-    Ok((t, keypos))
+    let keypos = info("keypos").await.ok().and_then(|k| term::as_int(&k));
+    Ok((t, keypos.unwrap_or(1)))
 }
 
 async fn rows_of(n: &AttachedNode, t: &Term, key: &Term) -> Result<Vec<Term>, String> {
-    let rows = n
-        .conn
-        .rpc("ets", "lookup", vec![t.clone(), key.clone()], TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = rpc(n, "ets", "lookup", vec![t.clone(), key.clone()]).await?;
     Ok(term::list_ref(&rows).to_vec())
 }
 
 fn rows_text(rows: &[Term]) -> String {
     backup_text(&list(rows.to_vec()))
+}
+
+fn rows_json(rows: &[Term]) -> Vec<String> {
+    rows.iter().map(show).collect()
 }
 
 /// Insert the row that `row_expr` evaluates to (a tuple) into `table`.
@@ -355,52 +357,38 @@ pub async fn ets_insert(cx: &WriteCtx, table: &str, row_expr: &str) -> Result<Va
         Some(els) if els.len() as i64 >= keypos => els[keypos as usize - 1].clone(),
         _ => {
             return Err(format!(
-                "the row must be a tuple with at least {keypos} element(s), got {}; nothing was changed",
+                "the row must be a tuple with at least {keypos} element(s), got {}; \
+                 nothing was changed",
                 short(&row)
             ))
         }
     };
     let before = rows_of(&n, &t, &key).await?;
-    let target = format!(":{}", term::as_atom(&t).unwrap_or_default());
-    let detail = format!(
-        "row: {}\nkey: {}\nbackup (rows with that key before): {}",
-        short(&row),
-        short(&key),
-        rows_text(&before)
-    );
-    audit_write(
-        &cx.root,
-        &node,
-        "ets_insert",
-        &target,
-        Some(&short(&list(before.clone()))),
-        Some(&short(&row)),
-        &detail,
-    )?;
-    let done = n
-        .conn
-        .rpc("ets", "insert", vec![t.clone(), row.clone()], TIMEOUT)
-        .await
-        .map_err(|e| e.to_string());
-    if let Err(e) = &done {
-        audit_failure(&cx.root, &node, "ets_insert", &target, e);
-    }
-    done?;
-    push_undo(Done {
-        node: node.clone(),
-        backup: Backup::Rows {
-            table: target.clone(),
-            key: key.clone(),
-            before: before.clone(),
-        },
-    });
-    Ok(json!({
+    let table = format!(":{}", term::as_atom(&t).unwrap_or_default());
+    let a = Audit {
+        action: "ets_insert",
+        target: &table,
+        before: Some(short(&list(before.clone()))),
+        after: Some(short(&row)),
+        detail: format!(
+            "row: {}\nkey: {}\nbackup (rows with that key before): {}",
+            short(&row),
+            short(&key),
+            rows_text(&before)
+        ),
+    };
+    let act = rpc(&n, "ets", "insert", vec![t.clone(), row.clone()]);
+    audited(&cx.root, &node, a, act).await?;
+    let result = json!({
         "node": node,
-        "table": target,
+        "table": table,
         "inserted": show(&row),
-        "replaced": before.iter().map(show).collect::<Vec<_>>(),
+        "replaced": rows_json(&before),
         "undo": "orrery.undo puts the previous rows with that key back",
-    }))
+    });
+    let backup = Backup::Rows { table, key, before };
+    push_undo(Done { node, backup });
+    Ok(result)
 }
 
 /// Delete the rows whose key is the value of `key_expr` from `table`.
@@ -409,51 +397,36 @@ pub async fn ets_delete(cx: &WriteCtx, table: &str, key_expr: &str) -> Result<Va
     let node = n.info.name.clone();
     let (t, _) = writable_table(&n, table).await?;
     let key = eval(&n, key_expr, "the key").await?;
-    let target = format!(":{}", term::as_atom(&t).unwrap_or_default());
+    let table = format!(":{}", term::as_atom(&t).unwrap_or_default());
     let before = rows_of(&n, &t, &key).await?;
     if before.is_empty() {
         return Err(format!(
-            "no row with key {} in {target}; nothing was changed",
+            "no row with key {} in {table}; nothing was changed",
             short(&key)
         ));
     }
-    let detail = format!(
-        "key: {}\nbackup (deleted rows): {}",
-        short(&key),
-        rows_text(&before)
-    );
-    audit_write(
-        &cx.root,
-        &node,
-        "ets_delete",
-        &target,
-        Some(&short(&list(before.clone()))),
-        Some("[]"),
-        &detail,
-    )?;
-    let done = n
-        .conn
-        .rpc("ets", "delete", vec![t.clone(), key.clone()], TIMEOUT)
-        .await
-        .map_err(|e| e.to_string());
-    if let Err(e) = &done {
-        audit_failure(&cx.root, &node, "ets_delete", &target, e);
-    }
-    done?;
-    push_undo(Done {
-        node: node.clone(),
-        backup: Backup::Rows {
-            table: target.clone(),
-            key,
-            before: before.clone(),
-        },
-    });
-    Ok(json!({
+    let a = Audit {
+        action: "ets_delete",
+        target: &table,
+        before: Some(short(&list(before.clone()))),
+        after: Some("[]".into()),
+        detail: format!(
+            "key: {}\nbackup (deleted rows): {}",
+            short(&key),
+            rows_text(&before)
+        ),
+    };
+    let act = rpc(&n, "ets", "delete", vec![t.clone(), key.clone()]);
+    audited(&cx.root, &node, a, act).await?;
+    let result = json!({
         "node": node,
-        "table": target,
-        "deleted": before.iter().map(show).collect::<Vec<_>>(),
+        "table": table,
+        "deleted": rows_json(&before),
         "undo": "orrery.undo puts the deleted rows back",
-    }))
+    });
+    let backup = Backup::Rows { table, key, before };
+    push_undo(Done { node, backup });
+    Ok(result)
 }
 
 /// Send the value of `msg_expr` to `target`.
@@ -463,48 +436,35 @@ pub async fn send_message(cx: &WriteCtx, target: &str, msg_expr: &str) -> Result
     let who = target_term(&n, target).await?;
     let pid = match &who {
         Term::Pid(_) => who.clone(),
-        _ => n
-            .conn
-            .rpc("erlang", "whereis", vec![who.clone()], TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?,
+        _ => rpc(&n, "erlang", "whereis", vec![who.clone()]).await?,
     };
     let alive = matches!(pid, Term::Pid(_))
-        && n.conn
-            .rpc("erlang", "is_process_alive", vec![pid.clone()], TIMEOUT)
+        && rpc(&n, "erlang", "is_process_alive", vec![pid.clone()])
             .await
             .is_ok_and(|a| term::is_atom(&a, "true"));
     if !alive {
         return Err(format!("no process {target} on {node}; nothing was sent"));
     }
     let msg = eval(&n, msg_expr, "the message").await?;
-    let detail = format!(
-        "message: {}\npid: {}\n(a sent message cannot be undone)",
-        backup_text(&msg),
-        short(&pid)
-    );
-    audit_write(&cx.root, &node, "send", target, None, Some(&short(&msg)), &detail)?;
-    let done = n
-        .conn
-        .rpc("erlang", "send", vec![pid.clone(), msg.clone()], TIMEOUT)
-        .await
-        .map_err(|e| e.to_string());
-    if let Err(e) = &done {
-        audit_failure(&cx.root, &node, "send", target, e);
-    }
-    done?;
-    push_undo(Done {
-        node: node.clone(),
-        backup: Backup::Sent {
-            target: target.to_string(),
-        },
-    });
-    Ok(json!({
-        "node": node,
-        "target": target,
-        "pid": short(&pid),
-        "sent": show(&msg),
-    }))
+    let a = Audit {
+        action: "send",
+        target,
+        before: None,
+        after: Some(short(&msg)),
+        detail: format!(
+            "message: {}\npid: {}\n(a sent message cannot be undone)",
+            backup_text(&msg),
+            short(&pid)
+        ),
+    };
+    let act = rpc(&n, "erlang", "send", vec![pid.clone(), msg.clone()]);
+    audited(&cx.root, &node, a, act).await?;
+    let result = json!({"node": node, "target": target, "pid": short(&pid), "sent": show(&msg)});
+    let backup = Backup::Sent {
+        target: target.to_string(),
+    };
+    push_undo(Done { node, backup });
+    Ok(result)
 }
 
 /// Undo the last write of this session. A state that changed since the write is only
@@ -526,6 +486,7 @@ pub async fn undo(cx: &WriteCtx, force: bool) -> Result<Value, String> {
             last.node
         ));
     };
+    let node = &last.node;
     match &last.backup {
         Backup::Sent { target } => {
             pop();
@@ -540,24 +501,21 @@ pub async fn undo(cx: &WriteCtx, force: bool) -> Result<Value, String> {
             before,
             after,
         } => {
-            let detail = format!(
-                "undo of replace_state{}\npid: {}\nbackup: {}",
-                if force { " (forced)" } else { "" },
-                short(pid),
-                backup_text(after)
-            );
-            audit_write(
-                &cx.root,
-                &last.node,
-                "undo_replace_state",
+            let a = Audit {
+                action: "undo_replace_state",
                 target,
-                Some(&short(after)),
-                Some(&short(before)),
-                &detail,
-            )?;
+                before: Some(short(after)),
+                after: Some(short(before)),
+                detail: format!(
+                    "undo of replace_state{}\npid: {}\nbackup: {}",
+                    if force { " (forced)" } else { "" },
+                    short(pid),
+                    backup_text(after)
+                ),
+            };
             let expect = (!force).then_some(after);
-            if let Err(e) = swap(n, pid, expect, before).await {
-                audit_failure(&cx.root, &last.node, "undo_replace_state", target, &e);
+            let done = audited(&cx.root, node, a, swap(n, pid, expect, before)).await;
+            if let Err(e) = done {
                 return Err(if e.contains("changed meanwhile") {
                     format!(
                         "the state of {target} changed since the write, so undo did not \
@@ -569,48 +527,32 @@ pub async fn undo(cx: &WriteCtx, force: bool) -> Result<Value, String> {
                 });
             }
             pop();
-            Ok(json!({
-                "node": last.node,
-                "undone": "replace_state",
-                "target": target,
-                "state": show(before),
-            }))
+            Ok(
+                json!({"node": node, "undone": "replace_state", "target": target, "state": show(before)}),
+            )
         }
         Backup::Rows { table, key, before } => {
-            let detail = format!(
-                "undo: put back the rows with key {}\nrows: {}",
-                short(key),
-                rows_text(before)
-            );
-            audit_write(
-                &cx.root,
-                &last.node,
-                "undo_ets",
-                table,
-                None,
-                Some(&short(&list(before.clone()))),
-                &detail,
-            )?;
+            let a = Audit {
+                action: "undo_ets",
+                target: table,
+                before: None,
+                after: Some(short(&list(before.clone()))),
+                detail: format!(
+                    "undo: put back the rows with key {}\nrows: {}",
+                    short(key),
+                    rows_text(before)
+                ),
+            };
             let t = atom(table.trim_start_matches(':'));
-            let r = agent::call(
-                &n.conn,
-                "ets_restore",
-                vec![t, key.clone(), list(before.clone())],
-                TIMEOUT,
-            )
-            .await
-            .map_err(|e| e.to_string());
-            if let Err(e) = &r {
-                audit_failure(&cx.root, &last.node, "undo_ets", table, e);
-            }
-            r?;
+            let args = vec![t, key.clone(), list(before.clone())];
+            let act = async {
+                agent::call(&n.conn, "ets_restore", args, TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            audited(&cx.root, node, a, act).await?;
             pop();
-            Ok(json!({
-                "node": last.node,
-                "undone": "ets",
-                "table": table,
-                "rows": before.iter().map(show).collect::<Vec<_>>(),
-            }))
+            Ok(json!({"node": node, "undone": "ets", "table": table, "rows": rows_json(before)}))
         }
     }
 }

@@ -33,9 +33,7 @@ fn arg<'a>(args: &'a Value, key: &str, command: &str) -> Result<&'a str> {
     args.get(key)
         .and_then(|v| v.as_str())
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            Error::invalid_params(format!("{command} needs a string argument `{key}`"))
-        })
+        .ok_or_else(|| Error::invalid_params(format!("{command} needs a string argument `{key}`")))
 }
 
 pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Value>> {
@@ -72,7 +70,10 @@ pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Valu
         }
         "orrery.undo" => {
             let force = args.get("force").and_then(|f| f.as_bool()).unwrap_or(false);
-            write(&b.core, &args, |cx| async move { writes::undo(&cx, force).await }).await
+            write(&b.core, &args, |cx| async move {
+                writes::undo(&cx, force).await
+            })
+            .await
         }
         _ => Err(Error::invalid_params(format!("unknown command {cmd}"))),
     }
@@ -97,7 +98,10 @@ where
     let cx = WriteCtx {
         session,
         root,
-        node: args.get("node").and_then(|n| n.as_str()).map(str::to_string),
+        node: args
+            .get("node")
+            .and_then(|n| n.as_str())
+            .map(str::to_string),
     };
     f(cx).await.map(Some).map_err(failed)
 }

@@ -82,10 +82,17 @@ pub fn context(before: &str) -> Option<Ctx> {
         });
     }
     if i > 0 && c[i - 1] == ':' && !ident_before(i - 1) {
-        let lower = partial.chars().next().is_none_or(|f| f.is_ascii_lowercase());
+        let lower = partial
+            .chars()
+            .next()
+            .is_none_or(|f| f.is_ascii_lowercase());
         return lower.then_some(Ctx::Erlang { partial });
     }
-    if partial.chars().next().is_some_and(|f| f.is_ascii_uppercase()) {
+    if partial
+        .chars()
+        .next()
+        .is_some_and(|f| f.is_ascii_uppercase())
+    {
         return Some(Ctx::Alias { partial });
     }
     None
@@ -104,7 +111,10 @@ fn scope(file: Option<&FileIndex>, pos: index::Position) -> (Vec<(String, String
         .collect();
     mods.sort_by_key(|m| m.range.start);
     let current = mods.last().map(|m| m.name.clone()).unwrap_or_default();
-    let aliases = mods.iter().flat_map(|m| m.aliases.iter().cloned()).collect();
+    let aliases = mods
+        .iter()
+        .flat_map(|m| m.aliases.iter().cloned())
+        .collect();
     (aliases, current)
 }
 
@@ -254,7 +264,10 @@ pub async fn complete(core: &Core, p: CompletionParams) -> Option<CompletionResp
         .and_then(|s| s.primary().ok());
     let mut items = Items::new();
     let mut incomplete = false;
-    let upper = partial.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    let upper = partial
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase());
     match &ctx {
         Ctx::Dot { module, .. } => {
             let module = resolve(module, &aliases, &current);
@@ -289,7 +302,8 @@ pub async fn complete(core: &Core, p: CompletionParams) -> Option<CompletionResp
                     }
                 }
                 for (name, _) in &index_modules {
-                    if let Some(s) = next_segment(name, &module).filter(|s| s.starts_with(&partial)) {
+                    if let Some(s) = next_segment(name, &module).filter(|s| s.starts_with(&partial))
+                    {
                         module_item(&mut items, range, s, &format!("{module}.{s}"));
                     }
                 }
@@ -356,9 +370,19 @@ mod tests {
         assert_eq!(context("  :ets.ne"), dot(":ets", "ne"));
         assert_eq!(context("&__MODULE__.f"), dot("__MODULE__", "f"));
         assert_eq!(context("  KV.Bu"), dot("KV", "Bu"));
-        assert_eq!(context("  :et"), Some(Ctx::Erlang { partial: "et".into() }));
+        assert_eq!(
+            context("  :et"),
+            Some(Ctx::Erlang {
+                partial: "et".into()
+            })
+        );
         assert_eq!(context("f(:"), Some(Ctx::Erlang { partial: "".into() }));
-        assert_eq!(context("  En"), Some(Ctx::Alias { partial: "En".into() }));
+        assert_eq!(
+            context("  En"),
+            Some(Ctx::Alias {
+                partial: "En".into()
+            })
+        );
         assert_eq!(context("  map.ke"), None, "field access");
         assert_eq!(context("  key: "), None);
         assert_eq!(context("  key:"), None, "keyword");

@@ -31,7 +31,12 @@ pub struct Backend {
     /// The long-lived twin that runs background work (refresh loop, saves).
     background: std::sync::Mutex<Option<Arc<Backend>>>,
     /// Files with diagnostics from each saved file's last compile.
-    diagnosed: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>>>,
+    diagnosed: std::sync::Mutex<
+        std::collections::HashMap<
+            std::path::PathBuf,
+            std::collections::BTreeSet<std::path::PathBuf>,
+        >,
+    >,
 }
 
 /// Serve LSP on stdin/stdout until the client exits or stdin closes; then leave the
@@ -182,7 +187,9 @@ impl Backend {
     /// Files changed outside the editor (say by `git checkout`) are compiled and swapped
     /// like a save; files open in the editor are left to `didSave`.
     fn watch_files(self: Arc<Self>) {
-        let Some(root) = self.core.mix_root() else { return };
+        let Some(root) = self.core.mix_root() else {
+            return;
+        };
         let (watcher, mut rx) = match crate::workspace::watch::watch(&root) {
             Ok(w) => w,
             Err(e) => {
@@ -195,7 +202,12 @@ impl Backend {
             while let Some(batch) = rx.recv().await {
                 for path in batch {
                     let path = normalize(&path);
-                    let open = self.core.docs.read().map(|d| d.contains_key(&path)).unwrap_or(true);
+                    let open = self
+                        .core
+                        .docs
+                        .read()
+                        .map(|d| d.contains_key(&path))
+                        .unwrap_or(true);
                     if open || self.shut_down.load(Ordering::Relaxed) {
                         continue;
                     }
@@ -211,7 +223,8 @@ impl Backend {
     }
 
     async fn refresh_clients(&self) {
-        if self.supports_refresh.load(Ordering::Relaxed) && !self.shut_down.load(Ordering::Relaxed) {
+        if self.supports_refresh.load(Ordering::Relaxed) && !self.shut_down.load(Ordering::Relaxed)
+        {
             let _ = self.client.inlay_hint_refresh().await;
             let _ = self.client.code_lens_refresh().await;
         }
@@ -316,7 +329,11 @@ impl LanguageServer for Backend {
                     resolve_provider: Some(false),
                 }),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: commands::COMMANDS.iter().chain(reload::COMMANDS).map(|c| c.to_string()).collect(),
+                    commands: commands::COMMANDS
+                        .iter()
+                        .chain(reload::COMMANDS)
+                        .map(|c| c.to_string())
+                        .collect(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -404,7 +421,9 @@ impl LanguageServer for Backend {
     }
 
     async fn did_save(&self, p: DidSaveTextDocumentParams) {
-        let Some(path) = to_path(&p.text_document.uri) else { return };
+        let Some(path) = to_path(&p.text_document.uri) else {
+            return;
+        };
         if !path.extension().is_some_and(|e| e == "ex") {
             return;
         }

@@ -19,7 +19,10 @@ fn to_lsp(d: &Diagnostic) -> lsp::Diagnostic {
     let col = d.column.saturating_sub(1);
     lsp::Diagnostic {
         range: lsp::Range {
-            start: lsp::Position { line, character: col },
+            start: lsp::Position {
+                line,
+                character: col,
+            },
             end: lsp::Position {
                 line,
                 character: if d.column == 0 { 1000 } else { col + 1 },
@@ -48,13 +51,22 @@ impl Backend {
         let mut by_file: BTreeMap<PathBuf, Vec<lsp::Diagnostic>> = BTreeMap::new();
         by_file.entry(saved.to_path_buf()).or_default();
         for d in diags {
-            let file = if d.file.as_os_str().is_empty() { saved.to_path_buf() } else { d.file.clone() };
-            by_file.entry(crate::core::normalize(&file)).or_default().push(to_lsp(d));
+            let file = if d.file.as_os_str().is_empty() {
+                saved.to_path_buf()
+            } else {
+                d.file.clone()
+            };
+            by_file
+                .entry(crate::core::normalize(&file))
+                .or_default()
+                .push(to_lsp(d));
         }
         let files: BTreeSet<PathBuf> = by_file.keys().cloned().collect();
         let stale: Vec<PathBuf> = {
             let mut prev = self.diagnosed.lock().unwrap_or_else(|e| e.into_inner());
-            let old = prev.insert(saved.to_path_buf(), files.clone()).unwrap_or_default();
+            let old = prev
+                .insert(saved.to_path_buf(), files.clone())
+                .unwrap_or_default();
             old.difference(&files).cloned().collect()
         };
         for f in stale {
@@ -69,7 +81,10 @@ impl Backend {
 
     /// Compile and hot-swap a saved file, telling the user how it went.
     pub(super) async fn on_saved(&self, path: PathBuf) {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let token = self.progress_begin(&format!("Compiling {name}")).await;
         let outcome = self.core.save(&path).await;
         match outcome {
@@ -95,20 +110,33 @@ impl Backend {
             SaveOutcome::NotLoaded { reason, warnings } => {
                 self.publish(&path, &warnings).await;
                 self.progress_end(token, reason.clone()).await;
-                self.client.show_message(MessageType::WARNING, format!("Orrery: {reason}")).await;
+                self.client
+                    .show_message(MessageType::WARNING, format!("Orrery: {reason}"))
+                    .await;
             }
         }
     }
 
     /// `orrery.hotSwap` [file uri or path] and `orrery.rollback` [module].
-    pub(super) async fn reload_command(&self, command: &str, args: &[Value]) -> Result<Option<Value>> {
-        let arg = args.first().and_then(|a| a.as_str().map(str::to_string).or_else(|| {
-            a.get("module").or_else(|| a.get("uri")).and_then(|v| v.as_str()).map(str::to_string)
-        }));
+    pub(super) async fn reload_command(
+        &self,
+        command: &str,
+        args: &[Value],
+    ) -> Result<Option<Value>> {
+        let arg = args.first().and_then(|a| {
+            a.as_str().map(str::to_string).or_else(|| {
+                a.get("module")
+                    .or_else(|| a.get("uri"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+        });
         match command {
             "orrery.hotSwap" => {
                 let Some(arg) = arg else {
-                    return Err(Error::invalid_params("orrery.hotSwap needs a file (uri or path)"));
+                    return Err(Error::invalid_params(
+                        "orrery.hotSwap needs a file (uri or path)",
+                    ));
                 };
                 let path = arg
                     .parse::<lsp::Uri>()
@@ -120,12 +148,16 @@ impl Backend {
             }
             "orrery.rollback" => {
                 let Some(module) = arg else {
-                    return Err(Error::invalid_params("orrery.rollback needs a module, e.g. \"KV.Bucket\""));
+                    return Err(Error::invalid_params(
+                        "orrery.rollback needs a module, e.g. \"KV.Bucket\"",
+                    ));
                 };
                 match self.core.rollback(&module).await {
                     Ok(report) => {
                         let summary = report.summary("rolled back");
-                        self.client.show_message(MessageType::INFO, summary.clone()).await;
+                        self.client
+                            .show_message(MessageType::INFO, summary.clone())
+                            .await;
                         self.refresh_clients().await;
                         Ok(Some(Value::String(summary)))
                     }

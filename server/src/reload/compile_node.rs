@@ -12,6 +12,15 @@ use tokio::process::{Child, Command};
 
 const HELPER: &str = include_str!("orrery_compiler.ex");
 const HELPER_MODULE: &str = "Elixir.OrreryCompiler.V1";
+const INSTRUMENT: &str = include_str!("../debug/orrery_instrument.ex");
+const INSTRUMENT_MODULE: &str = "Elixir.OrreryInstrument.V1";
+
+/// An instrumented compile: binaries and, per module (atom name), the lines with probes.
+#[derive(Debug, Clone)]
+pub struct Instrumented {
+    pub modules: Vec<(String, Vec<u8>)>,
+    pub lines: std::collections::BTreeMap<String, Vec<u32>>,
+}
 /// The node halts when Orrery's end of its stdin closes.
 const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
 
@@ -101,16 +110,28 @@ impl CompileNode {
     /// Start a compile node for the project at `root`.
     pub async fn start(root: &Path) -> Result<CompileNode, String> {
         let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
-        let short = format!("orrery_cc_{}", crate::managed::random_token(8).to_lowercase());
+        let short = format!(
+            "orrery_cc_{}",
+            crate::managed::random_token(8).to_lowercase()
+        );
         let node = format!("{short}@{host}");
         let cookie = crate::managed::random_token(20);
         let mut cmd = Command::new("elixir");
-        cmd.args(["--sname", &short, "--cookie", &cookie, "--hidden", "--no-halt", "-e", WATCHDOG])
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+        cmd.args([
+            "--sname",
+            &short,
+            "--cookie",
+            &cookie,
+            "--hidden",
+            "--no-halt",
+            "-e",
+            WATCHDOG,
+        ])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
         #[cfg(unix)]
         cmd.process_group(0);
         let mut child = cmd
@@ -142,8 +163,16 @@ impl CompileNode {
             .map_err(|e| e.to_string())?;
         // The node is in EPMD before Elixir has booted: retry until the compiler answers.
         loop {
-            match conn.rpc("Elixir.Code", "compile_string", vec![binary(HELPER)], t).await {
-                Ok(_) => break,
+            match conn
+                .rpc("Elixir.Code", "compile_string", vec![binary(HELPER)], t)
+                .await
+            {
+                Ok(_) => {
+                    conn.rpc("Elixir.Code", "compile_string", vec![binary(INSTRUMENT)], t)
+                        .await
+                        .map_err(|e| format!("could not load the instrumenter: {e}"))?;
+                    break;
+                }
                 Err(e) if tokio::time::Instant::now() > deadline => {
                     return Err(format!("could not load the compiler helper: {e}"));
                 }
@@ -165,7 +194,10 @@ impl CompileNode {
             .rpc(
                 HELPER_MODULE,
                 "compile",
-                vec![binary(&file.to_string_lossy()), term::int(timeout.as_millis() as i64)],
+                vec![
+                    binary(&file.to_string_lossy()),
+                    term::int(timeout.as_millis() as i64),
+                ],
                 timeout + Duration::from_secs(10),
             )
             .await
@@ -178,7 +210,9 @@ impl CompileNode {
                 let modules = term::list_ref(mods)
                     .iter()
                     .filter_map(|m| match term::as_tuple(m) {
-                        Some([Term::Atom(a), Term::Binary(b)]) => Some((a.name.clone(), b.bytes.clone())),
+                        Some([Term::Atom(a), Term::Binary(b)]) => {
+                            Some((a.name.clone(), b.bytes.clone()))
+                        }
                         _ => None,
                     })
                     .collect();
@@ -191,7 +225,78 @@ impl CompileNode {
                 errors: diagnostics(errors),
                 warnings: diagnostics(warnings),
             }),
-            _ => Err(format!("unexpected answer from the compile node: {reply:?}")),
+            _ => Err(format!(
+                "unexpected answer from the compile node: {reply:?}"
+            )),
+        }
+    }
+
+    /// Compile `file` with debugger probes.
+    pub async fn instrument(
+        &mut self,
+        file: &Path,
+        timeout: Duration,
+    ) -> Result<Instrumented, String> {
+        let reply = self
+            .conn
+            .rpc(
+                INSTRUMENT_MODULE,
+                "compile",
+                vec![
+                    binary(&file.to_string_lossy()),
+                    term::int(timeout.as_millis() as i64),
+                ],
+                timeout + Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if term::is_atom(&reply, "timeout") {
+            return Err(format!("instrumenting {} timed out", file.display()));
+        }
+        match term::as_tuple(&reply) {
+            Some([ok, mods, lines, _]) if term::is_atom(ok, "ok") => {
+                let modules = term::list_ref(mods)
+                    .iter()
+                    .filter_map(|m| match term::as_tuple(m) {
+                        Some([Term::Atom(a), Term::Binary(b)]) => {
+                            Some((a.name.clone(), b.bytes.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut out = std::collections::BTreeMap::new();
+                if let Term::Map(m) = lines {
+                    for (k, v) in &m.map {
+                        if let Some(name) = term::as_atom(k) {
+                            let ls = term::as_list(v)
+                                .unwrap_or_default()
+                                .iter()
+                                .filter_map(term::as_int)
+                                .map(|l| l as u32)
+                                .collect();
+                            out.insert(name.to_string(), ls);
+                        }
+                    }
+                }
+                Ok(Instrumented {
+                    modules,
+                    lines: out,
+                })
+            }
+            Some([err, errors, _]) if term::is_atom(err, "error") => {
+                let msgs: Vec<String> = diagnostics(errors)
+                    .into_iter()
+                    .map(|d| format!("line {}: {}", d.line, d.message))
+                    .collect();
+                Err(format!(
+                    "{} does not compile: {}",
+                    file.display(),
+                    msgs.join("; ")
+                ))
+            }
+            _ => Err(format!(
+                "unexpected answer from the compile node: {reply:?}"
+            )),
         }
     }
 
@@ -199,7 +304,12 @@ impl CompileNode {
     pub async fn unsafe_reason(&self, bin: &[u8]) -> Option<&'static str> {
         let r = self
             .conn
-            .rpc(HELPER_MODULE, "unsafe", vec![Term::Binary(eetf::Binary::from(bin.to_vec()))], Duration::from_secs(10))
+            .rpc(
+                HELPER_MODULE,
+                "unsafe",
+                vec![Term::Binary(eetf::Binary::from(bin.to_vec()))],
+                Duration::from_secs(10),
+            )
             .await
             .ok()?;
         match term::as_atom(&r) {
@@ -213,7 +323,10 @@ impl CompileNode {
     pub async fn stop(mut self) {
         self.conn.close();
         drop(self.child.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
+            .await
+            .is_err()
+        {
             if let Some(pid) = self.child.id() {
                 // SAFETY: signalling our own child's process group.
                 unsafe {

@@ -39,12 +39,19 @@ pub struct SwapReport {
     /// Files written where mix would (so a restarted node runs the same code).
     pub written: Vec<PathBuf>,
     pub warnings: Vec<Diagnostic>,
+    /// Modules that use what changed (macros, structs) but could not be recompiled with
+    /// it, with why: they keep running code built against the previous version.
+    pub stale: Vec<String>,
 }
 
 impl SwapReport {
     /// "KV.Bucket swapped on 2 nodes in 41 ms, 3 processes migrated".
     pub fn summary(&self, verb: &str) -> String {
-        let names: Vec<String> = self.modules.iter().map(|m| crate::beam::pretty::module_name(m)).collect();
+        let names: Vec<String> = self
+            .modules
+            .iter()
+            .map(|m| crate::beam::pretty::module_name(m))
+            .collect();
         format!(
             "{} {verb} on {} node{} in {} ms, {} process{} migrated",
             names.join(", "),
@@ -53,7 +60,14 @@ impl SwapReport {
             self.elapsed.as_millis(),
             self.migrated,
             if self.migrated == 1 { "" } else { "es" }
-        )
+        ) + &if self.stale.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; stale (still built against the previous code): {}",
+                self.stale.join("; ")
+            )
+        }
     }
 }
 
@@ -105,7 +119,12 @@ impl Reloader {
 
     /// Compile `file` on the compile node (started on first use, restarted when it died
     /// or a compile timed out).
-    pub async fn compile(&self, root: &Path, file: &Path, timeout: Duration) -> Result<Compiled, String> {
+    pub async fn compile(
+        &self,
+        root: &Path,
+        file: &Path,
+        timeout: Duration,
+    ) -> Result<Compiled, String> {
         let mut guard = self.compile.lock().await;
         if guard.as_ref().is_some_and(|c| !c.alive()) {
             if let Some(old) = guard.take() {
@@ -126,6 +145,45 @@ impl Reloader {
         result
     }
 
+    /// Compile `file` with debugger probes on the compile node.
+    pub async fn instrument(
+        &self,
+        root: &Path,
+        file: &Path,
+        timeout: Duration,
+    ) -> Result<compile_node::Instrumented, String> {
+        let mut guard = self.compile.lock().await;
+        if guard.as_ref().is_some_and(|c| !c.alive()) {
+            if let Some(old) = guard.take() {
+                old.stop().await;
+            }
+        }
+        if guard.is_none() {
+            *guard = Some(CompileNode::start(root).await?);
+        }
+        let cn = guard.as_mut().ok_or("no compile node")?;
+        cn.instrument(file, timeout).await
+    }
+
+    /// The first version seen of each module Orrery swapped (what the node ran before).
+    pub fn pristine(&self) -> Vec<(String, Vec<u8>)> {
+        self.versions
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|(m, l)| Some((m.clone(), l.first()?.binary.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Forget all versions (after restoring the pristine ones).
+    pub fn forget(&self) {
+        if let Ok(mut v) = self.versions.lock() {
+            v.clear();
+        }
+    }
+
     /// Why a binary must not be swapped, if so.
     pub async fn unsafe_reason(&self, bin: &[u8]) -> Option<&'static str> {
         let guard = self.compile.lock().await;
@@ -144,7 +202,11 @@ impl Reloader {
             .unwrap_or_default()
     }
 
-    /// Load `modules` on every attached node, all or none.
+    /// Load `modules` on every attached node, all or none. Two phases: every node loads
+    /// every module and migrates its processes but keeps them suspended (the agent holds
+    /// the swap); only when all have accepted is the swap committed everywhere (processes
+    /// resumed on the new code). One refusal aborts every held swap: previous code and
+    /// backed-up states are put back, so no process ever ran the new code.
     pub async fn swap(
         &self,
         session: &Session,
@@ -157,7 +219,7 @@ impl Reloader {
         if nodes.is_empty() {
             return Err("not attached to a node: nothing was loaded".into());
         }
-        let mut done: Vec<(usize, String, Term)> = vec![]; // (node index, module, previous binary)
+        let mut held: Vec<Held> = vec![];
         let mut report = SwapReport {
             modules: modules.iter().map(|(m, _)| m.clone()).collect(),
             nodes: nodes.len(),
@@ -166,93 +228,85 @@ impl Reloader {
             elapsed: Duration::ZERO,
             written: vec![],
             warnings: vec![],
+            stale: vec![],
         };
         for (module, bin) in &modules {
-            let previous = self
-                .versions
-                .lock()
-                .ok()
-                .and_then(|v| v.get(module).and_then(|l| l.last()).map(|x| x.binary.clone()));
-            for (i, n) in nodes.iter().enumerate() {
-                let mut opts = vec![("timeout", term::int(5000))];
-                if let Some(p) = &previous {
-                    opts.push(("previous", Term::Binary(eetf::Binary::from(p.clone()))));
-                }
-                let args = vec![atom(module), Term::Binary(eetf::Binary::from(bin.clone())), term::map(opts)];
-                let reply = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT).await;
-                let failure = match reply {
-                    Ok(r) => match agent::ok_value(&r) {
-                        Some(info) => {
-                            let before = term::get(info, "md5_before").map(hex).unwrap_or_default();
-                            let after = term::get(info, "md5_after").map(hex).unwrap_or_default();
-                            report.processes += term::get_int(info, "processes").unwrap_or(0);
-                            report.migrated += term::get_int(info, "migrated").unwrap_or(0);
-                            let prev = term::get(info, "previous").cloned().unwrap_or(atom("nil"));
-                            if action != "rollback" {
-                                self.record(module, &prev, &before, bin, &after);
-                            }
-                            if let Some(root) = root {
-                                let _ = audit::append(root, &audit::Entry {
-                                    time: audit::now_rfc3339(),
-                                    node: &n.info.name,
-                                    action,
-                                    target: module,
-                                    before: Some(&before),
-                                    after: Some(&after),
-                                    detail: None,
-                                });
-                            }
-                            done.push((i, module.clone(), prev));
-                            None
-                        }
-                        None => Some(match term::as_tuple(&r) {
-                            Some([_, reason]) => describe(&n.info.name, module, reason),
-                            _ => format!("unexpected answer from {}: {r:?}", n.info.name),
-                        }),
-                    },
-                    Err(e) => Some(format!("{} not swapped on {}: {e}", crate::beam::pretty::module_name(module), n.info.name)),
-                };
-                if let Some(msg) = failure {
-                    let undone = self.undo(&nodes, &done).await;
-                    return Err(if done.is_empty() {
-                        msg
-                    } else {
-                        format!("{msg}; {undone}")
-                    });
+            let previous = self.versions.lock().ok().and_then(|v| {
+                v.get(module)
+                    .and_then(|l| l.last())
+                    .map(|x| x.binary.clone())
+            });
+            let tries = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| prepare(i, n, module, bin, previous.as_deref()));
+            let mut failures = vec![];
+            for r in futures::future::join_all(tries).await {
+                match r {
+                    Ok(h) => held.push(h),
+                    Err(msg) => failures.push(msg),
                 }
             }
+            if !failures.is_empty() {
+                let msg = failures.join("; ");
+                if held.is_empty() {
+                    return Err(msg);
+                }
+                let undone = abort(&nodes, root, action, &held).await;
+                return Err(format!("{msg}; {undone}"));
+            }
         }
-        report.written = write_beams(&nodes[0], &modules).await;
+        // Every node accepted every module: let the processes run the new code.
+        let commits = held.iter().map(|h| finish(&nodes[h.node], h, "commit"));
+        let committed = futures::future::join_all(commits).await;
+        let mut expired = vec![];
+        for (h, result) in held.iter().zip(committed) {
+            let name = &nodes[h.node].info.name;
+            if let Err(e) = result {
+                expired.push(format!(
+                    "{} on {name} ({e})",
+                    crate::beam::pretty::module_name(&h.module)
+                ));
+                continue;
+            }
+            report.processes += h.processes;
+            report.migrated += h.migrated;
+            if action != "rollback" {
+                self.record(&h.module, &h.prev, &h.before, &h.binary, &h.after);
+            }
+            if let Some(root) = root {
+                let _ = audit::append(
+                    root,
+                    &audit::Entry {
+                        time: audit::now_rfc3339(),
+                        node: name,
+                        action,
+                        target: &h.module,
+                        before: Some(&h.before),
+                        after: Some(&h.after),
+                        detail: None,
+                    },
+                );
+            }
+        }
+        if !expired.is_empty() {
+            return Err(format!(
+                "the swap expired before it was committed for {}: those run the previous code while the rest run the new code; save again to retry",
+                expired.join(", ")
+            ));
+        }
+        // Only real code changes go to disk; debugger instrumentation and its undoing do not.
+        if action == "hot_swap" || action == "rollback" {
+            report.written = write_beams(&nodes[0], &modules).await;
+        }
         report.elapsed = started.elapsed();
         Ok(report)
     }
 
-    /// Put back what `done` loaded, newest first.
-    async fn undo(&self, nodes: &[AttachedNode], done: &[(usize, String, Term)]) -> String {
-        let mut failed = vec![];
-        for (i, module, prev) in done.iter().rev() {
-            let Term::Binary(_) = prev else {
-                failed.push(format!("{module} on {} (no previous binary)", nodes[*i].info.name));
-                continue;
-            };
-            let args = vec![atom(module), prev.clone(), term::map(vec![("timeout", term::int(5000))])];
-            let ok = agent::call(&nodes[*i].conn, "swap", args, SWAP_TIMEOUT)
-                .await
-                .ok()
-                .is_some_and(|r| agent::ok_value(&r).is_some());
-            if !ok {
-                failed.push(format!("{module} on {}", nodes[*i].info.name));
-            }
-        }
-        if failed.is_empty() {
-            "the nodes that had changed were put back".into()
-        } else {
-            format!("could not put back: {}", failed.join(", "))
-        }
-    }
-
     fn record(&self, module: &str, prev: &Term, before: &str, bin: &[u8], after: &str) {
-        let Ok(mut v) = self.versions.lock() else { return };
+        let Ok(mut v) = self.versions.lock() else {
+            return;
+        };
         let list = v.entry(module.to_string()).or_default();
         if list.is_empty() {
             if let Term::Binary(b) = prev {
@@ -275,9 +329,17 @@ impl Reloader {
     }
 
     /// Restore the version before the current one of `module` (atom name).
-    pub async fn rollback(&self, session: &Session, root: Option<&Path>, module: &str) -> Result<SwapReport, String> {
+    pub async fn rollback(
+        &self,
+        session: &Session,
+        root: Option<&Path>,
+        module: &str,
+    ) -> Result<SwapReport, String> {
         let target = {
-            let v = self.versions.lock().map_err(|_| "version store unavailable")?;
+            let v = self
+                .versions
+                .lock()
+                .map_err(|_| "version store unavailable")?;
             let list = v.get(module).cloned().unwrap_or_default();
             if list.len() < 2 {
                 return Err(format!(
@@ -288,7 +350,12 @@ impl Reloader {
             list[list.len() - 2].clone()
         };
         let report = self
-            .swap(session, root, vec![(module.to_string(), target.binary.clone())], "rollback")
+            .swap(
+                session,
+                root,
+                vec![(module.to_string(), target.binary.clone())],
+                "rollback",
+            )
             .await?;
         // The previous version is current again.
         if let Ok(mut v) = self.versions.lock() {
@@ -304,6 +371,150 @@ impl Reloader {
         if let Some(cn) = self.compile.lock().await.take() {
             cn.stop().await;
         }
+    }
+}
+
+/// One module loaded on one node, its processes still suspended until committed.
+struct Held {
+    node: usize,
+    module: String,
+    binary: Vec<u8>,
+    /// The agent's hold (a pid); None when the agent on the node could not hold (an older
+    /// agent shared with another Orrery): then the swap is already committed there.
+    token: Option<Term>,
+    prev: Term,
+    before: String,
+    after: String,
+    processes: i64,
+    migrated: i64,
+}
+
+/// Phase one on one node: load `bin` as `module`, migrate, keep the processes suspended.
+async fn prepare(
+    i: usize,
+    n: &AttachedNode,
+    module: &str,
+    bin: &[u8],
+    previous: Option<&[u8]>,
+) -> Result<Held, String> {
+    let mut opts = vec![
+        ("timeout", term::int(5000)),
+        ("hold", term::int(SWAP_TIMEOUT.as_millis() as i64)),
+    ];
+    if let Some(p) = previous {
+        opts.push(("previous", Term::Binary(eetf::Binary::from(p.to_vec()))));
+    }
+    let args = vec![
+        atom(module),
+        Term::Binary(eetf::Binary::from(bin.to_vec())),
+        term::map(opts),
+    ];
+    let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
+        .await
+        .map_err(|e| {
+            format!(
+                "{} not swapped on {}: {e}",
+                crate::beam::pretty::module_name(module),
+                n.info.name
+            )
+        })?;
+    let Some(info) = agent::ok_value(&r) else {
+        return Err(match term::as_tuple(&r) {
+            Some([_, reason]) => describe(&n.info.name, module, reason),
+            _ => format!("unexpected answer from {}: {r:?}", n.info.name),
+        });
+    };
+    Ok(Held {
+        node: i,
+        module: module.to_string(),
+        binary: bin.to_vec(),
+        token: term::get(info, "token")
+            .filter(|t| matches!(t, Term::Pid(_)))
+            .cloned(),
+        prev: term::get(info, "previous").cloned().unwrap_or(atom("nil")),
+        before: term::get(info, "md5_before").map(hex).unwrap_or_default(),
+        after: term::get(info, "md5_after").map(hex).unwrap_or_default(),
+        processes: term::get_int(info, "processes").unwrap_or(0),
+        migrated: term::get_int(info, "migrated").unwrap_or(0),
+    })
+}
+
+/// Phase two on one node: `commit` (resume on the new code) or `abort` (previous code and
+/// states back, then resume).
+async fn finish(n: &AttachedNode, h: &Held, what: &str) -> Result<(), String> {
+    match &h.token {
+        Some(token) => {
+            let r = agent::call(
+                &n.conn,
+                "swap_finish",
+                vec![token.clone(), atom(what)],
+                SWAP_TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if term::is_atom(&r, "ok") {
+                Ok(())
+            } else {
+                Err(crate::beam::pretty::to_elixir_compact(&r, 300))
+            }
+        }
+        None if what == "commit" => Ok(()),
+        None => {
+            // Already committed by an agent that cannot hold: load the previous binary back.
+            let Term::Binary(_) = &h.prev else {
+                return Err("no previous binary".into());
+            };
+            let args = vec![
+                atom(&h.module),
+                h.prev.clone(),
+                term::map(vec![("timeout", term::int(5000))]),
+            ];
+            let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            agent::ok_value(&r)
+                .map(|_| ())
+                .ok_or_else(|| crate::beam::pretty::to_elixir_compact(&r, 300))
+        }
+    }
+}
+
+/// Abort every held swap, newest first; says which nodes were put back.
+async fn abort(nodes: &[AttachedNode], root: Option<&Path>, action: &str, held: &[Held]) -> String {
+    let mut back = vec![];
+    let mut failed = vec![];
+    for h in held.iter().rev() {
+        let name = &nodes[h.node].info.name;
+        match finish(&nodes[h.node], h, "abort").await {
+            Ok(()) => {
+                if !back.contains(name) {
+                    back.push(name.clone());
+                }
+            }
+            Err(e) => failed.push(format!(
+                "{} on {name} ({e})",
+                crate::beam::pretty::module_name(&h.module)
+            )),
+        }
+        if let Some(root) = root {
+            let _ = audit::append(root, &audit::Entry {
+                time: audit::now_rfc3339(),
+                node: name,
+                action,
+                target: &h.module,
+                before: Some(&h.before),
+                after: Some(&h.before),
+                detail: Some("aborted: not every node accepted the swap; the previous code and state were put back"),
+            });
+        }
+    }
+    if failed.is_empty() {
+        format!(
+            "nothing changed on {} either (all nodes or none)",
+            back.join(", ")
+        )
+    } else {
+        format!("could not put back: {}", failed.join(", "))
     }
 }
 
@@ -326,7 +537,10 @@ async fn write_beams(node: &AttachedNode, modules: &[(String, Vec<u8>)]) -> Vec<
             .await
             .ok()
             .and_then(|w| term::as_string(&w));
-        let Some(path) = which.map(PathBuf::from).filter(|p| p.extension().is_some_and(|e| e == "beam")) else {
+        let Some(path) = which
+            .map(PathBuf::from)
+            .filter(|p| p.extension().is_some_and(|e| e == "beam"))
+        else {
             continue;
         };
         if path.parent().is_some_and(|d| d.is_dir()) && std::fs::write(&path, bin).is_ok() {

@@ -13,17 +13,28 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 fn interesting(p: &Path) -> bool {
     p.extension().is_some_and(|e| e == "ex")
         && !p.components().any(|c| {
-            matches!(c.as_os_str().to_str(), Some("_build" | "deps" | ".git" | "node_modules" | ".elixir_ls" | ".orrery"))
+            matches!(
+                c.as_os_str().to_str(),
+                Some("_build" | "deps" | ".git" | "node_modules" | ".elixir_ls" | ".orrery")
+            )
         })
 }
 
 /// Start watching `root`; batches of changed `.ex` files arrive on the returned channel.
 /// The watcher lives as long as the returned handle.
-pub fn watch(root: &Path) -> notify::Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<Vec<PathBuf>>)> {
+pub fn watch(
+    root: &Path,
+) -> notify::Result<(
+    notify::RecommendedWatcher,
+    mpsc::UnboundedReceiver<Vec<PathBuf>>,
+)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            if matches!(ev.kind, notify::EventKind::Create(_) | notify::EventKind::Modify(_)) {
+            if matches!(
+                ev.kind,
+                notify::EventKind::Create(_) | notify::EventKind::Modify(_)
+            ) {
                 for p in ev.paths {
                     if interesting(&p) {
                         let _ = raw_tx.send(p);
@@ -72,8 +83,14 @@ mod tests {
             std::fs::write(lib.join("a.ex"), format!("# {i}")).unwrap();
         }
         std::fs::write(lib.join("b.ex"), "# b").unwrap();
-        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-        let names: Vec<_> = batch.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let batch = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = batch
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, vec!["a.ex", "b.ex"]);
     }
 }

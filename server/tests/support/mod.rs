@@ -2,6 +2,7 @@
 //! stopped by pid), and an LSP client speaking to the real `orrery` binary over stdio.
 #![allow(dead_code)]
 
+pub mod dap;
 pub mod lsp;
 
 use std::path::{Path, PathBuf};
@@ -227,14 +228,27 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Call `Mod.fun(args)` on a node once, for checks from tests.
-pub fn rpc(node: &TestNode, module: &str, fun: &str, args: Vec<eetf::Term>) -> Result<eetf::Term, String> {
+pub fn rpc(
+    node: &TestNode,
+    module: &str,
+    fun: &str,
+    args: Vec<eetf::Term>,
+) -> Result<eetf::Term, String> {
     let (n, c) = (node.node.clone(), node.cookie.clone());
     let (m, f) = (module.to_string(), fun.to_string());
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let conn = orrery::beam::Connection::connect(&n, &c, Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
-            let r = conn.rpc(&m, &f, args, Duration::from_secs(10)).await.map_err(|e| e.to_string());
+            let conn = orrery::beam::Connection::connect(&n, &c, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
+            let r = conn
+                .rpc(&m, &f, args, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string());
             conn.close();
             r
         })

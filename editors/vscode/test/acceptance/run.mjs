@@ -56,13 +56,49 @@ function exited(child) {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
+/** Pids of every live descendant of `pid` (from /proc), deepest last. */
+function descendants(pid) {
+  const parent = new Map();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parent.set(Number(d), ppid);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const out = [];
+  const walk = (p) => {
+    for (const [c, pp] of parent) {
+      if (pp === p) {
+        out.push(c);
+        walk(c);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 async function stop(child, name) {
   if (!child.pid || exited(child)) return;
+  // Children that left the process group (code-server's extension host, `orrery lsp`)
+  // are stopped by their pids too.
+  const strays = descendants(child.pid);
   const gone = new Promise((r) => child.once("exit", r));
   try {
     process.kill(-child.pid, "SIGTERM");
   } catch {
     return;
+  }
+  for (const p of strays) {
+    try {
+      process.kill(p, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
   }
   const timer = setTimeout(() => {
     try {
@@ -74,6 +110,20 @@ async function stop(child, name) {
   }, 10_000);
   await gone;
   clearTimeout(timer);
+  const alive = (p) => {
+    try {
+      process.kill(p, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (strays.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const p of strays.filter(alive)) {
+    log(`${name}: child pid ${p} still running: SIGKILL`);
+    process.kill(p, "SIGKILL");
+  }
 }
 
 async function stopAll() {
@@ -196,11 +246,17 @@ async function main() {
     recursive: true,
     filter: (src) => !/[/\\](_build|deps|\.orrery|\.vscode|\.elixir_ls)$/.test(src),
   });
-  // A function with several lines, for the debugger's step back.
-  fs.writeFileSync(
-    path.join(ws, "lib/kv/steps.ex"),
-    ["defmodule KV.Steps do", "  def run(x) do", "    a = x + 1", "    b = a * 2", "    {a, b}", "  end", "end", ""].join("\n"),
-  );
+  // A function with several lines, for the debugger's step back (the fixture's own when it
+  // has one): a breakpoint on the second line of KV.Steps.run/1, Step Back lands on the first.
+  const stepsFile = path.join(ws, "lib/kv/steps.ex");
+  if (!fs.existsSync(stepsFile)) {
+    fs.writeFileSync(stepsFile, ["defmodule KV.Steps do", "  def run(n) do", "    a = n + 1", "    b = a * 2", "    {a, b}", "  end", "end", ""].join("\n"));
+  }
+  const stepsLines = fs.readFileSync(stepsFile, "utf8").split("\n");
+  const runLine = stepsLines.findIndex((l) => /^\s*def run\(/.test(l)) + 1; // 1-based line of `def run(`
+  if (runLine === 0) throw new Error(`${stepsFile} has no def run/1`);
+  const firstBodyLine = runLine + 1;
+  const breakpointLine = runLine + 2;
 
   const host = os.hostname().split(".")[0];
   const sname = `kv_${rand()}`;
@@ -318,6 +374,32 @@ async function main() {
     await page.screenshot({ path: p });
     log(`screenshot ${path.relative(EXT, p)}`);
   };
+  /** Run a command from the palette by its title. */
+  const command = async (title) => {
+    await page.keyboard.press("F1");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ timeout: 10_000 });
+    await input.fill(`>${title}`);
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press("Enter");
+  };
+  const toast = (re) => page.locator(".notifications-toasts .notification-list-item").filter({ hasText: re }).first();
+  /** Fail fast when VS Code shows an error dialog (e.g. the debug adapter refused a request). */
+  const noErrorDialog = (timeout) => {
+    const p = page
+      .locator(".monaco-dialog-box")
+      .first()
+      .waitFor({ timeout })
+      .then(async () => {
+        throw new Error(`VS Code showed an error dialog: ${(await page.locator(".monaco-dialog-box").first().innerText()).replace(/\s+/g, " ")}`);
+      });
+    p.catch(() => undefined);
+    return p;
+  };
+  const focusBucket = async () => {
+    await page.locator(".tab", { hasText: "bucket.ex" }).first().click();
+    await page.locator(".editor-instance .view-lines", { hasText: "defmodule KV.Bucket do" }).first().waitFor({ timeout: 10_000 });
+  };
 
   try {
     await step("workbench loads", async () => {
@@ -409,9 +491,57 @@ async function main() {
       await shot("supervision-tree");
     });
 
+    await step("Attach to Node… lists the fixture node from EPMD", async () => {
+      await command("Orrery: Attach to Node…");
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: nodeName }).first().waitFor({ timeout: 20_000 });
+      await shot("attach-quick-pick");
+      await page.keyboard.press("Escape");
+    });
+
+    await step("Toggle Live Hints hides and restores the inlay hint", async () => {
+      await focusBucket();
+      const hint = page.locator(".editor-instance .view-lines", { hasText: "1 proc" });
+      await hint.first().waitFor({ timeout: 30_000 });
+      await command("Orrery: Toggle Live Hints");
+      await hint.first().waitFor({ state: "detached", timeout: 20_000 });
+      await shot("live-hints-off");
+      await command("Orrery: Toggle Live Hints");
+      await hint.first().waitFor({ timeout: 30_000 });
+    });
+
+    await step("Hot Swap Now swaps KV.Bucket and the status bar shows the swap", async () => {
+      await focusBucket();
+      await command("Orrery: Hot Swap Now");
+      // A server without hot swap answers "unknown command"; the extension says so clearly.
+      const outcome = toast(/swapped on \d+ node|does not support hot swap/);
+      await outcome.waitFor({ timeout: 60_000 });
+      const text = (await outcome.innerText()).replace(/\s+/g, " ");
+      log(`hot swap: ${text}`);
+      if (/swapped on/.test(text)) await page.locator(".statusbar-item", { hasText: "swap" }).first().waitFor({ timeout: 10_000 });
+      await shot("hot-swap");
+    });
+
+    await step("a wrong cookie gives a clear notification, the right one re-attaches", async () => {
+      const settingsFile = path.join(ws, ".vscode/settings.json");
+      const good = fs.readFileSync(settingsFile, "utf8");
+      // A settings change for the node restarts the server (it attaches once, at start).
+      fs.writeFileSync(settingsFile, good.replace(JSON.stringify(cookie), JSON.stringify(`wrong${cookie}`)));
+      const note = toast(/cookie rejected by/);
+      await note.waitFor({ timeout: 60_000 });
+      await note.locator("a, .monaco-button", { hasText: "Set Cookie…" }).first().waitFor({ timeout: 5_000 });
+      log(`notification: ${(await note.innerText()).replace(/\s+/g, " ")}`);
+      await shot("wrong-cookie");
+      fs.writeFileSync(settingsFile, good);
+      await page.locator(".statusbar-item", { hasText: nodeName }).first().waitFor({ timeout: 60_000 });
+      await page.locator(".editor-instance .view-lines", { hasText: "1 proc" }).first().waitFor({ timeout: 60_000 });
+      // The cookie error is stale now.
+      await command("Notifications: Clear All Notifications");
+      await note.waitFor({ state: "detached", timeout: 10_000 });
+    });
+
     if (DAP) {
       await step("debugger: breakpoint, then Step Back shows the earlier line", async () => {
-        // Open lib/kv/steps.ex, breakpoint on line 4 (`b = a * 2`).
+        // Open lib/kv/steps.ex, breakpoint on the second line of run/1.
         await page.keyboard.press("Control+P");
         const input = page.locator(".quick-input-widget input");
         await input.waitFor({ timeout: 10_000 });
@@ -421,13 +551,21 @@ async function main() {
         await page.locator(".editor-instance .view-lines", { hasText: "defmodule KV.Steps do" }).waitFor({ timeout: 30_000 });
         await page.keyboard.press("Control+G");
         await input.waitFor({ timeout: 10_000 });
-        await input.fill(":4:5");
+        await input.fill(`:${breakpointLine}:5`);
         await page.keyboard.press("Enter");
         await page.keyboard.press("F9");
         await page.locator(".codicon-debug-breakpoint").first().waitFor({ timeout: 10_000 });
         // Start the launch.json configuration.
         await page.keyboard.press("F5");
-        await page.locator(".debug-toolbar").waitFor({ timeout: 60_000 });
+        const adapterDied = page
+          .locator(".notifications-toasts .notification-list-item", { hasText: "debug adapter" })
+          .first()
+          .waitFor({ timeout: 60_000 })
+          .then(async () => {
+            throw new Error(`the debug adapter failed: ${await page.locator(".notifications-toasts").innerText()}`);
+          });
+        await Promise.race([page.locator(".debug-toolbar").waitFor({ timeout: 60_000 }), adapterDied]);
+        adapterDied.catch(() => undefined);
         // Call KV.Steps.run(1) on the node from another node.
         start(
           "elixir",
@@ -435,20 +573,26 @@ async function main() {
           { env, name: "trigger node", log: path.join(ART, "trigger.log") },
         );
         const frameLine = page.locator(".debug-call-stack .monaco-list-row .line-number").first();
-        await page.waitForFunction(
-          () => [...document.querySelectorAll(".debug-call-stack .line-number")].some((e) => e.textContent?.startsWith("4:")),
-          null,
-          { timeout: 60_000 },
-        );
+        await Promise.race([
+          page.waitForFunction(
+            (line) => [...document.querySelectorAll(".debug-call-stack .line-number")].some((e) => e.textContent?.startsWith(`${line}:`)),
+            breakpointLine,
+            { timeout: 60_000 },
+          ),
+          noErrorDialog(60_000),
+        ]);
         await shot("dap-breakpoint");
         const stepBack = page.locator(".debug-toolbar .action-label[aria-label^='Step Back']");
         await stepBack.waitFor({ timeout: 10_000 });
         await stepBack.click();
-        await page.waitForFunction(
-          () => [...document.querySelectorAll(".debug-call-stack .line-number")].some((e) => e.textContent?.startsWith("3:")),
-          null,
-          { timeout: 30_000 },
-        );
+        await Promise.race([
+          page.waitForFunction(
+            (line) => [...document.querySelectorAll(".debug-call-stack .line-number")].some((e) => e.textContent?.startsWith(`${line}:`)),
+            firstBodyLine,
+            { timeout: 30_000 },
+          ),
+          noErrorDialog(30_000),
+        ]);
         log(`after Step Back the top frame is at ${await frameLine.innerText()}`);
         await shot("dap-step-back");
         await page.keyboard.press("Shift+F5");

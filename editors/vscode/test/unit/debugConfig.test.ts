@@ -50,3 +50,10 @@ test("bad request and recordLimit", () => {
   assert.equal(resolveDebugConfig({ type: "orrery", request: "run", name: "x" }, { settings: {} }).ok, false);
   assert.equal(resolveDebugConfig({ type: "orrery", request: "launch", name: "x", recordLimit: 0 }, { settings: {} }).ok, false);
 });
+
+test("launch drops node and cookie (Orrery picks them); attach falls back to cookieFile", () => {
+  const l = resolveDebugConfig({ type: "orrery", request: "launch", name: "l", node: "x@y", cookie: "c" }, { settings: {} });
+  assert.ok(l.ok && l.config.node === undefined && l.config.cookie === undefined);
+  const a = resolveDebugConfig({ type: "orrery", request: "attach", name: "a", node: "b@vm" }, { settings: { cookieFile: "/k" } });
+  assert.ok(a.ok && a.config.cookie === undefined && a.config.cookieFile === "/k");
+});

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyServerMessage, errorText, unsupportedCommandText } from "../../src/messages";
+import { classifyServerMessage, errorText, parseSwapMessage, unsupportedCommandText } from "../../src/messages";
 
 test("wrong cookie offers to set it", () => {
   const c = classifyServerMessage("Orrery: cookie rejected by kv@vm: set `cookie` or `cookieFile` to the node's cookie (default ~/.erlang.cookie)");
@@ -33,4 +33,15 @@ test("unsupported server commands are explained", () => {
   assert.match(unsupportedCommandText("hot swap", "compile error in lib/a.ex"), /hot swap failed: compile error/);
   assert.equal(errorText({ code: -32602, message: "unknown command x" }), "unknown command x");
   assert.equal(errorText("plain"), "plain");
+});
+
+test("hot swap summaries are recognised (for the status bar's last swap)", () => {
+  assert.deepEqual(parseSwapMessage("KV.Bucket swapped on 1 node in 2 ms, 0 processes migrated"), {
+    modules: "KV.Bucket",
+    verb: "swapped",
+    nodes: 1,
+    text: "KV.Bucket swapped on 1 node in 2 ms, 0 processes migrated",
+  });
+  assert.equal(parseSwapMessage("KV.Calc, KV.Calc.Helpers rolled back on 2 nodes in 5 ms, 1 process migrated")?.modules, "KV.Calc, KV.Calc.Helpers");
+  assert.equal(parseSwapMessage("Orrery attached to kv@vm"), undefined);
 });

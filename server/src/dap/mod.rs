@@ -1,0 +1,294 @@
+//! The debug adapter: DAP over stdio, mapped onto [`crate::debug::Debugger`]. Requests are
+//! handled in order; events from the node go out as they come. When the client goes away
+//! without `disconnect`, the node is left as found all the same.
+
+mod wire;
+
+use crate::debug::{BreakpointReq, Debugger, Event};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+use wire::Out;
+
+fn capabilities() -> Value {
+    json!({
+        "supportsConfigurationDoneRequest": true,
+        "supportsConditionalBreakpoints": true,
+        "supportsHitConditionalBreakpoints": true,
+        "supportsLogPoints": true,
+        "supportsEvaluateForHovers": true,
+        "supportsTerminateRequest": true,
+        "supportsStepBack": false,
+        "supportsSetVariable": false,
+        "supportsFunctionBreakpoints": false,
+        "supportsDelayedStackTraceLoading": false,
+    })
+}
+
+struct Adapter {
+    out: Out,
+    debugger: Option<Debugger>,
+    events_tx: mpsc::UnboundedSender<Event>,
+}
+
+/// Serve DAP on stdin/stdout until the client disconnects or goes away.
+pub async fn serve_stdio() {
+    let (out, writer) = wire::writer(tokio::io::stdout());
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let ev_out = out.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events_rx.recv().await {
+            match ev {
+                Event::Stopped { thread_id, reason } => ev_out.event(
+                    "stopped",
+                    json!({"reason": reason, "threadId": thread_id, "allThreadsStopped": false}),
+                ),
+                Event::Output(text) => {
+                    ev_out.event("output", json!({"category": "console", "output": text}))
+                }
+                Event::ThreadExited(t) => {
+                    ev_out.event("thread", json!({"reason": "exited", "threadId": t}))
+                }
+                Event::Terminated(reason) => {
+                    ev_out.event(
+                        "output",
+                        json!({"category": "important", "output": format!("Orrery: {reason}\n")}),
+                    );
+                    ev_out.event("terminated", json!({}));
+                }
+            }
+        }
+    });
+    let mut adapter = Adapter {
+        out: out.clone(),
+        debugger: None,
+        events_tx,
+    };
+    let mut reader = wire::Reader::new(tokio::io::stdin());
+    loop {
+        let msg = match reader.next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(e) => {
+                adapter.out.event("output", json!({"category": "stderr", "output": format!("Orrery: malformed DAP message: {e}\n")}));
+                continue;
+            }
+        };
+        if msg["type"] != "request" {
+            continue;
+        }
+        let command = msg["command"].as_str().unwrap_or("").to_string();
+        let seq = msg["seq"].as_i64().unwrap_or(0);
+        let args = msg.get("arguments").cloned().unwrap_or(Value::Null);
+        let result = adapter.handle(&command, &args).await;
+        match result {
+            Ok(body) => adapter.out.respond(seq, &command, true, body, None),
+            Err(message) => adapter
+                .out
+                .respond(seq, &command, false, Value::Null, Some(message)),
+        }
+        if command == "disconnect" || command == "terminate" {
+            break;
+        }
+    }
+    // The client is gone (or said goodbye): leave the node as found.
+    if let Some(d) = adapter.debugger.take() {
+        d.disconnect().await;
+    }
+    drop(adapter);
+    drop(out);
+    let _ = writer.await;
+}
+
+fn path_arg(v: &Value) -> Option<PathBuf> {
+    v.as_str().map(PathBuf::from)
+}
+
+impl Adapter {
+    fn dbg(&self) -> Result<&Debugger, String> {
+        self.debugger
+            .as_ref()
+            .ok_or_else(|| "not attached: launch or attach first".to_string())
+    }
+
+    async fn handle(&mut self, command: &str, args: &Value) -> Result<Value, String> {
+        match command {
+            "initialize" => Ok(capabilities()),
+            "launch" | "attach" => self.start(command, args).await,
+            "configurationDone" => Ok(Value::Null),
+            "setBreakpoints" => {
+                let path =
+                    path_arg(&args["source"]["path"]).ok_or("setBreakpoints needs source.path")?;
+                let reqs: Vec<BreakpointReq> = args["breakpoints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| BreakpointReq {
+                        line: b["line"].as_u64().unwrap_or(0) as u32,
+                        condition: b["condition"].as_str().map(str::to_string),
+                        hit_condition: b["hitCondition"].as_str().map(str::to_string),
+                        log_message: b["logMessage"].as_str().map(str::to_string),
+                    })
+                    .collect();
+                let results = self.dbg()?.set_breakpoints(&path, &reqs).await;
+                let bps: Vec<Value> = results
+                    .iter()
+                    .map(|r| json!({"verified": r.verified, "line": r.line, "message": r.message, "source": {"path": path}}))
+                    .collect();
+                Ok(json!({"breakpoints": bps}))
+            }
+            "setExceptionBreakpoints" => Ok(json!({"breakpoints": []})),
+            "threads" => {
+                let threads: Vec<Value> = match &self.debugger {
+                    Some(d) => d
+                        .threads()
+                        .into_iter()
+                        .map(|(id, name)| json!({"id": id, "name": name}))
+                        .collect(),
+                    None => vec![],
+                };
+                Ok(json!({"threads": threads}))
+            }
+            "stackTrace" => {
+                let t = args["threadId"].as_i64().unwrap_or(0);
+                let frames = self.dbg()?.stack(t);
+                let start = args["startFrame"].as_u64().unwrap_or(0) as usize;
+                let levels = args["levels"]
+                    .as_u64()
+                    .filter(|l| *l > 0)
+                    .map(|l| l as usize)
+                    .unwrap_or(usize::MAX);
+                let total = frames.len();
+                let list: Vec<Value> = frames
+                    .into_iter()
+                    .skip(start)
+                    .take(levels)
+                    .map(|f| {
+                        let mut v = json!({"id": f.id, "name": f.name, "line": f.line, "column": 1});
+                        if let Some(p) = f.path {
+                            v["source"] = json!({"path": p, "name": p.file_name().map(|n| n.to_string_lossy().into_owned())});
+                        }
+                        v
+                    })
+                    .collect();
+                Ok(json!({"stackFrames": list, "totalFrames": total}))
+            }
+            "scopes" => {
+                let f = args["frameId"].as_i64().unwrap_or(0);
+                let scopes: Vec<Value> = self
+                    .dbg()?
+                    .scopes(f)
+                    .into_iter()
+                    .map(|(name, r)| json!({"name": name, "variablesReference": r, "expensive": false, "presentationHint": if name == "Locals" { "locals" } else { "registers" }}))
+                    .collect();
+                Ok(json!({"scopes": scopes}))
+            }
+            "variables" => {
+                let r = args["variablesReference"].as_i64().unwrap_or(0);
+                let start = args["start"].as_u64().unwrap_or(0) as usize;
+                let count = args["count"]
+                    .as_u64()
+                    .filter(|c| *c > 0)
+                    .map(|c| c as usize);
+                let vars: Vec<Value> = self
+                    .dbg()?
+                    .variables(r, start, count)
+                    .into_iter()
+                    .map(var_json)
+                    .collect();
+                Ok(json!({"variables": vars}))
+            }
+            "continue" | "next" | "stepIn" | "stepOut" => {
+                let t = args["threadId"].as_i64().unwrap_or(0);
+                let cmd = match command {
+                    "continue" => "continue",
+                    "next" => "next",
+                    "stepIn" => "step_in",
+                    _ => "step_out",
+                };
+                self.dbg()?.resume(t, cmd).await?;
+                if command == "continue" {
+                    Ok(json!({"allThreadsContinued": false}))
+                } else {
+                    Ok(Value::Null)
+                }
+            }
+            "pause" => Err(
+                "pausing a running process is not supported: set a breakpoint where it should stop"
+                    .into(),
+            ),
+            "evaluate" => {
+                let expr = args["expression"].as_str().unwrap_or("");
+                let frame = args["frameId"].as_i64();
+                let context = args["context"].as_str().unwrap_or("repl");
+                let v = self.dbg()?.evaluate(expr, frame, context).await?;
+                Ok(
+                    json!({"result": v.value, "type": v.kind, "variablesReference": v.reference, "indexedVariables": v.indexed, "namedVariables": v.named}),
+                )
+            }
+            "disconnect" | "terminate" => {
+                if let Some(d) = self.debugger.take() {
+                    d.disconnect().await;
+                }
+                Ok(Value::Null)
+            }
+            other => Err(format!("{other} is not supported by Orrery")),
+        }
+    }
+
+    async fn start(&mut self, command: &str, args: &Value) -> Result<Value, String> {
+        if self.debugger.is_some() {
+            return Err("already attached".into());
+        }
+        let cwd = args["cwd"]
+            .as_str()
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())
+            .ok_or("no cwd")?;
+        let root = crate::managed::find_mix_root(&cwd).unwrap_or(cwd);
+        let root = crate::core::normalize(&root);
+        let settings = crate::config::Settings {
+            node: args["node"].as_str().map(str::to_string),
+            cookie: args["cookie"].as_str().map(str::to_string),
+            cookie_file: args["cookieFile"].as_str().map(PathBuf::from),
+            ..Default::default()
+        };
+        let debugger = match (&settings.node, command) {
+            (Some(node), _) => {
+                let cookie = settings.resolve_cookie()?;
+                Debugger::attach(&root, node, &cookie, None, self.events_tx.clone()).await?
+            }
+            (None, "attach") => return Err("attach needs `node` (name@host)".into()),
+            (None, _) => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    while let Some(line) = rx.recv().await {
+                        out.event(
+                            "output",
+                            json!({"category": "stdout", "output": format!("{line}\n")}),
+                        );
+                    }
+                });
+                let m = crate::managed::ManagedNode::start(&root, tx).await?;
+                let (node, cookie) = (m.node.clone(), m.cookie.clone());
+                Debugger::attach(&root, &node, &cookie, Some(m), self.events_tx.clone()).await?
+            }
+        };
+        self.debugger = Some(debugger);
+        self.out.event("initialized", json!({}));
+        Ok(Value::Null)
+    }
+}
+
+fn var_json(v: crate::debug::vars::Var) -> Value {
+    json!({
+        "name": v.name,
+        "value": v.value,
+        "type": v.kind,
+        "variablesReference": v.reference,
+        "indexedVariables": v.indexed,
+        "namedVariables": v.named,
+    })
+}

@@ -1,0 +1,615 @@
+//! The debugger core, protocol-free: breakpoints through instrumented recompilation (probes
+//! compiled in on the compile node and hot-swapped in), one paused process at a time per
+//! hit, stepping, inspection, and a clean detach that loads the pristine binaries back.
+
+pub mod vars;
+
+use crate::agent::DBG_MODULE;
+use crate::attach::Session;
+use crate::beam::pretty;
+use crate::beam::term::{self, atom, binary, int, map};
+use crate::beam::Connection;
+use crate::managed::ManagedNode;
+use crate::reload::Reloader;
+use crate::workspace::index::WorkspaceIndex;
+use eetf::Term;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use vars::VarStore;
+
+const T: Duration = Duration::from_secs(15);
+
+/// A breakpoint as the client asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct BreakpointReq {
+    pub line: u32,
+    pub condition: Option<String>,
+    pub hit_condition: Option<String>,
+    pub log_message: Option<String>,
+}
+
+/// Where a breakpoint ended up.
+#[derive(Debug, Clone)]
+pub struct BreakpointResult {
+    pub verified: bool,
+    pub line: u32,
+    pub message: Option<String>,
+}
+
+/// One stack frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub id: i64,
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub line: u32,
+}
+
+/// A paused process: a stopped thread.
+#[derive(Debug, Clone)]
+pub struct Paused {
+    pub thread_id: i64,
+    pub node: String,
+    pub pid: Term,
+    pub name: String,
+    pub module: String,
+    pub line: u32,
+    pub function: String,
+    pub bindings: Vec<(String, Term)>,
+    pub stack: Vec<Frame>,
+}
+
+/// Something the client should hear about.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Stopped {
+        thread_id: i64,
+        reason: &'static str,
+    },
+    Output(String),
+    ThreadExited(i64),
+    Terminated(String),
+}
+
+struct State {
+    paused: BTreeMap<i64, Paused>,
+    next_thread: i64,
+    thread_of: HashMap<String, i64>,
+    /// module (atom) -> probe lines
+    probe_lines: HashMap<String, Vec<u32>>,
+    /// file -> modules (atoms) it defines, instrumented
+    instrumented: HashMap<PathBuf, Vec<String>>,
+    vars: VarStore,
+}
+
+/// A debug session on a node (and its peers).
+pub struct Debugger {
+    pub root: PathBuf,
+    pub session: Session,
+    reloader: Reloader,
+    managed: tokio::sync::Mutex<Option<ManagedNode>>,
+    index: Mutex<WorkspaceIndex>,
+    state: Arc<Mutex<State>>,
+}
+
+fn pid_key(node: &str, pid: &Term) -> String {
+    format!("{node}/{}", pretty::to_elixir_compact(pid, 80))
+}
+
+fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Debugger {
+    /// Attach to `node` (or, with `managed`, to the app Orrery started) and arm the debugger
+    /// runtime on every node. Events go to `events`.
+    pub async fn attach(
+        root: &Path,
+        node: &str,
+        cookie: &str,
+        managed: Option<ManagedNode>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Debugger, String> {
+        let session = Session::start(node, cookie, true);
+        session.wait_attached(Duration::from_secs(30)).await?;
+        let mut index = WorkspaceIndex::new();
+        index.index_dir(root);
+        let state = Arc::new(Mutex::new(State {
+            paused: BTreeMap::new(),
+            next_thread: 1,
+            thread_of: HashMap::new(),
+            probe_lines: HashMap::new(),
+            instrumented: HashMap::new(),
+            vars: VarStore::default(),
+        }));
+        let dbg = Debugger {
+            root: root.to_path_buf(),
+            session,
+            reloader: Reloader::new(),
+            managed: tokio::sync::Mutex::new(managed),
+            index: Mutex::new(index),
+            state,
+        };
+        for n in dbg.session.nodes() {
+            let mut mailbox = n.conn.mailbox();
+            n.conn
+                .rpc(DBG_MODULE, "start", vec![Term::Pid(mailbox.pid.clone())], T)
+                .await
+                .map_err(|e| e.to_string())?;
+            let state = dbg.state.clone();
+            let events = events.clone();
+            let node_name = n.info.name.clone();
+            let conn = n.conn.clone();
+            let root = dbg.root.clone();
+            let index_paths = dbg.module_paths();
+            tokio::spawn(async move {
+                while let Some(msg) = mailbox.rx.recv().await {
+                    handle_event(&state, &events, &node_name, &root, &index_paths, msg);
+                }
+                let reason = conn
+                    .down_reason()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "detached".into());
+                let _ = events.send(Event::Terminated(reason));
+            });
+        }
+        Ok(dbg)
+    }
+
+    fn module_paths(&self) -> HashMap<String, PathBuf> {
+        let idx = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        idx.modules()
+            .map(|(p, m)| (term::module_atom(&m.name), p.to_path_buf()))
+            .collect()
+    }
+
+    /// Set the breakpoints of one file (replacing the previous ones).
+    pub async fn set_breakpoints(
+        &self,
+        file: &Path,
+        reqs: &[BreakpointReq],
+    ) -> Vec<BreakpointResult> {
+        let fail = |msg: String| {
+            reqs.iter()
+                .map(|r| BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(msg.clone()),
+                })
+                .collect()
+        };
+        let file = crate::core::normalize(file);
+        let modules = match self.ensure_instrumented(&file).await {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let lines_of: HashMap<String, Vec<u32>> = {
+            let st = lock(&self.state);
+            modules
+                .iter()
+                .map(|m| {
+                    (
+                        m.clone(),
+                        st.probe_lines.get(m).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let mut per_module: BTreeMap<String, Vec<(u32, Term)>> =
+            modules.iter().map(|m| (m.clone(), vec![])).collect();
+        let mut out = vec![];
+        for r in reqs {
+            // The first probe at or after the requested line, in the module that has it.
+            let best = lines_of
+                .iter()
+                .filter_map(|(m, ls)| {
+                    ls.iter()
+                        .copied()
+                        .filter(|l| *l >= r.line)
+                        .min()
+                        .map(|l| (l, m.clone()))
+                })
+                .min();
+            match best {
+                Some((line, module)) => {
+                    let hit = r
+                        .hit_condition
+                        .as_deref()
+                        .and_then(|h| h.trim().trim_start_matches(">=").trim().parse::<i64>().ok());
+                    let spec = map(vec![
+                        (
+                            "cond",
+                            r.condition
+                                .as_deref()
+                                .filter(|c| !c.trim().is_empty())
+                                .map(binary)
+                                .unwrap_or(atom("nil")),
+                        ),
+                        ("hit", hit.map(int).unwrap_or(atom("nil"))),
+                        (
+                            "log",
+                            r.log_message.as_deref().map(binary).unwrap_or(atom("nil")),
+                        ),
+                    ]);
+                    per_module.entry(module).or_default().push((line, spec));
+                    out.push(BreakpointResult {
+                        verified: true,
+                        line,
+                        message: None,
+                    });
+                }
+                None => out.push(BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(format!(
+                        "no code on or after line {} in a function body",
+                        r.line
+                    )),
+                }),
+            }
+        }
+        for (module, bps) in per_module {
+            let mut m = std::collections::HashMap::new();
+            for (line, spec) in bps {
+                m.insert(int(line as i64), spec);
+            }
+            let spec_map = Term::Map(eetf::Map::from(m));
+            for n in self.session.nodes() {
+                if let Err(e) = n
+                    .conn
+                    .rpc(
+                        DBG_MODULE,
+                        "set_breakpoints",
+                        vec![atom(&module), spec_map.clone()],
+                        T,
+                    )
+                    .await
+                {
+                    return fail(format!("could not arm breakpoints on {}: {e}", n.info.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// Compile `file` with probes and swap it in, once per file content.
+    async fn ensure_instrumented(&self, file: &Path) -> Result<Vec<String>, String> {
+        if let Some(m) = lock(&self.state).instrumented.get(file) {
+            return Ok(m.clone());
+        }
+        let root = crate::managed::find_mix_root(&self.root).unwrap_or_else(|| self.root.clone());
+        let inst = self
+            .reloader
+            .instrument(&root, file, Duration::from_secs(30))
+            .await?;
+        if inst.modules.is_empty() {
+            return Err(format!("{} defines no module", file.display()));
+        }
+        let names: Vec<String> = inst.modules.iter().map(|(m, _)| m.clone()).collect();
+        self.reloader
+            .swap(
+                &self.session,
+                Some(&self.root),
+                inst.modules.clone(),
+                "instrument",
+            )
+            .await?;
+        let mut st = lock(&self.state);
+        for (m, ls) in inst.lines {
+            st.probe_lines.insert(m, ls);
+        }
+        st.instrumented.insert(file.to_path_buf(), names.clone());
+        Ok(names)
+    }
+
+    /// The file changed (saved): re-instrument it with its breakpoints on the next set.
+    pub fn invalidate(&self, file: &Path) {
+        lock(&self.state)
+            .instrumented
+            .remove(&crate::core::normalize(file));
+    }
+
+    pub fn threads(&self) -> Vec<(i64, String)> {
+        lock(&self.state)
+            .paused
+            .values()
+            .map(|p| {
+                (
+                    p.thread_id,
+                    format!(
+                        "{} {} @ {}",
+                        p.name,
+                        pretty::to_elixir_compact(&p.pid, 40),
+                        p.node
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    pub fn paused(&self, thread_id: i64) -> Option<Paused> {
+        lock(&self.state).paused.get(&thread_id).cloned()
+    }
+
+    fn conn_of(&self, node: &str) -> Option<Connection> {
+        self.session
+            .nodes()
+            .into_iter()
+            .find(|n| n.info.name == node)
+            .map(|n| n.conn)
+    }
+
+    /// Resume a paused process with `continue`, `next`, `step_in` or `step_out`.
+    pub async fn resume(&self, thread_id: i64, cmd: &str) -> Result<(), String> {
+        let p = lock(&self.state)
+            .paused
+            .remove(&thread_id)
+            .ok_or_else(|| format!("thread {thread_id} is not paused"))?;
+        lock(&self.state).vars.clear();
+        let conn = self
+            .conn_of(&p.node)
+            .ok_or_else(|| format!("node {} is gone", p.node))?;
+        conn.rpc(DBG_MODULE, "resume", vec![p.pid.clone(), atom(cmd)], T)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Resume every paused process.
+    pub async fn resume_all(&self) {
+        let ids: Vec<i64> = lock(&self.state).paused.keys().copied().collect();
+        for id in ids {
+            let _ = self.resume(id, "continue").await;
+        }
+    }
+
+    pub fn stack(&self, thread_id: i64) -> Vec<Frame> {
+        lock(&self.state)
+            .paused
+            .get(&thread_id)
+            .map(|p| p.stack.clone())
+            .unwrap_or_default()
+    }
+
+    /// Scopes of a frame: (name, variablesReference, expensive).
+    pub fn scopes(&self, frame_id: i64) -> Vec<(String, i64)> {
+        let thread = frame_id / 1000;
+        let mut st = lock(&self.state);
+        let Some(p) = st.paused.get(&thread).cloned() else {
+            return vec![];
+        };
+        let mut out = vec![];
+        if frame_id % 1000 == 0 {
+            let r = st.vars.add_named(p.bindings.clone());
+            out.push(("Locals".to_string(), r));
+        }
+        let info = vec![
+            ("pid".to_string(), p.pid.clone()),
+            ("node".to_string(), atom(&p.node)),
+            ("registered_name".to_string(), atom(&p.name)),
+            ("module".to_string(), atom(&p.module)),
+        ];
+        let r = st.vars.add_named(info);
+        out.push(("Process".to_string(), r));
+        out
+    }
+
+    /// Children of a variables reference, paged.
+    pub fn variables(&self, reference: i64, start: usize, count: Option<usize>) -> Vec<vars::Var> {
+        lock(&self.state).vars.children(reference, start, count)
+    }
+
+    /// Evaluate `expr` in the paused frame's bindings. `hover` only reads variables.
+    pub async fn evaluate(
+        &self,
+        expr: &str,
+        frame_id: Option<i64>,
+        context: &str,
+    ) -> Result<vars::Var, String> {
+        let p = frame_id.and_then(|f| self.paused(f / 1000));
+        let bindings = p.as_ref().map(|p| p.bindings.clone()).unwrap_or_default();
+        let expr = expr.trim();
+        if context == "hover" {
+            // Side-effect free: only variables of the frame.
+            return match bindings.iter().find(|(n, _)| n == expr) {
+                Some((n, v)) => Ok(lock(&self.state).vars.var(n, v)),
+                None => Err(format!("{expr} is not a variable of this frame")),
+            };
+        }
+        let conn = match &p {
+            Some(p) => self.conn_of(&p.node),
+            None => self.session.primary().ok(),
+        }
+        .ok_or("not attached to a node")?;
+        let kw = term::list(
+            bindings
+                .iter()
+                .map(|(n, v)| term::tuple(vec![atom(n), v.clone()]))
+                .collect(),
+        );
+        let r = conn
+            .rpc(DBG_MODULE, "eval", vec![binary(expr), kw], T)
+            .await
+            .map_err(|e| e.to_string())?;
+        match term::as_tuple(&r) {
+            Some([ok, v]) if term::is_atom(ok, "ok") => Ok(lock(&self.state).vars.var("result", v)),
+            Some([_, e]) => {
+                Err(term::as_string(e).unwrap_or_else(|| pretty::to_elixir_compact(e, 300)))
+            }
+            _ => Err("unexpected answer".into()),
+        }
+    }
+
+    /// Disarm, resume everything, load the pristine binaries back, remove the agent, and
+    /// stop a managed node. The node ends as it was found.
+    pub async fn disconnect(&self) {
+        for n in self.session.nodes() {
+            let _ = n.conn.rpc(DBG_MODULE, "stop", vec![], T).await;
+        }
+        lock(&self.state).paused.clear();
+        let pristine = self.reloader.pristine();
+        if !pristine.is_empty() {
+            if let Err(e) = self
+                .reloader
+                .swap(&self.session, Some(&self.root), pristine, "restore")
+                .await
+            {
+                tracing::warn!("could not restore the original code: {e}");
+            }
+        }
+        self.reloader.forget();
+        self.reloader.shutdown().await;
+        self.session.detach().await;
+        if let Some(mut m) = self.managed.lock().await.take() {
+            m.stop().await;
+        }
+    }
+}
+
+fn handle_event(
+    state: &Mutex<State>,
+    events: &mpsc::UnboundedSender<Event>,
+    node: &str,
+    root: &Path,
+    paths: &HashMap<String, PathBuf>,
+    msg: Term,
+) {
+    let Some([tag, ev]) = term::as_tuple(&msg) else {
+        return;
+    };
+    if !term::is_atom(tag, "orrery_dbg") {
+        return;
+    }
+    let parts = term::as_tuple(ev).unwrap_or(&[]);
+    match parts {
+        [kind, pid, info] if term::is_atom(kind, "paused") => {
+            let key = pid_key(node, pid);
+            let mut st = lock(state);
+            let thread_id = match st.thread_of.get(&key) {
+                Some(t) => *t,
+                None => {
+                    let t = st.next_thread;
+                    st.next_thread += 1;
+                    st.thread_of.insert(key, t);
+                    t
+                }
+            };
+            let module = term::get(info, "module")
+                .and_then(term::as_atom)
+                .unwrap_or("?")
+                .to_string();
+            let line = term::get_int(info, "line").unwrap_or(0) as u32;
+            let function = match term::get(info, "function").and_then(term::as_tuple) {
+                Some([f, a]) => format!(
+                    "{}/{}",
+                    term::as_atom(f).unwrap_or("?"),
+                    term::as_int(a).unwrap_or(0)
+                ),
+                _ => "?".into(),
+            };
+            let bindings: Vec<(String, Term)> = term::get(info, "bindings")
+                .map(term::list_ref)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|b| match term::as_tuple(b) {
+                    Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
+                    _ => None,
+                })
+                .collect();
+            let name = term::get(info, "name")
+                .and_then(term::as_atom)
+                .filter(|n| *n != "nil")
+                .map(pretty::module_name)
+                .unwrap_or_else(|| "process".into());
+            let mut stack = vec![Frame {
+                id: thread_id * 1000,
+                name: format!("{}.{function}", pretty::module_name(&module)),
+                path: paths.get(&module).cloned(),
+                line,
+            }];
+            // Callers: skip the instrumented function's own frame (reported above).
+            for (i, f) in term::get(info, "stack")
+                .map(term::list_ref)
+                .unwrap_or(&[])
+                .iter()
+                .skip(1)
+                .enumerate()
+            {
+                if let Some([m, fun, arity, loc]) = term::as_tuple(f) {
+                    let m = term::as_atom(m).unwrap_or("?");
+                    let a = term::as_int(arity).unwrap_or_else(|| {
+                        term::as_list(arity).map(|l| l.len() as i64).unwrap_or(0)
+                    });
+                    let file = term::as_list(loc)
+                        .unwrap_or_default()
+                        .iter()
+                        .find_map(|kv| match term::as_tuple(kv) {
+                            Some([k, v]) if term::is_atom(k, "file") => term::as_string(v),
+                            _ => None,
+                        });
+                    let fline = term::as_list(loc)
+                        .unwrap_or_default()
+                        .iter()
+                        .find_map(|kv| match term::as_tuple(kv) {
+                            Some([k, v]) if term::is_atom(k, "line") => term::as_int(v),
+                            _ => None,
+                        });
+                    let path = paths
+                        .get(m)
+                        .cloned()
+                        .or_else(|| file.map(|f| root.join(f)).filter(|p| p.exists()));
+                    stack.push(Frame {
+                        id: thread_id * 1000 + (i as i64) + 1,
+                        name: format!(
+                            "{}.{}/{a}",
+                            pretty::module_name(m),
+                            term::as_atom(fun).unwrap_or("?")
+                        ),
+                        path,
+                        line: fline.unwrap_or(0) as u32,
+                    });
+                }
+            }
+            let reason = if term::get(info, "reason").is_some_and(|r| term::is_atom(r, "step")) {
+                "step"
+            } else {
+                "breakpoint"
+            };
+            st.paused.insert(
+                thread_id,
+                Paused {
+                    thread_id,
+                    node: node.to_string(),
+                    pid: pid.clone(),
+                    name,
+                    module,
+                    line,
+                    function,
+                    bindings,
+                    stack,
+                },
+            );
+            drop(st);
+            let _ = events.send(Event::Stopped { thread_id, reason });
+        }
+        [kind, _pid, _m, _l, text] if term::is_atom(kind, "output") => {
+            let _ = events.send(Event::Output(format!(
+                "{}\n",
+                term::as_string(text).unwrap_or_default()
+            )));
+        }
+        [kind, pid, _why] if term::is_atom(kind, "exited") => {
+            let key = pid_key(node, pid);
+            let mut st = lock(state);
+            if let Some(t) = st.thread_of.get(&key).copied() {
+                st.paused.remove(&t);
+                drop(st);
+                let _ = events.send(Event::ThreadExited(t));
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,241 @@
+//! End-to-end: the real `orrery dap` against real nodes: breakpoints by instrumented
+//! recompilation, one paused process, stepping, inspection, and a clean disconnect.
+
+mod support;
+
+use orrery::beam::term;
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::dap::DapClient;
+use support::{rpc, TestNode};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn md5(node: &TestNode, module: &str) -> String {
+    let r = rpc(
+        node,
+        "erlang",
+        "get_module_info",
+        vec![term::atom(module), term::atom("md5")],
+    )
+    .unwrap();
+    format!("{r:?}")
+}
+
+/// Call KV.Steps.run(n) in the background (it blocks while paused).
+fn run_in_background(
+    node: &TestNode,
+    n: i64,
+) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
+    let (name, cookie) = (node.node.clone(), node.cookie.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = orrery::beam::Connection::connect(&name, &cookie, Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
+            let r = c
+                .rpc(
+                    "Elixir.KV.Steps",
+                    "run",
+                    vec![term::int(n)],
+                    Duration::from_secs(120),
+                )
+                .await
+                .map_err(|e| e.to_string());
+            c.close();
+            r
+        })
+    })
+}
+
+fn top_frame(c: &mut DapClient, thread: i64) -> Value {
+    let st = c.ok("stackTrace", json!({"threadId": thread}));
+    st["stackFrames"][0].clone()
+}
+
+fn attach(c: &mut DapClient, node: &TestNode) {
+    let caps = c.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
+    assert_eq!(caps["supportsConditionalBreakpoints"], json!(true));
+    c.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir}),
+    );
+    c.wait_event("initialized", LONG);
+}
+
+#[test]
+fn breakpoints_stepping_inspection_and_clean_disconnect() {
+    let node = TestNode::start("kv");
+    // Load the modules as the app would, and remember what was loaded.
+    rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let pristine = md5(&node, "Elixir.KV.Steps");
+    let steps = node.dir.join("lib/kv/steps.ex");
+
+    let mut c = DapClient::start();
+    attach(&mut c, &node);
+    // Line 3 has no code: the breakpoint moves to the first line with code (5).
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 3}, {"line": 6}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    assert_eq!(bps["breakpoints"][0]["line"], json!(5));
+    assert_eq!(bps["breakpoints"][1]["line"], json!(6));
+    assert_ne!(
+        md5(&node, "Elixir.KV.Steps"),
+        pristine,
+        "instrumented code is loaded"
+    );
+    c.ok("configurationDone", json!({}));
+
+    let call = run_in_background(&node, 1);
+    let stopped = c.wait_event("stopped", LONG);
+    let thread = stopped["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(stopped["body"]["reason"], "breakpoint");
+    let threads = c.ok("threads", json!({}));
+    assert_eq!(threads["threads"].as_array().unwrap().len(), 1, "{threads}");
+    let top = top_frame(&mut c, thread);
+    assert_eq!(top["name"], "KV.Steps.run/1");
+    assert_eq!(top["line"], 5);
+    assert!(
+        top["source"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("lib/kv/steps.ex"),
+        "{top}"
+    );
+
+    // Other processes keep answering while this one is paused.
+    let r = rpc(
+        &node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![term::int(2), term::int(3)],
+    )
+    .unwrap();
+    assert_eq!(term::as_int(&r), Some(5));
+    rpc(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("k"), term::int(1)],
+    )
+    .unwrap();
+
+    // Scopes and variables.
+    let scopes = c.ok("scopes", json!({"frameId": top["id"]}));
+    assert_eq!(scopes["scopes"][0]["name"], "Locals");
+    let locals = c.ok(
+        "variables",
+        json!({"variablesReference": scopes["scopes"][0]["variablesReference"]}),
+    );
+    assert_eq!(locals["variables"][0]["name"], "n");
+    assert_eq!(locals["variables"][0]["value"], "1");
+    // Evaluate in the frame; hover only reads variables.
+    let ev = c.ok(
+        "evaluate",
+        json!({"expression": "%{n: n, list: [n, n + 1]}", "frameId": top["id"], "context": "repl"}),
+    );
+    assert_eq!(ev["result"], "%{list: [1, 2], n: 1}");
+    let kids = c.ok(
+        "variables",
+        json!({"variablesReference": ev["variablesReference"]}),
+    );
+    assert_eq!(kids["variables"][0]["name"], "list");
+    let hover = c.request(
+        "evaluate",
+        json!({"expression": "File.rm_rf!(\"/\")", "frameId": top["id"], "context": "hover"}),
+    );
+    assert_eq!(hover["success"], json!(false));
+
+    // next → line 6 (the breakpoint there is also the next line).
+    c.ok("next", json!({"threadId": thread}));
+    let s = c.wait_event("stopped", LONG);
+    let thread = s["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(top_frame(&mut c, thread)["line"], 6);
+    // stepIn → into double/1 at line 12.
+    c.ok("stepIn", json!({"threadId": thread}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, thread);
+    assert_eq!(top["name"], "KV.Steps.double/1");
+    assert_eq!(top["line"], 12);
+    let st = c.ok("stackTrace", json!({"threadId": thread}));
+    assert_eq!(st["stackFrames"][1]["name"], "KV.Steps.run/1", "{st}");
+    // stepOut → back in run/1 at line 7.
+    c.ok("stepOut", json!({"threadId": thread}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, thread);
+    assert_eq!(
+        (top["name"].as_str().unwrap(), top["line"].as_i64().unwrap()),
+        ("KV.Steps.run/1", 7)
+    );
+    c.ok("continue", json!({"threadId": thread}));
+    let r = call.join().unwrap().unwrap();
+    assert_eq!(term::as_int(&r), Some(6));
+
+    // Conditional, hit-count and log points on double/1 (line 12).
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 12, "condition": "x > 100"}]}),
+    );
+    let r = run_in_background(&node, 1).join().unwrap().unwrap();
+    assert_eq!(term::as_int(&r), Some(6), "condition false: no stop");
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 13, "logMessage": "y is {y}"}]}),
+    );
+    run_in_background(&node, 2).join().unwrap().unwrap();
+    let out = c.wait_event("output", LONG);
+    assert_eq!(out["body"]["output"], "y is 6\n", "{out}");
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 12, "hitCondition": "2"}]}),
+    );
+    run_in_background(&node, 1).join().unwrap().unwrap();
+    let call = run_in_background(&node, 1);
+    let s = c.wait_event("stopped", LONG);
+    c.ok("continue", json!({"threadId": s["body"]["threadId"]}));
+    call.join().unwrap().unwrap();
+
+    // Disconnect restores the pristine code and removes Orrery from the node.
+    assert_ne!(md5(&node, "Elixir.KV.Steps"), pristine);
+    c.ok("disconnect", json!({}));
+    assert!(c.wait_exit(LONG));
+    assert_eq!(md5(&node, "Elixir.KV.Steps"), pristine);
+    let loaded = rpc(
+        &node,
+        "code",
+        "is_loaded",
+        vec![term::atom("orrery_dbg_v1")],
+    )
+    .unwrap();
+    assert!(term::is_atom(&loaded, "false"));
+}
+
+#[test]
+fn client_dying_while_paused_resumes_and_restores() {
+    let node = TestNode::start("kv");
+    rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let pristine = md5(&node, "Elixir.KV.Steps");
+    let mut c = DapClient::start();
+    attach(&mut c, &node);
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": node.dir.join("lib/kv/steps.ex")}, "breakpoints": [{"line": 5}]}),
+    );
+    let call = run_in_background(&node, 1);
+    c.wait_event("stopped", LONG);
+    // The editor goes away without a word: stdin closes.
+    c.close_stdin();
+    assert!(c.wait_exit(LONG));
+    let r = call.join().unwrap().unwrap();
+    assert_eq!(term::as_int(&r), Some(6), "the paused process was resumed");
+    assert_eq!(md5(&node, "Elixir.KV.Steps"), pristine);
+}

@@ -1,0 +1,147 @@
+//! A small DAP client over the real `orrery dap` process's stdio.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+pub struct DapClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    seq: i64,
+    pub events: Vec<Value>,
+}
+
+fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse::<usize>().ok();
+        }
+    }
+    let mut buf = vec![0; len?];
+    r.read_exact(&mut buf).ok()?;
+    serde_json::from_slice(&buf).ok()
+}
+
+impl DapClient {
+    pub fn start() -> DapClient {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
+            .arg("dap")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("orrery binary");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            while let Some(v) = read_message(&mut r) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        DapClient {
+            child,
+            stdin,
+            rx,
+            seq: 1,
+            events: vec![],
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send_raw(&mut self, body: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Send a request and wait for its response.
+    pub fn request(&mut self, command: &str, args: Value) -> Value {
+        let seq = self.seq;
+        self.seq += 1;
+        let msg = json!({"seq": seq, "type": "request", "command": command, "arguments": args});
+        self.send_raw(&msg.to_string());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no response to {command}; events {:?}", self.events));
+            if v["type"] == "event" {
+                self.events.push(v);
+                continue;
+            }
+            if v["request_seq"] == json!(seq) {
+                return v;
+            }
+        }
+    }
+
+    /// The response body; panics when the request failed.
+    pub fn ok(&mut self, command: &str, args: Value) -> Value {
+        let r = self.request(command, args);
+        assert_eq!(r["success"], json!(true), "{command} failed: {r}");
+        r["body"].clone()
+    }
+
+    /// Wait for the next event named `name` not yet consumed; consumes it.
+    pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["event"] == name) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {name} event; events {:?}", self.events));
+            if v["type"] == "event" && v["event"] == name {
+                return v;
+            }
+            if v["type"] == "event" {
+                self.events.push(v);
+            }
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for DapClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
