@@ -5,7 +5,7 @@
 ;; Author: The Orrery authors
 ;; Maintainer: The Orrery authors
 ;; Keywords: languages, tools, processes
-;; URL: https://github.com/orrery/orrery
+;; URL: https://github.com/orrery-lsp/orrery
 ;; SPDX-License-Identifier: MIT
 
 ;; This file is not part of GNU Emacs.
@@ -134,14 +134,14 @@ default to the Orrery customizations."
 
 (defconst orrery-dape-configs
   `((orrery
-     modes (elixir-mode elixir-ts-mode heex-ts-mode orrery-elixir-mode)
+     modes (elixir-mode elixir-ts-mode orrery-elixir-mode)
      command orrery-dape--command
      command-args ("dap")
      fn orrery-dape--fill
      :type ,orrery-debug-type
      :request "attach")
     (orrery-record
-     modes (elixir-mode elixir-ts-mode heex-ts-mode orrery-elixir-mode)
+     modes (elixir-mode elixir-ts-mode orrery-elixir-mode)
      command orrery-dape--command
      command-args ("dap")
      fn orrery-dape--fill

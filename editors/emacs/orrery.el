@@ -7,7 +7,7 @@
 ;; Version: 0.1.0
 ;; Package-Requires: ((emacs "28.1") (eglot "1.9") (jsonrpc "1.0.14"))
 ;; Keywords: languages, tools, processes
-;; URL: https://github.com/orrery/orrery
+;; URL: https://github.com/orrery-lsp/orrery
 ;; SPDX-License-Identifier: MIT
 
 ;; This file is not part of GNU Emacs.
@@ -65,7 +65,7 @@
 (defgroup orrery nil
   "Live state of a running BEAM node in Elixir buffers."
   :group 'languages
-  :link '(url-link :tag "Homepage" "https://github.com/orrery/orrery")
+  :link '(url-link :tag "Homepage" "https://github.com/orrery-lsp/orrery")
   :prefix "orrery-")
 
 (defcustom orrery-executable "orrery"
@@ -242,7 +242,6 @@ previous line; install `elixir-mode' or use `elixir-ts-mode' for more."
 (defconst orrery-eglot-modes
   '((elixir-mode :language-id "elixir")
     (elixir-ts-mode :language-id "elixir")
-    (heex-ts-mode :language-id "elixir")
     (orrery-elixir-mode :language-id "elixir"))
   "Major modes eglot manages with Orrery, with their LSP language ids.")
 
@@ -250,6 +249,10 @@ previous line; install `elixir-mode' or use `elixir-ts-mode' for more."
 (with-eval-after-load 'eglot
   (add-to-list 'eglot-server-programs
                (cons orrery-eglot-modes #'orrery-eglot-contact)))
+
+(defun orrery--elixir-buffer-p ()
+  "Return non-nil if the current buffer is in one of `orrery-eglot-modes'."
+  (apply #'derived-mode-p (mapcar #'car orrery-eglot-modes)))
 
 (defun orrery--json-bool (value)
   "Return VALUE as a JSON boolean for jsonrpc."
@@ -375,8 +378,7 @@ SERVER defaults to `orrery--server'.  A server error becomes a
   "Find the mix project of DIR for eglot, per `orrery-mix-project-root'."
   (when (and orrery-mix-project-root
              (bound-and-true-p eglot-lsp-context)
-             (derived-mode-p 'elixir-mode 'elixir-ts-mode 'heex-ts-mode
-                             'orrery-elixir-mode))
+             (orrery--elixir-buffer-p))
     (when-let ((root (orrery--mix-root dir)))
       (cons 'orrery-mix (expand-file-name root)))))
 
@@ -717,31 +719,36 @@ Reconnects this project's Orrery server, or starts one."
   (let ((server (eglot-current-server)))
     (cond ((orrery--server-p server) (eglot-reconnect server))
           ((and buffer-file-name
-                (derived-mode-p 'elixir-mode 'elixir-ts-mode 'heex-ts-mode
-                                'orrery-elixir-mode))
+                (orrery--elixir-buffer-p))
            (apply #'eglot (eglot--guess-contact)))
           (t (user-error "Open an Elixir file of the project first"))))
   (message "Orrery: attaching to %s" (or orrery-node "the app (started by Orrery)")))
 
 (defun orrery--describe-status (status)
   "Return a one-line summary of the `orrery/status' answer STATUS."
-  (let ((nodes (plist-get status :nodes)))
+  (let* ((state (plist-get status :status))
+         (state (if (stringp state) state (plist-get state :state))))
     (if (eq (plist-get status :attached) t)
-        (format "Orrery: attached to %s (%s)%s%s"
+        (format "Orrery: attached to %s (%s%s%s)"
                 (mapconcat
                  (lambda (n)
-                   (format "%s: OTP %s, Elixir %s, agent %s"
-                           (plist-get n :name) (plist-get n :otp)
-                           (plist-get n :elixir) (plist-get n :agent)))
-                 nodes "; ")
+                   (let ((agent (plist-get n :agent)))
+                     (format "%s: OTP %s, Elixir %s%s"
+                             (plist-get n :name) (plist-get n :otp)
+                             (plist-get n :elixir)
+                             (cond ((stringp agent) (format ", agent %s" agent))
+                                   ((eq agent t) ", agent loaded")
+                                   (t ", no agent")))))
+                 (plist-get status :nodes) "; ")
                 (or (plist-get status :mode) "attach")
                 (if (eq (plist-get status :allowWrites) t)
                     ", writes allowed" ", read-only")
                 (if (plist-get status :managedPid)
-                    (format ", managed pid %s" (plist-get status :managedPid))
+                    (format ", app started by Orrery as pid %s"
+                            (plist-get status :managedPid))
                   ""))
-      (format "Orrery: not attached (%s)%s"
-              (or (plist-get status :status) "?")
+      (format "Orrery: not attached%s%s"
+              (if state (format " (%s)" state) "")
               (if (plist-get status :reason)
                   (format ": %s" (plist-get status :reason))
                 "")))))
@@ -768,8 +775,8 @@ Shows the server's answer, or its error when it cannot."
                        server :workspace/executeCommand
                        (list :command "orrery.rollback" :arguments (vector module))
                        :timeout orrery-request-timeout)))
-          (message "Orrery: rolled back %s%s" module
-                   (if result (format ": %s" (orrery--summary result)) ""))
+          (message "Orrery: %s" (if result (orrery--summary result)
+                                  (format "rolled back %s" module)))
           result)
       (jsonrpc-error
        (let ((msg (format "Orrery: rollback of %s failed: %s"

@@ -239,3 +239,102 @@ fn client_dying_while_paused_resumes_and_restores() {
     assert_eq!(term::as_int(&r), Some(6), "the paused process was resumed");
     assert_eq!(md5(&node, "Elixir.KV.Steps"), pristine);
 }
+
+fn locals(c: &mut DapClient, thread: i64) -> Vec<(String, String)> {
+    let top = top_frame(c, thread);
+    let scopes = c.ok("scopes", json!({"frameId": top["id"]}));
+    let vars = c.ok(
+        "variables",
+        json!({"variablesReference": scopes["scopes"][0]["variablesReference"]}),
+    );
+    vars["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
+    let node = TestNode::start("kv");
+    rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let steps = node.dir.join("lib/kv/steps.ex");
+    let mut c = DapClient::start();
+    let caps = c.ok("initialize", json!({"adapterID": "orrery"}));
+    assert_eq!(caps["supportsStepBack"], json!(true));
+    c.ok("attach", json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir, "record": true, "recordLimit": 1000}));
+    c.wait_event("initialized", LONG);
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 8}]}),
+    );
+    let call = run_in_background(&node, 1);
+    let s = c.wait_event("stopped", LONG);
+    let t = s["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(top_frame(&mut c, t)["line"], 8);
+
+    // Back one line: line 7, with the earlier bindings (c not bound yet).
+    c.ok("stepBack", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, t);
+    assert_eq!(top["line"], 7);
+    assert!(top["name"].as_str().unwrap().contains("recorded"), "{top}");
+    let l = locals(&mut c, t);
+    assert!(
+        l.contains(&("a".into(), "2".into())) && l.contains(&("b".into(), "4".into())),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|(n, _)| n == "c"), "{l:?}");
+    // Back again: into double/1, where y was 4.
+    c.ok("stepBack", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, t);
+    assert_eq!(top["line"], 13);
+    assert!(locals(&mut c, t).contains(&("y".into(), "4".into())));
+    // Evaluate answers from the recorded point.
+    let ev = c.ok(
+        "evaluate",
+        json!({"expression": "y * 10", "frameId": top["id"], "context": "repl"}),
+    );
+    assert_eq!(ev["result"], "40");
+
+    // Reverse continue: no earlier breakpoint hit, so the start of the recording (line 5).
+    c.ok("reverseContinue", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut c, t)["line"], 5);
+    let e = c.request("stepBack", json!({"threadId": t}));
+    assert_eq!(e["success"], json!(false));
+
+    // Forward through the recording: next skips double/1's lines.
+    c.ok("next", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut c, t)["line"], 6);
+    c.ok("next", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut c, t)["line"], 7);
+    // Past the newest event: live again, then continue runs for real.
+    c.ok("next", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, t);
+    assert_eq!(top["line"], 8);
+    assert!(!top["name"].as_str().unwrap().contains("recorded"), "{top}");
+    c.ok("continue", json!({"threadId": t}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(6));
+
+    // The timeline lists what happened.
+    let tl = c.ok("orrery/timeline", json!({"module": "KV.Steps"}));
+    let lines: Vec<i64> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(&lines[..6], &[5, 6, 12, 13, 7, 8], "{tl}");
+    c.ok("disconnect", json!({}));
+}

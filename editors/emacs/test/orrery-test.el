@@ -120,14 +120,15 @@ The first call connects; the next ones reuse the connection."
           eglot-sync-connect 30)
     (let ((buf (find-file-noselect (expand-file-name "lib/kv/bucket.ex"
                                                      orrery-test-fixture))))
-      ;; Eglot's eldoc answers only for buffers shown in a window.
-      (switch-to-buffer buf)
       (with-current-buffer buf
         (apply #'eglot (eglot--guess-contact))
         (orrery-test-wait "eglot to manage bucket.ex with Orrery" 30
                           (lambda () (and (bound-and-true-p eglot--managed-mode)
                                           orrery-live-mode))))
       (setq orrery-test--buffer buf)))
+  ;; Show it, as a user would: eglot's inlay hints are for what is displayed.
+  ;; (ERT restores the window configuration after each test.)
+  (switch-to-buffer orrery-test--buffer)
   orrery-test--buffer)
 
 (add-hook 'kill-emacs-hook

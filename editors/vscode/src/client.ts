@@ -17,7 +17,7 @@ import {
 import { classifyServerMessage, parseSwapMessage, type Action, type SwapSummary } from "./messages";
 import { Methods, ServerCommands, type StatusResult } from "./protocol";
 import { resolveServerPath } from "./serverPath";
-import { RESTART_KEYS, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
+import { RESTART_KEYS, describeTarget, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
 
 export const CHOICE_KEY = "orrery.attachChoice";
 export const LIVE_HINTS_KEY = "orrery.liveHints";
@@ -122,9 +122,11 @@ export class OrreryClient implements vscode.Disposable {
     if (!found.ok) {
       this.output.appendLine(found.message);
       if (found.tried.length > 0) this.output.appendLine(`looked for: ${found.tried.join(", ")}`);
-      const pick = await vscode.window.showErrorMessage(found.message, "Open Settings", "Show Log");
-      if (pick === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "orrery.serverPath");
-      if (pick === "Show Log") this.output.show(true);
+      // Not awaited: start() must not hang until the user dismisses the message.
+      void vscode.window.showErrorMessage(found.message, "Open Settings", "Show Log").then((pick) => {
+        if (pick === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "orrery.serverPath");
+        if (pick === "Show Log") this.output.show(true);
+      });
       return false;
     }
     const choice = this.choice;
@@ -132,7 +134,7 @@ export class OrreryClient implements vscode.Disposable {
     this.secretCookie = node ? await this.cookieFor(node) : undefined;
     const settings = this.settings();
     this.output.appendLine(
-      `Starting ${found.path} lsp (from ${found.source}); target: ${settings.node ?? "the workspace's mix app (embedded default)"}`,
+      `Starting ${found.path} lsp (from ${found.source}); target: ${describeTarget(settings)}`,
     );
 
     const serverOptions: ServerOptions = {
@@ -273,7 +275,9 @@ export class OrreryClient implements vscode.Disposable {
   private async configurationChanged(e: vscode.ConfigurationChangeEvent): Promise<void> {
     if (!e.affectsConfiguration("orrery")) return;
     if (RESTART_KEYS.some((k) => e.affectsConfiguration(`orrery.${k}`))) {
-      if (!this.stopped) {
+      // Also when the server never started (e.g. orrery.serverPath was just fixed), but
+      // not after the user detached.
+      if (!this.stoppedByUser) {
         this.output.appendLine("Orrery settings for the node changed: restarting the server");
         await this.restart();
       }

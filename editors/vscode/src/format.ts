@@ -160,7 +160,7 @@ export function moduleAtLine(text: string, line: number): string | undefined {
     }
     if (m) {
       const parent = stack.length > 0 ? stack[stack.length - 1].name : undefined;
-      const name = parent && !m[2].includes(".") ? `${parent}.${m[2]}` : parent ? `${parent}.${m[2]}` : m[2];
+      const name = parent ? `${parent}.${m[2]}` : m[2];
       stack.push({ name, indent: m[1].length });
     }
   }

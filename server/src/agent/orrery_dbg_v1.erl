@@ -6,7 +6,7 @@
 %% Keep this file ASCII only.
 -module(orrery_dbg_v1).
 -export([start/1, stop/0, set_breakpoints/2, clear_module/1, probe/4, resume/2,
-         paused/0, eval/2, server/1]).
+         paused/0, eval/2, server/1, record/2, history/2, timeline/1, recording/0]).
 
 
 %% Start (or re-point) the debugger server; Listener receives {orrery_dbg, Event}.
@@ -17,6 +17,7 @@ start(Listener) ->
             Pid = spawn(fun() ->
                                 register(orrery_dbg_v1, self()),
                                 ets:new(orrery_dbg_v1_hits, [named_table, public, set]),
+                                ets:new(orrery_dbg_v1_ring, [named_table, public, ordered_set]),
                                 Parent ! {orrery_dbg_v1, ready},
                                 server(#{listener => Listener, paused => #{}, modules => []})
                         end),
@@ -36,6 +37,7 @@ stop() ->
             receive {'DOWN', Ref, _, _, _} -> ok after 5000 -> exit(Pid, kill), ok end
     end,
     [persistent_term:erase(K) || {{orrery_dbg_v1, _} = K, _} <- persistent_term:get()],
+    persistent_term:erase(orrery_dbg_v1_record),
     ok.
 
 %% Breakpoints of one module: #{Line => #{cond => Bin | nil, hit => N | nil, log => Bin | nil}}.
@@ -77,6 +79,10 @@ eval(Expr, Binding) ->
 %% ---- the probe ----------------------------------------------------------------------
 
 probe(Mod, Line, FA, Binding) ->
+    case persistent_term:get(orrery_dbg_v1_record, false) of
+        false -> ok;
+        Limits -> record_event(Mod, Line, FA, Binding, Limits)
+    end,
     case get(orrery_step) of
         undefined -> breakpoint(Mod, Line, FA, Binding);
         Step ->
@@ -180,6 +186,77 @@ wait(Depth) ->
             end,
             ok
     end.
+
+%% ---- recording ----------------------------------------------------------------------
+%% With recording on, every probe of an instrumented module appends an event to a ring
+%% buffer (ordered_set by sequence) bounded by count and memory; the oldest events drop.
+
+record(false, _) ->
+    persistent_term:erase(orrery_dbg_v1_record),
+    ok;
+record(true, Limits) when is_map(Limits) ->
+    persistent_term:put(orrery_dbg_v1_record,
+                        #{limit => maps:get(limit, Limits, 10000),
+                          bytes => maps:get(bytes, Limits, 64 * 1024 * 1024)}),
+    ok.
+
+recording() ->
+    case persistent_term:get(orrery_dbg_v1_record, false) of
+        false -> #{on => false};
+        L -> L#{on => true, size => ets:info(orrery_dbg_v1_ring, size),
+                memory => ets:info(orrery_dbg_v1_ring, memory) * erlang:system_info(wordsize),
+                dropped => dropped()}
+    end.
+
+dropped() ->
+    case ets:lookup(orrery_dbg_v1_hits, dropped) of
+        [{_, N}] -> N;
+        [] -> 0
+    end.
+
+record_event(Mod, Line, FA, Binding, #{limit := Limit, bytes := Bytes}) ->
+    try
+        Seq = ets:update_counter(orrery_dbg_v1_hits, seq, 1, {seq, 0}),
+        Small = orrery_agent_v1:trunc(Binding, #{depth => 6, items => 32, binary => 256, budget => 2000}),
+        ets:insert(orrery_dbg_v1_ring, {Seq, erlang:system_time(microsecond), self(), Mod, Line, FA,
+                                        depth(), Small}),
+        trim(Limit, Bytes div erlang:system_info(wordsize))
+    catch _:_ -> ok
+    end.
+
+trim(Limit, Words) ->
+    case ets:info(orrery_dbg_v1_ring, size) > Limit
+        orelse ets:info(orrery_dbg_v1_ring, memory) > Words of
+        true ->
+            case ets:first(orrery_dbg_v1_ring) of
+                '$end_of_table' -> ok;
+                K ->
+                    ets:delete(orrery_dbg_v1_ring, K),
+                    ets:update_counter(orrery_dbg_v1_hits, dropped, 1, {dropped, 0}),
+                    trim(Limit, Words)
+            end;
+        false -> ok
+    end.
+
+%% Events of one process, oldest first (at most Max, the newest ones).
+history(Pid, Max) ->
+    Events = ets:select(orrery_dbg_v1_ring, [{{'_', '_', Pid, '_', '_', '_', '_', '_'}, [], ['$_']}]),
+    N = length(Events),
+    [event(E) || E <- lists:nthtail(max(0, N - Max), Events)].
+
+%% Events filtered by #{pid => Pid} or #{module => Mod}, paged by offset/limit.
+timeline(Filter) ->
+    Offset = maps:get(offset, Filter, 0),
+    Limit = maps:get(limit, Filter, 100),
+    Pid = maps:get(pid, Filter, '_'),
+    Mod = maps:get(module, Filter, '_'),
+    All = ets:select(orrery_dbg_v1_ring, [{{'_', '_', Pid, Mod, '_', '_', '_', '_'}, [], ['$_']}]),
+    #{total => length(All), dropped => dropped(),
+      events => [event(E) || E <- lists:sublist(All, Offset + 1, Limit)]}.
+
+event({Seq, Time, Pid, Mod, Line, FA, Depth, Binding}) ->
+    #{seq => Seq, time => Time, pid => Pid, node => node(), module => Mod, line => Line,
+      function => FA, depth => Depth, bindings => Binding}.
 
 %% ---- the server ---------------------------------------------------------------------
 

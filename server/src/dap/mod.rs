@@ -18,7 +18,7 @@ fn capabilities() -> Value {
         "supportsLogPoints": true,
         "supportsEvaluateForHovers": true,
         "supportsTerminateRequest": true,
-        "supportsStepBack": false,
+        "supportsStepBack": true,
         "supportsSetVariable": false,
         "supportsFunctionBreakpoints": false,
         "supportsDelayedStackTraceLoading": false,
@@ -207,13 +207,29 @@ impl Adapter {
                     "stepIn" => "step_in",
                     _ => "step_out",
                 };
-                self.dbg()?.resume(t, cmd).await?;
+                let ran = self.dbg()?.resume(t, cmd).await?;
+                if !ran {
+                    // Moved through the recording (or back to the live point).
+                    self.out.event(
+                        "stopped",
+                        json!({"reason": "step", "threadId": t, "allThreadsStopped": false}),
+                    );
+                }
                 if command == "continue" {
                     Ok(json!({"allThreadsContinued": false}))
                 } else {
                     Ok(Value::Null)
                 }
             }
+            "stepBack" | "reverseContinue" => {
+                let t = args["threadId"].as_i64().unwrap_or(0);
+                self.dbg()?
+                    .step_back(t, command == "reverseContinue")
+                    .await?;
+                self.out.event("stopped", json!({"reason": "step", "threadId": t, "allThreadsStopped": false, "description": "recorded"}));
+                Ok(Value::Null)
+            }
+            "orrery/timeline" => self.dbg()?.timeline(args).await,
             "pause" => Err(
                 "pausing a running process is not supported: set a breakpoint where it should stop"
                     .into(),
@@ -276,6 +292,10 @@ impl Adapter {
                 Debugger::attach(&root, &node, &cookie, Some(m), self.events_tx.clone()).await?
             }
         };
+        if args["record"].as_bool().unwrap_or(false) {
+            let limit = args["recordLimit"].as_i64().unwrap_or(10_000);
+            debugger.set_recording(true, limit).await?;
+        }
         self.debugger = Some(debugger);
         self.out.event("initialized", json!({}));
         Ok(Value::Null)

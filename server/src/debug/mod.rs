@@ -60,6 +60,60 @@ pub struct Paused {
     pub function: String,
     pub bindings: Vec<(String, Term)>,
     pub stack: Vec<Frame>,
+    /// Recorded events of this process (oldest first), loaded on the first step back.
+    pub history: Vec<Recorded>,
+    /// Where in `history` the user is looking; `None` is the live point.
+    pub cursor: Option<usize>,
+}
+
+/// One recorded probe event.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub seq: i64,
+    pub time_us: i64,
+    pub module: String,
+    pub line: u32,
+    pub function: String,
+    pub depth: i64,
+    pub bindings: Vec<(String, Term)>,
+}
+
+fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
+    t.map(term::list_ref)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|b| match term::as_tuple(b) {
+            Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn function_of(t: Option<&Term>) -> String {
+    match t.and_then(term::as_tuple) {
+        Some([f, a]) => format!(
+            "{}/{}",
+            term::as_atom(f).unwrap_or("?"),
+            term::as_int(a).unwrap_or(0)
+        ),
+        _ => "?".into(),
+    }
+}
+
+/// Decode an event map from `orrery_dbg_v1:history/2` or `timeline/1`.
+pub fn recorded(e: &Term) -> Recorded {
+    Recorded {
+        seq: term::get_int(e, "seq").unwrap_or(0),
+        time_us: term::get_int(e, "time").unwrap_or(0),
+        module: term::get(e, "module")
+            .and_then(term::as_atom)
+            .unwrap_or("?")
+            .to_string(),
+        line: term::get_int(e, "line").unwrap_or(0) as u32,
+        function: function_of(term::get(e, "function")),
+        depth: term::get_int(e, "depth").unwrap_or(0),
+        bindings: bindings_of(term::get(e, "bindings")),
+    }
 }
 
 /// Something the client should hear about.
@@ -82,7 +136,11 @@ struct State {
     probe_lines: HashMap<String, Vec<u32>>,
     /// file -> modules (atoms) it defines, instrumented
     instrumented: HashMap<PathBuf, Vec<String>>,
+    /// module (atom) -> lines with a breakpoint
+    bp_lines: HashMap<String, Vec<u32>>,
+    recording: bool,
     vars: VarStore,
+    paths: HashMap<String, PathBuf>,
 }
 
 /// A debug session on a node (and its peers).
@@ -123,7 +181,10 @@ impl Debugger {
             thread_of: HashMap::new(),
             probe_lines: HashMap::new(),
             instrumented: HashMap::new(),
+            bp_lines: HashMap::new(),
+            recording: false,
             vars: VarStore::default(),
+            paths: HashMap::new(),
         }));
         let dbg = Debugger {
             root: root.to_path_buf(),
@@ -133,6 +194,7 @@ impl Debugger {
             index: Mutex::new(index),
             state,
         };
+        lock(&dbg.state).paths = dbg.module_paths();
         for n in dbg.session.nodes() {
             let mut mailbox = n.conn.mailbox();
             n.conn
@@ -251,8 +313,18 @@ impl Debugger {
                 }),
             }
         }
+        let recording = lock(&self.state).recording;
         for (module, bps) in per_module {
             let mut m = std::collections::HashMap::new();
+            if recording {
+                // Every probe line records; breakpoint lines also pause.
+                for l in lines_of.get(&module).cloned().unwrap_or_default() {
+                    m.insert(int(l as i64), atom("record"));
+                }
+            }
+            lock(&self.state)
+                .bp_lines
+                .insert(module.clone(), bps.iter().map(|(l, _)| *l).collect());
             for (line, spec) in bps {
                 m.insert(int(line as i64), spec);
             }
@@ -342,8 +414,132 @@ impl Debugger {
             .map(|n| n.conn)
     }
 
-    /// Resume a paused process with `continue`, `next`, `step_in` or `step_out`.
-    pub async fn resume(&self, thread_id: i64, cmd: &str) -> Result<(), String> {
+    /// Turn recording on (bounded by `limit` events) for instrumented modules.
+    pub async fn set_recording(&self, on: bool, limit: i64) -> Result<(), String> {
+        let limits = map(vec![
+            ("limit", int(limit.max(10))),
+            ("bytes", int(64 * 1024 * 1024)),
+        ]);
+        for n in self.session.nodes() {
+            n.conn
+                .rpc(
+                    DBG_MODULE,
+                    "record",
+                    vec![atom(if on { "true" } else { "false" }), limits.clone()],
+                    T,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        lock(&self.state).recording = on;
+        Ok(())
+    }
+
+    /// Whether the thread is looking at a recorded point (not the live one).
+    pub fn in_past(&self, thread_id: i64) -> bool {
+        lock(&self.state)
+            .paused
+            .get(&thread_id)
+            .is_some_and(|p| p.cursor.is_some())
+    }
+
+    async fn load_history(&self, thread_id: i64) -> Result<(), String> {
+        let (node, pid, empty) = {
+            let st = lock(&self.state);
+            let p = st
+                .paused
+                .get(&thread_id)
+                .ok_or_else(|| format!("thread {thread_id} is not paused"))?;
+            (p.node.clone(), p.pid.clone(), p.history.is_empty())
+        };
+        if !empty {
+            return Ok(());
+        }
+        let conn = self.conn_of(&node).ok_or("node gone")?;
+        let h = conn
+            .rpc(DBG_MODULE, "history", vec![pid, int(100_000)], T)
+            .await
+            .map_err(|e| e.to_string())?;
+        let events: Vec<Recorded> = term::list_ref(&h).iter().map(recorded).collect();
+        if let Some(p) = lock(&self.state).paused.get_mut(&thread_id) {
+            p.history = events;
+        }
+        Ok(())
+    }
+
+    /// Step back one recorded line (`reverse`: back to the previous breakpoint hit, or
+    /// the start of the recording).
+    pub async fn step_back(&self, thread_id: i64, reverse: bool) -> Result<(), String> {
+        self.load_history(thread_id).await?;
+        let mut st = lock(&self.state);
+        let bp_lines = st.bp_lines.clone();
+        let p = st.paused.get_mut(&thread_id).ok_or("not paused")?;
+        if p.history.len() < 2 {
+            return Err(
+                "nothing recorded before this point: launch or attach with `record: true`".into(),
+            );
+        }
+        // The live point is the newest event (the probe records before pausing).
+        let cur = p.cursor.unwrap_or(p.history.len() - 1);
+        if cur == 0 {
+            return Err("at the start of the recording".into());
+        }
+        let target = if reverse {
+            (0..cur)
+                .rev()
+                .find(|&i| {
+                    let e = &p.history[i];
+                    bp_lines
+                        .get(&e.module)
+                        .is_some_and(|ls| ls.contains(&e.line))
+                })
+                .unwrap_or(0)
+        } else {
+            cur - 1
+        };
+        p.cursor = Some(target);
+        st.vars.clear();
+        Ok(())
+    }
+
+    /// Move forward through the recording; `Ok(true)` when the thread was in the past (it
+    /// stays there or reaches the live point; no real resume).
+    fn forward_in_past(&self, thread_id: i64, cmd: &str) -> Result<bool, String> {
+        let mut st = lock(&self.state);
+        let bp_lines = st.bp_lines.clone();
+        let Some(p) = st.paused.get_mut(&thread_id) else {
+            return Err(format!("thread {thread_id} is not paused"));
+        };
+        let Some(cur) = p.cursor else {
+            return Ok(false);
+        };
+        let last = p.history.len() - 1;
+        let depth = p.history[cur].depth;
+        let next = (cur + 1..=last).find(|&i| {
+            let e = &p.history[i];
+            match cmd {
+                "next" => e.depth <= depth,
+                "step_out" => e.depth < depth,
+                "continue" => bp_lines
+                    .get(&e.module)
+                    .is_some_and(|ls| ls.contains(&e.line)),
+                _ => true,
+            }
+        });
+        p.cursor = match next {
+            Some(i) if i < last => Some(i),
+            _ => None, // back at the live point
+        };
+        st.vars.clear();
+        Ok(true)
+    }
+
+    /// Resume a paused process with `continue`, `next`, `step_in` or `step_out`; `Ok(true)`
+    /// when it really runs again, `Ok(false)` when the step moved through the recording.
+    pub async fn resume(&self, thread_id: i64, cmd: &str) -> Result<bool, String> {
+        if self.forward_in_past(thread_id, cmd)? {
+            return Ok(false);
+        }
         let p = lock(&self.state)
             .paused
             .remove(&thread_id)
@@ -355,7 +551,7 @@ impl Debugger {
         conn.rpc(DBG_MODULE, "resume", vec![p.pid.clone(), atom(cmd)], T)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(())
+        Ok(true)
     }
 
     /// Resume every paused process.
@@ -367,11 +563,35 @@ impl Debugger {
     }
 
     pub fn stack(&self, thread_id: i64) -> Vec<Frame> {
-        lock(&self.state)
-            .paused
-            .get(&thread_id)
-            .map(|p| p.stack.clone())
-            .unwrap_or_default()
+        let st = lock(&self.state);
+        let Some(p) = st.paused.get(&thread_id) else {
+            return vec![];
+        };
+        match p.cursor {
+            None => p.stack.clone(),
+            Some(i) => {
+                let e = &p.history[i];
+                vec![Frame {
+                    id: thread_id * 1000,
+                    name: format!(
+                        "{}.{} (recorded #{}, read-only)",
+                        pretty::module_name(&e.module),
+                        e.function,
+                        e.seq
+                    ),
+                    path: st.paths.get(&e.module).cloned(),
+                    line: e.line,
+                }]
+            }
+        }
+    }
+
+    /// The bindings at the point the thread is looking at.
+    fn current_bindings(p: &Paused) -> Vec<(String, Term)> {
+        match p.cursor {
+            None => p.bindings.clone(),
+            Some(i) => p.history[i].bindings.clone(),
+        }
     }
 
     /// Scopes of a frame: (name, variablesReference, expensive).
@@ -383,7 +603,7 @@ impl Debugger {
         };
         let mut out = vec![];
         if frame_id % 1000 == 0 {
-            let r = st.vars.add_named(p.bindings.clone());
+            let r = st.vars.add_named(Self::current_bindings(&p));
             out.push(("Locals".to_string(), r));
         }
         let info = vec![
@@ -410,7 +630,7 @@ impl Debugger {
         context: &str,
     ) -> Result<vars::Var, String> {
         let p = frame_id.and_then(|f| self.paused(f / 1000));
-        let bindings = p.as_ref().map(|p| p.bindings.clone()).unwrap_or_default();
+        let bindings = p.as_ref().map(Self::current_bindings).unwrap_or_default();
         let expr = expr.trim();
         if context == "hover" {
             // Side-effect free: only variables of the frame.
@@ -441,6 +661,58 @@ impl Debugger {
             }
             _ => Err("unexpected answer".into()),
         }
+    }
+
+    /// Recorded events for a pid (`"#PID<0.1.0>"`) or a module (`"KV.Bucket"`), paged, as JSON.
+    pub async fn timeline(&self, args: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut out = vec![];
+        let mut total = 0;
+        for n in self.session.nodes() {
+            let mut filter = vec![
+                ("offset", int(args["offset"].as_i64().unwrap_or(0))),
+                (
+                    "limit",
+                    int(args["limit"].as_i64().unwrap_or(100).clamp(1, 10_000)),
+                ),
+            ];
+            if let Some(m) = args["module"].as_str() {
+                filter.push(("module", atom(&term::module_atom(m))));
+            }
+            if let Some(p) = args["pid"].as_str() {
+                let pid = n
+                    .conn
+                    .rpc(
+                        "erlang",
+                        "list_to_pid",
+                        vec![term::charlist(p.trim_start_matches("#PID"))],
+                        T,
+                    )
+                    .await
+                    .map_err(|e| format!("{p} is not a pid: {e}"))?;
+                filter.push(("pid", pid));
+            }
+            let r = n
+                .conn
+                .rpc(DBG_MODULE, "timeline", vec![map(filter)], T)
+                .await
+                .map_err(|e| e.to_string())?;
+            total += term::get_int(&r, "total").unwrap_or(0);
+            for e in term::get(&r, "events").map(term::list_ref).unwrap_or(&[]) {
+                let ev = recorded(e);
+                out.push(serde_json::json!({
+                    "seq": ev.seq,
+                    "timeUs": ev.time_us,
+                    "node": n.info.name,
+                    "pid": term::get(e, "pid").map(|p| pretty::to_elixir_compact(p, 60)),
+                    "module": pretty::module_name(&ev.module),
+                    "function": ev.function,
+                    "line": ev.line,
+                    "depth": ev.depth,
+                    "bindings": ev.bindings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(pretty::to_elixir_compact(v, 200)))).collect::<serde_json::Map<_, _>>(),
+                }));
+            }
+        }
+        Ok(serde_json::json!({"total": total, "events": out}))
     }
 
     /// Disarm, resume everything, load the pristine binaries back, remove the agent, and
@@ -590,6 +862,8 @@ fn handle_event(
                     function,
                     bindings,
                     stack,
+                    history: vec![],
+                    cursor: None,
                 },
             );
             drop(st);

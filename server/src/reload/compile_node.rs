@@ -44,10 +44,13 @@ pub struct Diagnostic {
 /// What a compile produced.
 #[derive(Debug, Clone)]
 pub enum Compiled {
-    /// Modules (atom names) and their binaries, plus warnings.
+    /// Modules (atom names) and their binaries (the saved file's first, then its
+    /// dependents'), plus warnings (and the errors of dependents that did not compile).
     Ok {
         modules: Vec<(String, Vec<u8>)>,
         warnings: Vec<Diagnostic>,
+        /// Dependent files that did not compile against the new code, with the first error.
+        stale: Vec<(PathBuf, String)>,
     },
     /// Nothing to load.
     Failed {
@@ -189,15 +192,32 @@ impl CompileNode {
 
     /// Compile `file` (its saved contents) with a timeout.
     pub async fn compile(&mut self, file: &Path, timeout: Duration) -> Result<Compiled, String> {
+        self.compile_stages(&[vec![file.to_path_buf()]], timeout)
+            .await
+    }
+
+    /// Compile the first stage (the saved file), then each later stage of dependent files
+    /// (users of the previous stage's macros and structs) against the new code, one
+    /// timeout for all. A dependent that does not compile is reported in `stale`.
+    pub async fn compile_stages(
+        &mut self,
+        stages: &[Vec<PathBuf>],
+        timeout: Duration,
+    ) -> Result<Compiled, String> {
+        let stages: Vec<Term> = stages
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| list(s.iter().map(|f| binary(&f.to_string_lossy())).collect()))
+            .collect();
+        if stages.is_empty() {
+            return Err("nothing to compile".into());
+        }
         let reply = self
             .conn
             .rpc(
                 HELPER_MODULE,
-                "compile",
-                vec![
-                    binary(&file.to_string_lossy()),
-                    term::int(timeout.as_millis() as i64),
-                ],
+                "compile_stages",
+                vec![list(stages), term::int(timeout.as_millis() as i64)],
                 timeout + Duration::from_secs(10),
             )
             .await
@@ -206,7 +226,7 @@ impl CompileNode {
             return Ok(Compiled::TimedOut);
         }
         match term::as_tuple(&reply) {
-            Some([ok, mods, warnings]) if term::is_atom(ok, "ok") => {
+            Some([ok, mods, warnings, stale]) if term::is_atom(ok, "ok") => {
                 let modules = term::list_ref(mods)
                     .iter()
                     .filter_map(|m| match term::as_tuple(m) {
@@ -216,9 +236,20 @@ impl CompileNode {
                         _ => None,
                     })
                     .collect();
+                let stale = term::list_ref(stale)
+                    .iter()
+                    .filter_map(|s| match term::as_tuple(s) {
+                        Some([f, why]) => Some((
+                            PathBuf::from(term::as_string(f)?),
+                            term::as_string(why).unwrap_or_default(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
                 Ok(Compiled::Ok {
                     modules,
                     warnings: diagnostics(warnings),
+                    stale,
                 })
             }
             Some([err, errors, warnings]) if term::is_atom(err, "error") => Ok(Compiled::Failed {

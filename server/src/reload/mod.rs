@@ -4,6 +4,7 @@
 //! audit every load. All nodes change, or none.
 
 pub mod compile_node;
+pub mod dependents;
 
 use crate::agent;
 use crate::attach::{AttachedNode, Session};
@@ -125,6 +126,20 @@ impl Reloader {
         file: &Path,
         timeout: Duration,
     ) -> Result<Compiled, String> {
+        self.compile_with(root, file, &[], timeout).await
+    }
+
+    /// Compile `file`, then the stages of its dependents (see [`dependents::stages`])
+    /// against the new code, in one go on the compile node.
+    pub async fn compile_with(
+        &self,
+        root: &Path,
+        file: &Path,
+        dependents: &[Vec<PathBuf>],
+        timeout: Duration,
+    ) -> Result<Compiled, String> {
+        let mut stages = vec![vec![file.to_path_buf()]];
+        stages.extend(dependents.iter().filter(|s| !s.is_empty()).cloned());
         let mut guard = self.compile.lock().await;
         if guard.as_ref().is_some_and(|c| !c.alive()) {
             if let Some(old) = guard.take() {
@@ -135,7 +150,7 @@ impl Reloader {
             *guard = Some(CompileNode::start(root).await?);
         }
         let cn = guard.as_mut().ok_or("no compile node")?;
-        let result = cn.compile(file, timeout).await;
+        let result = cn.compile_stages(&stages, timeout).await;
         if matches!(result, Ok(Compiled::TimedOut) | Err(_)) {
             // The compile may still be spinning (a looping macro): replace the node.
             if let Some(old) = guard.take() {

@@ -6,6 +6,19 @@ defmodule OrreryCompiler.V1 do
   @moduledoc false
 
   def compile(file, timeout) when is_binary(file) do
+    case compile_stages([[file]], timeout) do
+      {:ok, bins, warnings, _stale} -> {:ok, bins, warnings}
+      other -> other
+    end
+  end
+
+  # Compile the first stage (the saved file), then each later stage of dependent files
+  # (files that use macros or structs of the previous stage), one file at a time, with the
+  # new modules of the earlier stages loaded here so they expand against the new code.
+  #   {:ok, [{module, binary}], diagnostics, stale} | {:error, errors, warnings} | :timeout
+  # stale is [{file, message}]: dependents that did not compile (their errors are in the
+  # diagnostics); the first stage failing fails the whole compile.
+  def compile_stages([first | rest], timeout) when is_list(first) do
     out = Path.join(System.tmp_dir!(), "orrery_cc_#{System.unique_integer([:positive])}")
     File.mkdir_p!(out)
 
@@ -14,29 +27,58 @@ defmodule OrreryCompiler.V1 do
         # The compiler prints diagnostics too; keep them off the console.
         {:ok, dev_null} = File.open("/dev/null", [:write])
         Process.group_leader(self(), dev_null)
-        Kernel.ParallelCompiler.compile_to_path([file], out, [])
+
+        case Kernel.ParallelCompiler.compile_to_path(first, out, []) do
+          {:ok, modules, warnings} ->
+            acc = {modules, norm(warnings, :warning), []}
+
+            {modules, diags, stale} =
+              Enum.reduce(rest, acc, fn stage, acc ->
+                Enum.reduce(stage, acc, fn file, {ms, ds, st} ->
+                  case Kernel.ParallelCompiler.compile_to_path([file], out, []) do
+                    {:ok, more, w} ->
+                      {ms ++ more, ds ++ norm(w, :warning), st}
+
+                    {:error, e, w} ->
+                      errors = norm(e, :error)
+                      why = case errors do
+                        [{_, line, _, _, msg} | _] -> "line #{line}: #{msg}"
+                        [] -> "does not compile"
+                      end
+                      {ms, ds ++ errors ++ norm(w, :warning), st ++ [{file, why}]}
+                  end
+                end)
+              end)
+
+            {:ok, modules, diags, stale}
+
+          {:error, errors, warnings} ->
+            {:error, norm(errors, :error), norm(warnings, :warning)}
+        end
       end)
 
     result =
       case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
-        {:ok, {:ok, modules, warnings}} ->
+        {:ok, {:ok, modules, diags, stale}} ->
           bins =
-            for m <- modules do
+            for m <- Enum.uniq(modules) do
               {m, File.read!(Path.join(out, Atom.to_string(m) <> ".beam"))}
             end
 
-          for m <- modules do
+          # Keep the compile node on the build's code: what was compiled here is only
+          # loaded into the target after a clean swap (which writes it to _build).
+          for {m, _} <- bins do
             :code.purge(m)
             :code.delete(m)
           end
 
-          {:ok, bins, norm(warnings, :warning)}
+          {:ok, bins, diags, stale}
 
         {:ok, {:error, errors, warnings}} ->
-          {:error, norm(errors, :error), norm(warnings, :warning)}
+          {:error, errors, warnings}
 
         {:exit, reason} ->
-          {:error, [{file, 0, 0, :error, "the compiler crashed: " <> inspect(reason)}], []}
+          {:error, [{hd(first), 0, 0, :error, "the compiler crashed: " <> inspect(reason)}], []}
 
         nil ->
           :timeout

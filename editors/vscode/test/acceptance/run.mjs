@@ -473,7 +473,7 @@ async function main() {
       await shot("inspect-state");
     });
 
-    await step("supervision tree view shows KV.Supervisor → KV.Bucket", async () => {
+    await step("side bar: supervision tree KV.Supervisor → KV.Bucket with state on hover, processes", async () => {
       await page.locator(".activitybar .action-item a[aria-label^='Orrery']").first().click();
       const row = (text) => page.locator(".pane-body .monaco-list-row", { hasText: text }).first();
       await row("kv").waitFor({ timeout: 30_000 });
@@ -489,6 +489,10 @@ async function main() {
         .first()
         .waitFor({ timeout: 30_000 });
       await shot("supervision-tree");
+      // The processes view (collapsed at first) lists the busiest processes.
+      await page.locator(".pane-header", { hasText: "Processes" }).first().click();
+      await page.locator(".pane-body .monaco-list-row", { hasText: "#PID<" }).nth(3).waitFor({ timeout: 30_000 });
+      await page.locator(".pane-header", { hasText: "Processes" }).first().click();
     });
 
     await step("Attach to Node… lists the fixture node from EPMD", async () => {
@@ -504,9 +508,12 @@ async function main() {
       await hint.first().waitFor({ timeout: 30_000 });
       await command("Orrery: Toggle Live Hints");
       await hint.first().waitFor({ state: "detached", timeout: 20_000 });
+      const lens = page.locator(".contentWidgets .codelens-decoration", { hasText: "Inspect state" });
+      await lens.first().waitFor({ state: "detached", timeout: 20_000 });
       await shot("live-hints-off");
       await command("Orrery: Toggle Live Hints");
       await hint.first().waitFor({ timeout: 30_000 });
+      await lens.first().waitFor({ timeout: 30_000 });
     });
 
     await step("Hot Swap Now swaps KV.Bucket and the status bar shows the swap", async () => {
@@ -535,6 +542,20 @@ async function main() {
       await page.locator(".statusbar-item", { hasText: nodeName }).first().waitFor({ timeout: 60_000 });
       await page.locator(".editor-instance .view-lines", { hasText: "1 proc" }).first().waitFor({ timeout: 60_000 });
       // The cookie error is stale now.
+      await command("Notifications: Clear All Notifications");
+      await note.waitFor({ state: "detached", timeout: 10_000 });
+    });
+
+    await step("a missing server binary gives a clear message", async () => {
+      const settingsFile = path.join(ws, ".vscode/settings.json");
+      const good = fs.readFileSync(settingsFile, "utf8");
+      fs.writeFileSync(settingsFile, good.replace(JSON.stringify(ORRERY), JSON.stringify(path.join(work, "no-such-orrery"))));
+      const note = toast(/orrery\.serverPath is set to .*no-such-orrery/);
+      await note.waitFor({ timeout: 30_000 });
+      await page.locator(".statusbar-item", { hasText: "Orrery: detached" }).first().waitFor({ timeout: 10_000 });
+      await shot("missing-binary");
+      fs.writeFileSync(settingsFile, good);
+      await page.locator(".statusbar-item", { hasText: nodeName }).first().waitFor({ timeout: 60_000 });
       await command("Notifications: Clear All Notifications");
       await note.waitFor({ state: "detached", timeout: 10_000 });
     });
@@ -583,7 +604,9 @@ async function main() {
         ]);
         await shot("dap-breakpoint");
         const stepBack = page.locator(".debug-toolbar .action-label[aria-label^='Step Back']");
-        await stepBack.waitFor({ timeout: 10_000 });
+        await stepBack.waitFor({ timeout: 10_000 }).catch(() => {
+          throw new Error("stopped at the breakpoint, but there is no Step Back button: the adapter does not advertise supportsStepBack");
+        });
         await stepBack.click();
         await Promise.race([
           page.waitForFunction(
