@@ -8,6 +8,7 @@
 #
 #   editors/vscode/test.sh            # everything
 #   editors/vscode/test.sh --unit     # lint, unit tests and the .vsix only
+#   ORRERY=/path/to/orrery editors/vscode/test.sh   # another server binary
 #
 # Installs what it needs: Debian packages (apt-get, sudo when not root), npm packages
 # (npm ci), code-server into editors/vscode/.test/ (gitignored). Screenshots and logs go to
@@ -57,8 +58,8 @@ if [ "$UNIT_ONLY" = 1 ]; then
 fi
 
 # ---- the server binary -------------------------------------------------------------------
-ORRERY=$REPO/target/release/orrery
-if [ ! -x "$ORRERY" ]; then
+ORRERY=${ORRERY:-$REPO/target/release/orrery}
+if [ ! -x "$ORRERY" ] && [ "$ORRERY" = "$REPO/target/release/orrery" ]; then
   step "cargo build --release (no $ORRERY yet)"
   (cd "$REPO" && cargo build --release)
 fi

@@ -322,15 +322,20 @@ impl Core {
                 path.display()
             ));
         }
+        // Users of its macros and structs are recompiled against the new code too.
+        let dependents = match self.index.read() {
+            Ok(idx) => crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p)),
+            Err(_) => vec![],
+        };
         let compiled = match self
             .reloader
-            .compile(&root, path, settings.compile_timeout())
+            .compile_with(&root, path, &dependents, settings.compile_timeout())
             .await
         {
             Ok(c) => c,
             Err(e) => return not_loaded(format!("could not compile {}: {e}", path.display())),
         };
-        let (modules, warnings) = match compiled {
+        let (modules, warnings, stale) = match compiled {
             Compiled::TimedOut => {
                 let secs = settings.compile_timeout().as_secs_f64();
                 return SaveOutcome::CompileFailed {
@@ -349,7 +354,30 @@ impl Core {
             Compiled::Failed { errors, warnings } => {
                 return SaveOutcome::CompileFailed { errors, warnings }
             }
-            Compiled::Ok { modules, warnings } => (modules, warnings),
+            Compiled::Ok {
+                modules,
+                warnings,
+                stale,
+            } => (modules, warnings, stale),
+        };
+        let (mut modules, warnings, stale) = (modules, warnings, stale);
+        let mut stale: Vec<String> = match self.index.read() {
+            Ok(idx) => stale
+                .iter()
+                .map(|(file, why)| {
+                    let mods = crate::reload::dependents::modules_of(&idx, file);
+                    let rel = file
+                        .strip_prefix(&root)
+                        .unwrap_or(file)
+                        .display()
+                        .to_string();
+                    format!(
+                        "{} ({rel} does not compile against it: {why})",
+                        mods.join(", ")
+                    )
+                })
+                .collect(),
+            Err(_) => vec![],
         };
         let with_warnings = |reason: String| SaveOutcome::NotLoaded {
             reason,
@@ -369,14 +397,45 @@ impl Core {
         let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
             return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
         };
-        for (m, bin) in &modules {
-            if let Some(why) = self.reloader.unsafe_reason(bin).await {
-                return with_warnings(format!(
-                    "{} was not swapped: {why}; restart the node to load it",
-                    crate::beam::pretty::module_name(m)
-                ));
+        // Modules with breakpoints armed by a debug session are recompiled *with* their
+        // probes, so the breakpoints survive the save.
+        if self.has_breakpoints(&session, &modules).await {
+            match self
+                .reloader
+                .instrument(&root, path, settings.compile_timeout())
+                .await
+            {
+                Ok(inst) => {
+                    for (m, b) in inst.modules {
+                        if let Some(slot) = modules.iter_mut().find(|(n, _)| *n == m) {
+                            slot.1 = b;
+                        }
+                    }
+                }
+                Err(e) => {
+                    return with_warnings(format!(
+                        "could not keep the breakpoints of {}: {e}",
+                        path.display()
+                    ))
+                }
             }
         }
+        let mut safe = vec![];
+        for (m, bin) in std::mem::take(&mut modules) {
+            if let Some(why) = self.reloader.unsafe_reason(&bin).await {
+                let name = crate::beam::pretty::module_name(&m);
+                if !names.contains(&name) {
+                    // A dependent: swap the rest, say it is stale.
+                    stale.push(format!("{name} (not swapped: {why})"));
+                    continue;
+                }
+                return with_warnings(format!(
+                    "{name} was not swapped: {why}; restart the node to load it"
+                ));
+            }
+            safe.push((m, bin));
+        }
+        let modules = safe;
         match self
             .reloader
             .swap(&session, Some(&root), modules, "hot_swap")
@@ -384,10 +443,38 @@ impl Core {
         {
             Ok(mut report) => {
                 report.warnings = warnings;
+                report.stale = stale;
                 SaveOutcome::Swapped(report)
             }
             Err(reason) => with_warnings(reason),
         }
+    }
+
+    /// Whether any of `modules` has breakpoints armed on the node (by any Orrery).
+    async fn has_breakpoints(
+        &self,
+        session: &crate::attach::Session,
+        modules: &[(String, Vec<u8>)],
+    ) -> bool {
+        use crate::beam::term::{atom, is_atom, tuple};
+        let Ok(conn) = session.primary() else {
+            return false;
+        };
+        for (m, _) in modules {
+            let key = tuple(vec![atom("orrery_dbg_v1"), atom(m)]);
+            let r = conn
+                .rpc(
+                    "persistent_term",
+                    "get",
+                    vec![key, atom("undefined")],
+                    std::time::Duration::from_secs(5),
+                )
+                .await;
+            if r.is_ok_and(|t| !is_atom(&t, "undefined")) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Roll a module (as written in source, `KV.Bucket`) back to its previous version.

@@ -338,3 +338,53 @@ fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
     assert_eq!(&lines[..6], &[5, 6, 12, 13, 7, 8], "{tl}");
     c.ok("disconnect", json!({}));
 }
+
+#[test]
+fn breakpoints_survive_a_save_through_the_language_server() {
+    let dir = support::fixture_copy("kv");
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvd"),
+        &support::random_token("c"),
+    );
+    rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let steps = dir.path().join("lib/kv/steps.ex");
+    let mut d = DapClient::start();
+    attach(&mut d, &node);
+    d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 5}]}),
+    );
+
+    let mut l = support::lsp::LspClient::start(&[]);
+    l.initialize(
+        dir.path(),
+        json!({"node": node.node, "cookie": node.cookie}),
+    );
+    l.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
+    l.open(&steps);
+    let src = std::fs::read_to_string(&steps).unwrap();
+    std::fs::write(&steps, src.replace("a = n + 1", "a = n + 10")).unwrap();
+    l.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", steps.display())}}),
+    );
+    let msg = l.wait_nth(LONG, "window/showMessage", 1);
+    assert!(
+        msg["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("swapped"),
+        "{msg}"
+    );
+
+    // The new code runs, and the breakpoint still stops it.
+    let call = run_in_background(&node, 1);
+    let s = d.wait_event("stopped", LONG);
+    let t = s["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(top_frame(&mut d, t)["line"], 5);
+    d.ok("continue", json!({"threadId": t}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(33));
+    d.ok("disconnect", json!({}));
+    assert!(l.shutdown().success());
+}

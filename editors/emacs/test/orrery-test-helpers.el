@@ -52,7 +52,13 @@ run while waiting."
                 (< (float-time) deadline))
       (accept-process-output nil 0.05))
     (or result
-        (ert-fail (format "timed out after %s s waiting for %s" timeout what)))))
+        (ert-fail (format "timed out after %s s waiting for %s%s" timeout what
+                          (if (functionp orrery-test-diagnostics)
+                              (concat "\n" (funcall orrery-test-diagnostics))
+                            ""))))))
+
+(defvar orrery-test-diagnostics nil
+  "A function returning text that helps understand a timeout, or nil.")
 
 (defun orrery-test-cookie ()
   "Return the node's cookie."

@@ -131,6 +131,30 @@ The first call connects; the next ones reuse the connection."
   (switch-to-buffer orrery-test--buffer)
   orrery-test--buffer)
 
+(defun orrery-test--diagnostics ()
+  "Return the fixture buffer's live overlays and the end of eglot's event log."
+  (if (not (buffer-live-p orrery-test--buffer))
+      "no fixture buffer"
+    (with-current-buffer orrery-test--buffer
+      (let ((server (eglot-current-server)))
+        (concat
+         (format "orrery-live-mode: %s, in flight: %S\noverlays:\n%s\n"
+                 orrery-live-mode orrery--inflight
+                 (mapconcat
+                  (lambda (o)
+                    (format "  %s %S" (line-number-at-pos (overlay-start o))
+                            (or (overlay-get o 'orrery-text)
+                                (overlay-get o 'after-string)
+                                (overlay-get o 'before-string))))
+                  (overlays-in (point-min) (point-max)) "\n"))
+         (if (not server) "no server"
+           (with-current-buffer (jsonrpc-events-buffer server)
+             (buffer-substring-no-properties
+              (save-excursion (goto-char (point-max)) (forward-line -60) (point))
+              (point-max)))))))))
+
+(setq orrery-test-diagnostics #'orrery-test--diagnostics)
+
 (add-hook 'kill-emacs-hook
           (lambda () (ignore-errors (eglot-shutdown-all))))
 

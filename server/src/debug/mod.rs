@@ -134,8 +134,8 @@ struct State {
     thread_of: HashMap<String, i64>,
     /// module (atom) -> probe lines
     probe_lines: HashMap<String, Vec<u32>>,
-    /// file -> modules (atoms) it defines, instrumented
-    instrumented: HashMap<PathBuf, Vec<String>>,
+    /// file -> (content hash, modules (atoms) it defines), instrumented
+    instrumented: HashMap<PathBuf, (u64, Vec<String>)>,
     /// module (atom) -> lines with a breakpoint
     bp_lines: HashMap<String, Vec<u32>>,
     recording: bool,
@@ -349,8 +349,19 @@ impl Debugger {
 
     /// Compile `file` with probes and swap it in, once per file content.
     async fn ensure_instrumented(&self, file: &Path) -> Result<Vec<String>, String> {
-        if let Some(m) = lock(&self.state).instrumented.get(file) {
-            return Ok(m.clone());
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .hash(&mut h);
+            h.finish()
+        };
+        // Same content as last time: the probes in the node are current.
+        if let Some((h, m)) = lock(&self.state).instrumented.get(file) {
+            if *h == hash {
+                return Ok(m.clone());
+            }
         }
         let root = crate::managed::find_mix_root(&self.root).unwrap_or_else(|| self.root.clone());
         let inst = self
@@ -373,7 +384,8 @@ impl Debugger {
         for (m, ls) in inst.lines {
             st.probe_lines.insert(m, ls);
         }
-        st.instrumented.insert(file.to_path_buf(), names.clone());
+        st.instrumented
+            .insert(file.to_path_buf(), (hash, names.clone()));
         Ok(names)
     }
 

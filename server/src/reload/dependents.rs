@@ -174,13 +174,14 @@ mod tests {
         std::fs::create_dir_all(lib.join("x")).unwrap();
         std::fs::create_dir_all(dir.path().join("test")).unwrap();
         let files = [
-            ("lib/shape.ex", "defmodule Shape do\n  defstruct sides: 3\nend\n"),
+            ("lib/shape.ex", "defmodule App.Shape do\n  defstruct sides: 3\nend\n"),
             // Uses Shape, and provides a macro itself.
-            ("lib/x/geo.ex", "defmodule Geo do\n  alias Shape, as: S\n  defmacro tri, do: Macro.escape(%S{})\nend\n"),
-            ("lib/multi.ex", "defmodule Multi do\n  alias Elixir.{Shape}\n  def f, do: 1\nend\n"),
-            ("lib/user.ex", "defmodule User do\n  require Geo\n  def t, do: Geo.tri()\nend\n"),
-            ("lib/other.ex", "defmodule Other do\n  def f, do: :shape\nend\n"),
-            ("test/shape_test.ex", "defmodule ShapeTest do\n  def f, do: %Shape{}\nend\n"),
+            ("lib/x/geo.ex", "defmodule App.Geo do\n  alias App.Shape, as: S\n  defmacro tri, do: Macro.escape(%S{})\nend\n"),
+            // Named only through a multi-alias: found through the index.
+            ("lib/multi.ex", "defmodule App.Multi do\n  alias App.{Shape}\n  def f, do: %Shape{}\nend\n"),
+            ("lib/user.ex", "defmodule App.User do\n  require App.Geo\n  def t, do: App.Geo.tri()\nend\n"),
+            ("lib/other.ex", "defmodule App.Other do\n  def f, do: :shape\nend\n"),
+            ("test/shape_test.ex", "defmodule App.ShapeTest do\n  def f, do: %App.Shape{}\nend\n"),
         ];
         for (rel, src) in files {
             std::fs::write(dir.path().join(rel), src).unwrap();
