@@ -360,7 +360,7 @@ impl Core {
                 stale,
             } => (modules, warnings, stale),
         };
-        let (mut modules, warnings, stale) = (modules, warnings, stale);
+        let mut modules = modules;
         let mut stale: Vec<String> = match self.index.read() {
             Ok(idx) => stale
                 .iter()

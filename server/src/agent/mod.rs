@@ -139,7 +139,10 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     let mut ours = vec![];
     for m in now.difference(&handle.before) {
         // Only what our own load step pulled in, beam_lib (staleness) and sys (state reads).
-        if m == MODULE || m == DBG_MODULE || !(handle.loaded_by_us.contains(m) || matches!(m.as_str(), "beam_lib" | "sys")) {
+        if m == MODULE
+            || m == DBG_MODULE
+            || !(handle.loaded_by_us.contains(m) || matches!(m.as_str(), "beam_lib" | "sys"))
+        {
             continue;
         }
         let which = conn.rpc("code", "which", vec![atom(m)], STEP).await?;

@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let sname = format!("bench_target_{}", rand::random::<u32>());
     let cookie = format!("c{}", rand::random::<u64>());
     let node = format!("{sname}@{host}");
+    let orrery = live::orrery_binary()?;
     eprintln!("starting {node} with 10,000 extra processes…");
     // The live table's workspace: its modules run on the target (one holds 1 MB of state).
     let ws = live::Workspace::create()?;
@@ -102,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let mut result = run(&node, &cookie, &host).await;
     if result.is_ok() {
-        result = live::run(&node, &cookie, &ws).await;
+        result = live::run(&node, &cookie, &ws, &orrery).await;
     }
     let _ = target.kill();
     let _ = target.wait();
@@ -408,15 +409,21 @@ end
             .collect()
     }
 
-    /// The `orrery` binary next to this one, built (or brought up to date) first.
-    fn orrery_binary() -> anyhow::Result<PathBuf> {
+    /// The `orrery` binary next to this one, brought up to date first (`cargo run --bin
+    /// orrery-bench` builds only the bench); a failed build falls back to the one there.
+    pub fn orrery_binary() -> anyhow::Result<PathBuf> {
+        let bin = std::env::current_exe()?.with_file_name("orrery");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
+        let built = Command::new(cargo)
             .args(["build", "--release", "--quiet", "--bin", "orrery"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()?;
-        anyhow::ensure!(st.success(), "cargo build --bin orrery failed");
-        Ok(std::env::current_exe()?.with_file_name("orrery"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !built {
+            anyhow::ensure!(bin.exists(), "cargo build --bin orrery failed");
+            eprintln!("warning: could not rebuild orrery; using {}", bin.display());
+        }
+        Ok(bin)
     }
 
     fn uri(p: &Path) -> String {
@@ -442,7 +449,7 @@ end
         Ok(stats(us))
     }
 
-    pub async fn run(node: &str, cookie: &str, ws: &Workspace) -> anyhow::Result<()> {
+    pub async fn run(node: &str, cookie: &str, ws: &Workspace, bin: &Path) -> anyhow::Result<()> {
         let t = Duration::from_secs(10);
         let conn = Connection::connect(node, cookie, t).await?;
         let os_pid: u32 = term::as_string(&conn.rpc("os", "getpid", vec![], t).await?)
@@ -474,8 +481,7 @@ end
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle = cpu_percent(&[os_pid], CPU_WINDOW).await[0];
 
-        let bin = orrery_binary()?;
-        let mut lsp = Lsp::start(&bin)?;
+        let mut lsp = Lsp::start(bin)?;
         let root = uri(&ws.root);
         lsp.request(
             "initialize",

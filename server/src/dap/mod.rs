@@ -230,6 +230,20 @@ impl Adapter {
                 Ok(Value::Null)
             }
             "orrery/timeline" => self.dbg()?.timeline(args).await,
+            "orrery/valueHistory" => self.dbg()?.value_history(args).await,
+            "orrery/saveRecording" => {
+                let d = self.dbg()?;
+                let path = args["path"]
+                    .as_str()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| d.root.join(".orrery/recording.json"));
+                let path = if path.is_relative() {
+                    d.root.join(path)
+                } else {
+                    path
+                };
+                d.save_recording(&path).await
+            }
             "pause" => Err(
                 "pausing a running process is not supported: set a breakpoint where it should stop"
                     .into(),

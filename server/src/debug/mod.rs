@@ -2,6 +2,8 @@
 //! compiled in on the compile node and hot-swapped in), one paused process at a time per
 //! hit, stepping, inspection, and a clean detach that loads the pristine binaries back.
 
+mod events;
+pub mod history;
 pub mod vars;
 
 use crate::agent::DBG_MODULE;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use vars::VarStore;
 
-const T: Duration = Duration::from_secs(15);
+pub(crate) const T: Duration = Duration::from_secs(15);
 
 /// A breakpoint as the client asks for it.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +130,7 @@ pub enum Event {
     Terminated(String),
 }
 
-struct State {
+pub(crate) struct State {
     paused: BTreeMap<i64, Paused>,
     next_thread: i64,
     thread_of: HashMap<String, i64>,
@@ -153,11 +155,11 @@ pub struct Debugger {
     state: Arc<Mutex<State>>,
 }
 
-fn pid_key(node: &str, pid: &Term) -> String {
+pub(crate) fn pid_key(node: &str, pid: &Term) -> String {
     format!("{node}/{}", pretty::to_elixir_compact(pid, 80))
 }
 
-fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+pub(crate) fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -209,7 +211,7 @@ impl Debugger {
             let index_paths = dbg.module_paths();
             tokio::spawn(async move {
                 while let Some(msg) = mailbox.rx.recv().await {
-                    handle_event(&state, &events, &node_name, &root, &index_paths, msg);
+                    events::handle_event(&state, &events, &node_name, &root, &index_paths, msg);
                 }
                 let reason = conn
                     .down_reason()
@@ -675,58 +677,6 @@ impl Debugger {
         }
     }
 
-    /// Recorded events for a pid (`"#PID<0.1.0>"`) or a module (`"KV.Bucket"`), paged, as JSON.
-    pub async fn timeline(&self, args: &serde_json::Value) -> Result<serde_json::Value, String> {
-        let mut out = vec![];
-        let mut total = 0;
-        for n in self.session.nodes() {
-            let mut filter = vec![
-                ("offset", int(args["offset"].as_i64().unwrap_or(0))),
-                (
-                    "limit",
-                    int(args["limit"].as_i64().unwrap_or(100).clamp(1, 10_000)),
-                ),
-            ];
-            if let Some(m) = args["module"].as_str() {
-                filter.push(("module", atom(&term::module_atom(m))));
-            }
-            if let Some(p) = args["pid"].as_str() {
-                let pid = n
-                    .conn
-                    .rpc(
-                        "erlang",
-                        "list_to_pid",
-                        vec![term::charlist(p.trim_start_matches("#PID"))],
-                        T,
-                    )
-                    .await
-                    .map_err(|e| format!("{p} is not a pid: {e}"))?;
-                filter.push(("pid", pid));
-            }
-            let r = n
-                .conn
-                .rpc(DBG_MODULE, "timeline", vec![map(filter)], T)
-                .await
-                .map_err(|e| e.to_string())?;
-            total += term::get_int(&r, "total").unwrap_or(0);
-            for e in term::get(&r, "events").map(term::list_ref).unwrap_or(&[]) {
-                let ev = recorded(e);
-                out.push(serde_json::json!({
-                    "seq": ev.seq,
-                    "timeUs": ev.time_us,
-                    "node": n.info.name,
-                    "pid": term::get(e, "pid").map(|p| pretty::to_elixir_compact(p, 60)),
-                    "module": pretty::module_name(&ev.module),
-                    "function": ev.function,
-                    "line": ev.line,
-                    "depth": ev.depth,
-                    "bindings": ev.bindings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(pretty::to_elixir_compact(v, 200)))).collect::<serde_json::Map<_, _>>(),
-                }));
-            }
-        }
-        Ok(serde_json::json!({"total": total, "events": out}))
-    }
-
     /// Disarm, resume everything, load the pristine binaries back, remove the agent, and
     /// stop a managed node. The node ends as it was found.
     pub async fn disconnect(&self) {
@@ -750,152 +700,5 @@ impl Debugger {
         if let Some(mut m) = self.managed.lock().await.take() {
             m.stop().await;
         }
-    }
-}
-
-fn handle_event(
-    state: &Mutex<State>,
-    events: &mpsc::UnboundedSender<Event>,
-    node: &str,
-    root: &Path,
-    paths: &HashMap<String, PathBuf>,
-    msg: Term,
-) {
-    let Some([tag, ev]) = term::as_tuple(&msg) else {
-        return;
-    };
-    if !term::is_atom(tag, "orrery_dbg") {
-        return;
-    }
-    let parts = term::as_tuple(ev).unwrap_or(&[]);
-    match parts {
-        [kind, pid, info] if term::is_atom(kind, "paused") => {
-            let key = pid_key(node, pid);
-            let mut st = lock(state);
-            let thread_id = match st.thread_of.get(&key) {
-                Some(t) => *t,
-                None => {
-                    let t = st.next_thread;
-                    st.next_thread += 1;
-                    st.thread_of.insert(key, t);
-                    t
-                }
-            };
-            let module = term::get(info, "module")
-                .and_then(term::as_atom)
-                .unwrap_or("?")
-                .to_string();
-            let line = term::get_int(info, "line").unwrap_or(0) as u32;
-            let function = match term::get(info, "function").and_then(term::as_tuple) {
-                Some([f, a]) => format!(
-                    "{}/{}",
-                    term::as_atom(f).unwrap_or("?"),
-                    term::as_int(a).unwrap_or(0)
-                ),
-                _ => "?".into(),
-            };
-            let bindings: Vec<(String, Term)> = term::get(info, "bindings")
-                .map(term::list_ref)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|b| match term::as_tuple(b) {
-                    Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
-                    _ => None,
-                })
-                .collect();
-            let name = term::get(info, "name")
-                .and_then(term::as_atom)
-                .filter(|n| *n != "nil")
-                .map(pretty::module_name)
-                .unwrap_or_else(|| "process".into());
-            let mut stack = vec![Frame {
-                id: thread_id * 1000,
-                name: format!("{}.{function}", pretty::module_name(&module)),
-                path: paths.get(&module).cloned(),
-                line,
-            }];
-            // Callers: skip the instrumented function's own frame (reported above).
-            for (i, f) in term::get(info, "stack")
-                .map(term::list_ref)
-                .unwrap_or(&[])
-                .iter()
-                .skip(1)
-                .enumerate()
-            {
-                if let Some([m, fun, arity, loc]) = term::as_tuple(f) {
-                    let m = term::as_atom(m).unwrap_or("?");
-                    let a = term::as_int(arity).unwrap_or_else(|| {
-                        term::as_list(arity).map(|l| l.len() as i64).unwrap_or(0)
-                    });
-                    let file = term::as_list(loc)
-                        .unwrap_or_default()
-                        .iter()
-                        .find_map(|kv| match term::as_tuple(kv) {
-                            Some([k, v]) if term::is_atom(k, "file") => term::as_string(v),
-                            _ => None,
-                        });
-                    let fline = term::as_list(loc)
-                        .unwrap_or_default()
-                        .iter()
-                        .find_map(|kv| match term::as_tuple(kv) {
-                            Some([k, v]) if term::is_atom(k, "line") => term::as_int(v),
-                            _ => None,
-                        });
-                    let path = paths
-                        .get(m)
-                        .cloned()
-                        .or_else(|| file.map(|f| root.join(f)).filter(|p| p.exists()));
-                    stack.push(Frame {
-                        id: thread_id * 1000 + (i as i64) + 1,
-                        name: format!(
-                            "{}.{}/{a}",
-                            pretty::module_name(m),
-                            term::as_atom(fun).unwrap_or("?")
-                        ),
-                        path,
-                        line: fline.unwrap_or(0) as u32,
-                    });
-                }
-            }
-            let reason = if term::get(info, "reason").is_some_and(|r| term::is_atom(r, "step")) {
-                "step"
-            } else {
-                "breakpoint"
-            };
-            st.paused.insert(
-                thread_id,
-                Paused {
-                    thread_id,
-                    node: node.to_string(),
-                    pid: pid.clone(),
-                    name,
-                    module,
-                    line,
-                    function,
-                    bindings,
-                    stack,
-                    history: vec![],
-                    cursor: None,
-                },
-            );
-            drop(st);
-            let _ = events.send(Event::Stopped { thread_id, reason });
-        }
-        [kind, _pid, _m, _l, text] if term::is_atom(kind, "output") => {
-            let _ = events.send(Event::Output(format!(
-                "{}\n",
-                term::as_string(text).unwrap_or_default()
-            )));
-        }
-        [kind, pid, _why] if term::is_atom(kind, "exited") => {
-            let key = pid_key(node, pid);
-            let mut st = lock(state);
-            if let Some(t) = st.thread_of.get(&key).copied() {
-                st.paused.remove(&t);
-                drop(st);
-                let _ = events.send(Event::ThreadExited(t));
-            }
-        }
-        _ => {}
     }
 }

@@ -1,0 +1,180 @@
+//! The recording as views: the timeline, the value history of a variable, and recordings
+//! saved to a file.
+
+use super::{recorded, Debugger, Recorded, T};
+use crate::agent::DBG_MODULE;
+use crate::beam::pretty;
+use crate::beam::term::{self, atom, int, map};
+use serde_json::{json, Value};
+
+impl Debugger {
+    /// Recorded events for a pid (`"#PID<0.1.0>"`) or a module (`"KV.Bucket"`), paged, as JSON.
+    pub async fn timeline(&self, args: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut out = vec![];
+        let mut total = 0;
+        for n in self.session.nodes() {
+            let mut filter = vec![
+                ("offset", int(args["offset"].as_i64().unwrap_or(0))),
+                (
+                    "limit",
+                    int(args["limit"].as_i64().unwrap_or(100).clamp(1, 10_000)),
+                ),
+            ];
+            if let Some(m) = args["module"].as_str() {
+                filter.push(("module", atom(&term::module_atom(m))));
+            }
+            if let Some(p) = args["pid"].as_str() {
+                let pid = n
+                    .conn
+                    .rpc(
+                        "erlang",
+                        "list_to_pid",
+                        vec![term::charlist(p.trim_start_matches("#PID"))],
+                        T,
+                    )
+                    .await
+                    .map_err(|e| format!("{p} is not a pid: {e}"))?;
+                filter.push(("pid", pid));
+            }
+            let r = n
+                .conn
+                .rpc(DBG_MODULE, "timeline", vec![map(filter)], T)
+                .await
+                .map_err(|e| e.to_string())?;
+            total += term::get_int(&r, "total").unwrap_or(0);
+            for e in term::get(&r, "events").map(term::list_ref).unwrap_or(&[]) {
+                let ev = recorded(e);
+                out.push(serde_json::json!({
+                    "seq": ev.seq,
+                    "timeUs": ev.time_us,
+                    "node": n.info.name,
+                    "pid": term::get(e, "pid").map(|p| pretty::to_elixir_compact(p, 60)),
+                    "module": pretty::module_name(&ev.module),
+                    "function": ev.function,
+                    "line": ev.line,
+                    "depth": ev.depth,
+                    "bindings": ev.bindings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(pretty::to_elixir_compact(v, 200)))).collect::<serde_json::Map<_, _>>(),
+                }));
+            }
+        }
+        Ok(serde_json::json!({"total": total, "events": out}))
+    }
+
+    /// Every recorded value of a variable (optionally in one module), with when and where it
+    /// changed. For a GenServer, `state` gives its state history, each entry with the other
+    /// bindings (the message) of that callback.
+    pub async fn value_history(&self, args: &Value) -> Result<Value, String> {
+        let name = args["variable"]
+            .as_str()
+            .ok_or("valueHistory needs `variable`")?;
+        let mut all = args.clone();
+        all["offset"] = json!(0);
+        all["limit"] = json!(10_000);
+        let tl = self.timeline(&all).await?;
+        let mut last: Option<String> = None;
+        let mut out = vec![];
+        for e in tl["events"].as_array().cloned().unwrap_or_default() {
+            let Some(v) = e["bindings"][name].as_str() else {
+                continue;
+            };
+            if last.as_deref() == Some(v) {
+                continue;
+            }
+            last = Some(v.to_string());
+            let mut context = e["bindings"].clone();
+            if let Some(o) = context.as_object_mut() {
+                o.remove(name);
+            }
+            out.push(json!({
+                "seq": e["seq"], "timeUs": e["timeUs"], "pid": e["pid"], "node": e["node"],
+                "module": e["module"], "function": e["function"], "line": e["line"],
+                "value": v, "with": context,
+            }));
+        }
+        Ok(json!({"variable": name, "changes": out}))
+    }
+
+    /// Save the whole recording (every event, bindings as external term format) to `path`.
+    pub async fn save_recording(&self, path: &std::path::Path) -> Result<Value, String> {
+        let mut events = vec![];
+        for n in self.session.nodes() {
+            let r = n
+                .conn
+                .rpc(
+                    DBG_MODULE,
+                    "timeline",
+                    vec![map(vec![("offset", int(0)), ("limit", int(1_000_000))])],
+                    T,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            for e in term::get(&r, "events").map(term::list_ref).unwrap_or(&[]) {
+                let ev = recorded(e);
+                let mut raw = vec![];
+                let kw = term::list(
+                    ev.bindings
+                        .iter()
+                        .map(|(k, v)| term::tuple(vec![atom(k), v.clone()]))
+                        .collect(),
+                );
+                kw.encode(&mut raw).map_err(|e| e.to_string())?;
+                events.push(json!({
+                    "seq": ev.seq, "timeUs": ev.time_us, "node": n.info.name,
+                    "pid": term::get(e, "pid").map(|p| pretty::to_elixir_compact(p, 60)),
+                    "module": ev.module, "function": ev.function, "line": ev.line, "depth": ev.depth,
+                    "bindings": hex::encode(&raw),
+                }));
+            }
+        }
+        let doc = json!({"orreryRecording": 1, "root": self.root, "events": events});
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(json!({"path": path, "events": events.len()}))
+    }
+}
+
+/// Events of a saved recording, decoded back into terms.
+pub fn load_recording(path: &std::path::Path) -> Result<Vec<(String, Recorded)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a recording: {e}", path.display()))?;
+    if doc["orreryRecording"] != json!(1) {
+        return Err(format!("{} is not an Orrery recording", path.display()));
+    }
+    let mut out = vec![];
+    for e in doc["events"].as_array().cloned().unwrap_or_default() {
+        let raw = hex::decode(e["bindings"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+        let kw = eetf::Term::decode(&raw[..]).map_err(|e| e.to_string())?;
+        let bindings = term::list_ref(&kw)
+            .iter()
+            .filter_map(|b| match term::as_tuple(b) {
+                Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        let pid = format!(
+            "{} {}",
+            e["pid"].as_str().unwrap_or("?"),
+            e["node"].as_str().unwrap_or("")
+        );
+        out.push((
+            pid,
+            Recorded {
+                seq: e["seq"].as_i64().unwrap_or(0),
+                time_us: e["timeUs"].as_i64().unwrap_or(0),
+                module: e["module"].as_str().unwrap_or("?").to_string(),
+                line: e["line"].as_u64().unwrap_or(0) as u32,
+                function: e["function"].as_str().unwrap_or("?").to_string(),
+                depth: e["depth"].as_i64().unwrap_or(0),
+                bindings,
+            },
+        ));
+    }
+    Ok(out)
+}
