@@ -37,6 +37,11 @@ test-rust:
 ## test-editors: real editor clients against real nodes (each script installs its editor).
 test-editors: build
 	bash editors/neovim/test.sh
+	ORRERY_TEST_DAP=1 bash editors/vscode/test.sh
+
+## vsix: package the VS Code extension (offline) as editors/vscode/orrery.vsix.
+vsix:
+	bash editors/vscode/build.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -20,7 +20,7 @@ fn capabilities() -> Value {
         "supportsTerminateRequest": true,
         "supportsStepBack": true,
         "supportsSetVariable": false,
-        "supportsFunctionBreakpoints": false,
+        "supportsFunctionBreakpoints": true,
         "supportsDelayedStackTraceLoading": false,
     })
 }
@@ -135,6 +135,31 @@ impl Adapter {
                 let bps: Vec<Value> = results
                     .iter()
                     .map(|r| json!({"verified": r.verified, "line": r.line, "message": r.message, "source": {"path": path}}))
+                    .collect();
+                Ok(json!({"breakpoints": bps}))
+            }
+            "setFunctionBreakpoints" => {
+                let reqs: Vec<(String, BreakpointReq)> = args["breakpoints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| {
+                        (
+                            b["name"].as_str().unwrap_or("").to_string(),
+                            BreakpointReq {
+                                line: 0,
+                                condition: b["condition"].as_str().map(str::to_string),
+                                hit_condition: b["hitCondition"].as_str().map(str::to_string),
+                                log_message: None,
+                            },
+                        )
+                    })
+                    .collect();
+                let results = self.dbg()?.set_function_breakpoints(&reqs).await;
+                let bps: Vec<Value> = results
+                    .iter()
+                    .map(|r| json!({"verified": r.verified, "line": r.line, "message": r.message}))
                     .collect();
                 Ok(json!({"breakpoints": bps}))
             }

@@ -33,6 +33,29 @@ pub struct BreakpointReq {
     pub log_message: Option<String>,
 }
 
+/// The on-node spec of a breakpoint: condition, hit count, log message.
+fn spec_of(r: &BreakpointReq) -> Term {
+    let hit = r
+        .hit_condition
+        .as_deref()
+        .and_then(|h| h.trim().trim_start_matches(">=").trim().parse::<i64>().ok());
+    map(vec![
+        (
+            "cond",
+            r.condition
+                .as_deref()
+                .filter(|c| !c.trim().is_empty())
+                .map(binary)
+                .unwrap_or(atom("nil")),
+        ),
+        ("hit", hit.map(int).unwrap_or(atom("nil"))),
+        (
+            "log",
+            r.log_message.as_deref().map(binary).unwrap_or(atom("nil")),
+        ),
+    ])
+}
+
 /// Where a breakpoint ended up.
 #[derive(Debug, Clone)]
 pub struct BreakpointResult {
@@ -140,6 +163,10 @@ pub(crate) struct State {
     instrumented: HashMap<PathBuf, (u64, Vec<String>)>,
     /// module (atom) -> lines with a breakpoint
     bp_lines: HashMap<String, Vec<u32>>,
+    /// module (atom) -> (line, spec) from setBreakpoints
+    line_bps: HashMap<String, Vec<(u32, Term)>>,
+    /// module (atom) -> (line, spec) from setFunctionBreakpoints
+    fn_bps: HashMap<String, Vec<(u32, Term)>>,
     recording: bool,
     vars: VarStore,
     paths: HashMap<String, PathBuf>,
@@ -184,6 +211,8 @@ impl Debugger {
             probe_lines: HashMap::new(),
             instrumented: HashMap::new(),
             bp_lines: HashMap::new(),
+            line_bps: HashMap::new(),
+            fn_bps: HashMap::new(),
             recording: false,
             vars: VarStore::default(),
             paths: HashMap::new(),
@@ -279,25 +308,7 @@ impl Debugger {
                 .min();
             match best {
                 Some((line, module)) => {
-                    let hit = r
-                        .hit_condition
-                        .as_deref()
-                        .and_then(|h| h.trim().trim_start_matches(">=").trim().parse::<i64>().ok());
-                    let spec = map(vec![
-                        (
-                            "cond",
-                            r.condition
-                                .as_deref()
-                                .filter(|c| !c.trim().is_empty())
-                                .map(binary)
-                                .unwrap_or(atom("nil")),
-                        ),
-                        ("hit", hit.map(int).unwrap_or(atom("nil"))),
-                        (
-                            "log",
-                            r.log_message.as_deref().map(binary).unwrap_or(atom("nil")),
-                        ),
-                    ]);
+                    let spec = spec_of(r);
                     per_module.entry(module).or_default().push((line, spec));
                     out.push(BreakpointResult {
                         verified: true,
@@ -315,38 +326,138 @@ impl Debugger {
                 }),
             }
         }
-        let recording = lock(&self.state).recording;
         for (module, bps) in per_module {
-            let mut m = std::collections::HashMap::new();
-            if recording {
-                // Every probe line records; breakpoint lines also pause.
-                for l in lines_of.get(&module).cloned().unwrap_or_default() {
-                    m.insert(int(l as i64), atom("record"));
-                }
-            }
-            lock(&self.state)
-                .bp_lines
-                .insert(module.clone(), bps.iter().map(|(l, _)| *l).collect());
-            for (line, spec) in bps {
-                m.insert(int(line as i64), spec);
-            }
-            let spec_map = Term::Map(eetf::Map::from(m));
-            for n in self.session.nodes() {
-                if let Err(e) = n
-                    .conn
-                    .rpc(
-                        DBG_MODULE,
-                        "set_breakpoints",
-                        vec![atom(&module), spec_map.clone()],
-                        T,
-                    )
-                    .await
-                {
-                    return fail(format!("could not arm breakpoints on {}: {e}", n.info.name));
-                }
+            lock(&self.state).line_bps.insert(module.clone(), bps);
+            if let Err(e) = self.arm(&module).await {
+                return fail(e);
             }
         }
         out
+    }
+
+    /// Put a module's breakpoints (from files and from function names) on every node.
+    async fn arm(&self, module: &str) -> Result<(), String> {
+        let (recording, lines, specs) = {
+            let st = lock(&self.state);
+            let mut specs: Vec<(u32, Term)> = st.line_bps.get(module).cloned().unwrap_or_default();
+            specs.extend(st.fn_bps.get(module).cloned().unwrap_or_default());
+            (
+                st.recording,
+                st.probe_lines.get(module).cloned().unwrap_or_default(),
+                specs,
+            )
+        };
+        let mut m = std::collections::HashMap::new();
+        if recording {
+            // Every probe line records; breakpoint lines also pause.
+            for l in lines {
+                m.insert(int(l as i64), atom("record"));
+            }
+        }
+        lock(&self.state)
+            .bp_lines
+            .insert(module.to_string(), specs.iter().map(|(l, _)| *l).collect());
+        for (line, spec) in specs {
+            m.insert(int(line as i64), spec);
+        }
+        let spec_map = Term::Map(eetf::Map::from(m));
+        for n in self.session.nodes() {
+            n.conn
+                .rpc(
+                    DBG_MODULE,
+                    "set_breakpoints",
+                    vec![atom(module), spec_map.clone()],
+                    T,
+                )
+                .await
+                .map_err(|e| format!("could not arm breakpoints on {}: {e}", n.info.name))?;
+        }
+        Ok(())
+    }
+
+    /// Function breakpoints (`KV.Steps.double/1`, or without arity): the first line with
+    /// code in the function. Replaces the previous function breakpoints.
+    pub async fn set_function_breakpoints(
+        &self,
+        reqs: &[(String, BreakpointReq)],
+    ) -> Vec<BreakpointResult> {
+        let old: Vec<String> = lock(&self.state).fn_bps.drain().map(|(m, _)| m).collect();
+        let mut out = vec![];
+        let mut touched: Vec<String> = old;
+        for (name, r) in reqs {
+            let found = self.function_location(name);
+            let Some((path, module, start, end)) = found else {
+                out.push(BreakpointResult {
+                    verified: false,
+                    line: 0,
+                    message: Some(format!("no function {name} in the workspace")),
+                });
+                continue;
+            };
+            if let Err(e) = self.ensure_instrumented(&path).await {
+                out.push(BreakpointResult {
+                    verified: false,
+                    line: 0,
+                    message: Some(e),
+                });
+                continue;
+            }
+            let atom_name = term::module_atom(&module);
+            let line = lock(&self.state)
+                .probe_lines
+                .get(&atom_name)
+                .and_then(|ls| {
+                    ls.iter()
+                        .copied()
+                        .filter(|l| *l >= start && *l <= end)
+                        .min()
+                });
+            match line {
+                Some(line) => {
+                    lock(&self.state)
+                        .fn_bps
+                        .entry(atom_name.clone())
+                        .or_default()
+                        .push((line, spec_of(r)));
+                    touched.push(atom_name);
+                    out.push(BreakpointResult {
+                        verified: true,
+                        line,
+                        message: None,
+                    });
+                }
+                None => out.push(BreakpointResult {
+                    verified: false,
+                    line: start,
+                    message: Some(format!("{name} has no code to stop in")),
+                }),
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for m in touched {
+            if let Err(e) = self.arm(&m).await {
+                tracing::warn!("{e}");
+            }
+        }
+        out
+    }
+
+    /// (file, module, first line, last line) of `Mod.fun/arity` (1-based lines).
+    fn function_location(&self, name: &str) -> Option<(PathBuf, String, u32, u32)> {
+        let (mf, arity) = match name.rsplit_once('/') {
+            Some((mf, a)) => (mf, a.trim().parse::<u32>().ok()),
+            None => (name, None),
+        };
+        let (module, fun) = mf.trim().rsplit_once('.')?;
+        let idx = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let (path, f) = idx.find_function(module, fun, arity).into_iter().next()?;
+        Some((
+            path,
+            module.to_string(),
+            f.range.start.line + 1,
+            f.range.end.line + 1,
+        ))
     }
 
     /// Compile `file` with probes and swap it in, once per file content.
