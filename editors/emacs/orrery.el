@@ -353,13 +353,39 @@ run `eglot' or `orrery-attach'"))))
   (or (alist-get 'jsonrpc-error-message (cdr-safe err))
       (error-message-string err)))
 
+(defun orrery--request-sync (server method params)
+  "Send METHOD with PARAMS to SERVER, wait for the answer and return it.
+Signal `jsonrpc-error' like `jsonrpc-request' when the server answers
+with an error or not within `orrery-request-timeout' seconds.
+
+Unlike `jsonrpc-request' in jsonrpc 1.0.14 (Emacs 28), this never
+throws out of the process filter: that left the messages which came
+in the same chunk as the answer (say a refresh request from the
+server) unprocessed until the server wrote again."
+  (let ((state nil) (result nil) (failure nil))
+    (jsonrpc-async-request
+     server method params
+     :success-fn (lambda (r) (setq result r state 'done))
+     :error-fn (lambda (e) (setq failure e state 'failed))
+     :timeout-fn (lambda () (setq failure '(:message "Timed out") state 'failed))
+     :timeout orrery-request-timeout)
+    (while (null state)
+      (accept-process-output nil 0.05))
+    (when (eq state 'failed)
+      (signal 'jsonrpc-error
+              (list (format "Orrery: %s failed" method)
+                    (cons 'jsonrpc-error-code (plist-get failure :code))
+                    (cons 'jsonrpc-error-message (plist-get failure :message))
+                    (cons 'jsonrpc-error-data (plist-get failure :data)))))
+    result))
+
 (defun orrery-request (method &optional params server)
   "Send METHOD with PARAMS to the Orrery SERVER and return the result.
 SERVER defaults to `orrery--server'.  A server error becomes a
 `user-error' carrying the server's message."
   (let ((server (or server (orrery--server))))
     (condition-case err
-        (jsonrpc-request server method params :timeout orrery-request-timeout)
+        (orrery--request-sync server method params)
       (jsonrpc-error
        (user-error "Orrery: %s" (orrery--error-message err))))))
 
@@ -771,10 +797,9 @@ Shows the server's answer, or its error when it cannot."
   (interactive (list (orrery--read-target "Roll back module")))
   (let ((server (orrery--server)))
     (condition-case err
-        (let ((result (jsonrpc-request
+        (let ((result (orrery--request-sync
                        server :workspace/executeCommand
-                       (list :command "orrery.rollback" :arguments (vector module))
-                       :timeout orrery-request-timeout)))
+                       (list :command "orrery.rollback" :arguments (vector module)))))
           (message "Orrery: %s" (if result (orrery--summary result)
                                   (format "rolled back %s" module)))
           result)

@@ -204,6 +204,18 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
     c.ok("continue", json!({"threadId": s["body"]["threadId"]}));
     call.join().unwrap().unwrap();
 
+    // Function breakpoints stop at the first line with code of the function.
+    c.ok("setBreakpoints", json!({"source": {"path": steps}, "breakpoints": []}));
+    let fb = c.ok("setFunctionBreakpoints", json!({"breakpoints": [{"name": "KV.Steps.double/1"}, {"name": "KV.Nope.x/0"}]}));
+    assert_eq!(fb["breakpoints"][0]["line"], json!(12), "{fb}");
+    assert_eq!(fb["breakpoints"][1]["verified"], json!(false));
+    let call = run_in_background(&node, 1);
+    let s = c.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut c, s["body"]["threadId"].as_i64().unwrap())["name"], "KV.Steps.double/1");
+    c.ok("setFunctionBreakpoints", json!({"breakpoints": []}));
+    c.ok("continue", json!({"threadId": s["body"]["threadId"]}));
+    call.join().unwrap().unwrap();
+
     // Disconnect restores the pristine code and removes Orrery from the node.
     assert_ne!(md5(&node, "Elixir.KV.Steps"), pristine);
     c.ok("disconnect", json!({}));

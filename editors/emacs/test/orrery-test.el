@@ -221,9 +221,8 @@ The first call connects; the next ones reuse the connection."
     (let ((text (orrery-test-wait
                  "hover with the live state" 60
                  (lambda ()
-                   (let* ((hover (jsonrpc-request (eglot-current-server)
-                                                  :textDocument/hover
-                                                  (eglot--TextDocumentPositionParams)))
+                   (let* ((hover (orrery-request :textDocument/hover
+                                                 (eglot--TextDocumentPositionParams)))
                           (value (plist-get (plist-get hover :contents) :value)))
                      (and value (string-match-p "%{}" value) value))))))
       (should (string-match-p "KV.Bucket" text)))
@@ -305,9 +304,8 @@ On Emacs 29+ eglot draws it; on Emacs 28 this package does."
     (search-forward "KV.Buck")
     (should (string-match-p
              "emacs: 42"
-             (plist-get (plist-get (jsonrpc-request (eglot-current-server)
-                                                    :textDocument/hover
-                                                    (eglot--TextDocumentPositionParams))
+             (plist-get (plist-get (orrery-request :textDocument/hover
+                                                   (eglot--TextDocumentPositionParams))
                                    :contents)
                         :value)))))
 
