@@ -205,13 +205,22 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
     call.join().unwrap().unwrap();
 
     // Function breakpoints stop at the first line with code of the function.
-    c.ok("setBreakpoints", json!({"source": {"path": steps}, "breakpoints": []}));
-    let fb = c.ok("setFunctionBreakpoints", json!({"breakpoints": [{"name": "KV.Steps.double/1"}, {"name": "KV.Nope.x/0"}]}));
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": []}),
+    );
+    let fb = c.ok(
+        "setFunctionBreakpoints",
+        json!({"breakpoints": [{"name": "KV.Steps.double/1"}, {"name": "KV.Nope.x/0"}]}),
+    );
     assert_eq!(fb["breakpoints"][0]["line"], json!(12), "{fb}");
     assert_eq!(fb["breakpoints"][1]["verified"], json!(false));
     let call = run_in_background(&node, 1);
     let s = c.wait_event("stopped", LONG);
-    assert_eq!(top_frame(&mut c, s["body"]["threadId"].as_i64().unwrap())["name"], "KV.Steps.double/1");
+    assert_eq!(
+        top_frame(&mut c, s["body"]["threadId"].as_i64().unwrap())["name"],
+        "KV.Steps.double/1"
+    );
     c.ok("setFunctionBreakpoints", json!({"breakpoints": []}));
     c.ok("continue", json!({"threadId": s["body"]["threadId"]}));
     call.join().unwrap().unwrap();
@@ -348,7 +357,39 @@ fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
         .map(|e| e["line"].as_i64().unwrap())
         .collect();
     assert_eq!(&lines[..6], &[5, 6, 12, 13, 7, 8], "{tl}");
+    // The value history of a variable across the recording.
+    let vh = c.ok(
+        "orrery/valueHistory",
+        json!({"variable": "a", "module": "KV.Steps"}),
+    );
+    assert_eq!(vh["changes"][0]["value"], "2", "{vh}");
+
+    // Save the recording, stop the node, and replay it without any node.
+    let saved = c.ok("orrery/saveRecording", json!({"path": ".orrery/run.json"}));
+    assert!(saved["events"].as_u64().unwrap() >= 6, "{saved}");
     c.ok("disconnect", json!({}));
+    drop(node);
+    let mut r = DapClient::start();
+    r.ok("initialize", json!({"adapterID": "orrery"}));
+    r.ok(
+        "launch",
+        json!({"recording": ".orrery/run.json", "cwd": support::fixture("kv")}),
+    );
+    r.wait_event("initialized", LONG);
+    r.ok("configurationDone", json!({}));
+    let s = r.wait_event("stopped", LONG);
+    let t = s["body"]["threadId"].as_i64().unwrap();
+    assert_eq!(top_frame(&mut r, t)["line"], 5);
+    r.ok("next", json!({"threadId": t}));
+    r.wait_event("stopped", LONG);
+    r.ok("stepIn", json!({"threadId": t}));
+    r.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut r, t)["line"], 12);
+    assert!(locals(&mut r, t).contains(&("x".into(), "2".into())));
+    r.ok("stepBack", json!({"threadId": t}));
+    r.wait_event("stopped", LONG);
+    assert_eq!(top_frame(&mut r, t)["line"], 6);
+    r.ok("disconnect", json!({}));
 }
 
 #[test]

@@ -506,11 +506,11 @@ end
         }
         let big_file = &files[0];
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !hover_at(&mut lsp, big_file, 0, 12)?.contains("=>") {
+        while !hover_at(&mut lsp, big_file, 0, 17)?.contains("=>") {
             anyhow::ensure!(Instant::now() < deadline, "no live state in the hover");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let state_hover = time_hovers(&mut lsp, big_file, 0, 12)?;
+        let state_hover = time_hovers(&mut lsp, big_file, 0, 17)?;
         let (line, col) = BIG
             .lines()
             .enumerate()

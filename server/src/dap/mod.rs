@@ -28,6 +28,8 @@ fn capabilities() -> Value {
 struct Adapter {
     out: Out,
     debugger: Option<Debugger>,
+    /// A saved recording opened with `launch` + `recording` (no node).
+    replay: Option<crate::debug::replay::Replay>,
     events_tx: mpsc::UnboundedSender<Event>,
 }
 
@@ -62,6 +64,7 @@ pub async fn serve_stdio() {
     let mut adapter = Adapter {
         out: out.clone(),
         debugger: None,
+        replay: None,
         events_tx,
     };
     let mut reader = wire::Reader::new(tokio::io::stdin());
@@ -111,7 +114,52 @@ impl Adapter {
             .ok_or_else(|| "not attached: launch or attach first".to_string())
     }
 
+    /// Requests served from a saved recording.
+    fn handle_replay(&self, command: &str, args: &Value) -> Option<Result<Value, String>> {
+        let r = self.replay.as_ref()?;
+        let t = args["threadId"].as_i64().unwrap_or(1);
+        let step = |cmd: &str| -> Result<Value, String> {
+            r.step(t, cmd)?;
+            self.out.event(
+                "stopped",
+                json!({"reason": "step", "threadId": t, "allThreadsStopped": false}),
+            );
+            Ok(Value::Null)
+        };
+        Some(match command {
+            "configurationDone" => {
+                self.out.event("stopped", json!({"reason": "entry", "threadId": 1, "allThreadsStopped": true, "description": "recording"}));
+                Ok(Value::Null)
+            }
+            "setBreakpoints" => Ok(json!({"breakpoints": args["breakpoints"].as_array().cloned().unwrap_or_default().iter().map(|b| json!({"verified": false, "line": b["line"], "message": "a replay has no live breakpoints"})).collect::<Vec<_>>()})),
+            "threads" => Ok(json!({"threads": r.threads().into_iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>()})),
+            "stackTrace" => {
+                let frames: Vec<Value> = r
+                    .stack(t)
+                    .into_iter()
+                    .map(|f| json!({"id": f.id, "name": f.name, "line": f.line, "column": 1, "source": f.path.map(|p| json!({"path": p}))}))
+                    .collect();
+                Ok(json!({"totalFrames": frames.len(), "stackFrames": frames}))
+            }
+            "scopes" => Ok(json!({"scopes": r.scopes(args["frameId"].as_i64().unwrap_or(0)).into_iter().map(|(n, v)| json!({"name": n, "variablesReference": v, "expensive": false})).collect::<Vec<_>>()})),
+            "variables" => Ok(json!({"variables": r.variables(args["variablesReference"].as_i64().unwrap_or(0), args["start"].as_u64().unwrap_or(0) as usize, args["count"].as_u64().filter(|c| *c > 0).map(|c| c as usize)).into_iter().map(var_json).collect::<Vec<_>>()})),
+            "evaluate" => r
+                .evaluate(args["expression"].as_str().unwrap_or(""), args["frameId"].as_i64())
+                .map(|v| json!({"result": v.value, "type": v.kind, "variablesReference": v.reference})),
+            "next" => step("next"),
+            "stepIn" => step("step_in"),
+            "stepOut" => step("step_out"),
+            "continue" => step("continue").map(|_| json!({"allThreadsContinued": false})),
+            "stepBack" => step("back"),
+            "reverseContinue" => step("reverse"),
+            _ => return None,
+        })
+    }
+
     async fn handle(&mut self, command: &str, args: &Value) -> Result<Value, String> {
+        if let Some(r) = self.handle_replay(command, args) {
+            return r;
+        }
         match command {
             "initialize" => Ok(capabilities()),
             "launch" | "attach" => self.start(command, args).await,
@@ -293,8 +341,24 @@ impl Adapter {
     }
 
     async fn start(&mut self, command: &str, args: &Value) -> Result<Value, String> {
-        if self.debugger.is_some() {
+        if self.debugger.is_some() || self.replay.is_some() {
             return Err("already attached".into());
+        }
+        if let Some(rec) = args["recording"].as_str() {
+            // Replay a saved recording: no node needed.
+            let cwd = args["cwd"]
+                .as_str()
+                .map(PathBuf::from)
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default();
+            let path = if std::path::Path::new(rec).is_relative() {
+                cwd.join(rec)
+            } else {
+                PathBuf::from(rec)
+            };
+            self.replay = Some(crate::debug::replay::Replay::open(&path, &cwd)?);
+            self.out.event("initialized", json!({}));
+            return Ok(Value::Null);
         }
         let cwd = args["cwd"]
             .as_str()

@@ -4,6 +4,7 @@
 
 mod events;
 pub mod history;
+pub mod replay;
 pub mod vars;
 
 use crate::agent::DBG_MODULE;

@@ -1,0 +1,199 @@
+//! Hot swap on a cluster: two real nodes of the kv fixture connected to each other, the
+//! language server attached to one (and, through `attachPeers`, the other). A save changes
+//! both nodes, or neither: when one node refuses (its `code_change/3` raises), the other
+//! never runs the new code, its state is as before, and the message names the node.
+
+mod support;
+
+use orrery::beam::term;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use support::lsp::LspClient;
+use support::{rpc, TestNode};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn add(node: &TestNode) -> i64 {
+    let r = rpc(
+        node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![term::int(1), term::int(2)],
+    )
+    .unwrap();
+    term::as_int(&r).unwrap()
+}
+
+fn bucket_state(node: &TestNode) -> String {
+    let r = rpc(node, "Elixir.KV.Bucket", "state", vec![]).unwrap();
+    orrery::beam::pretty::to_elixir_compact(&r, 500)
+}
+
+fn md5(node: &TestNode, module: &str) -> String {
+    let r = rpc(
+        node,
+        "erlang",
+        "get_module_info",
+        vec![term::atom(module), term::atom("md5")],
+    )
+    .unwrap();
+    format!("{r:?}")
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(s.contains(from), "{from} not in {}", path.display());
+    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
+}
+
+fn messages(c: &LspClient) -> usize {
+    c.seen
+        .iter()
+        .filter(|v| v["method"] == "window/showMessage")
+        .count()
+}
+
+/// Save `path` and return the showMessage that follows.
+fn save(c: &mut LspClient, path: &Path) -> String {
+    let n = messages(c);
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+    v["params"]["message"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_cluster_changes_together_or_not_at_all() {
+    let dir = support::fixture_copy("kv");
+    let cookie = support::random_token("c");
+    let a = TestNode::start_named(dir.path(), &support::random_token("kva"), &cookie);
+    let b = TestNode::start_named(dir.path(), &support::random_token("kvb"), &cookie);
+    let connected = rpc(&a, "net_kernel", "connect_node", vec![term::atom(&b.node)]).unwrap();
+    assert!(term::is_atom(&connected, "true"), "{connected:?}");
+
+    // Attached to A; B comes in as A's peer (attachPeers defaults to true).
+    let mut c = LspClient::start(&[]);
+    c.initialize(dir.path(), json!({"node": a.node, "cookie": a.cookie}));
+    let status = c.wait_status(LONG, "both nodes attached", |s| {
+        s["attached"] == json!(true) && s["nodes"].as_array().is_some_and(|n| n.len() == 2)
+    });
+    let names: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, vec![a.node.as_str(), b.node.as_str()], "{status}");
+    assert!(
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["agent"] == json!(true)),
+        "{status}"
+    );
+
+    // A save changes both nodes.
+    let calc = dir.path().join("lib/kv/calc.ex");
+    c.open(&calc);
+    assert_eq!((add(&a), add(&b)), (3, 3));
+    edit(&calc, "a + b", "a + b + 100");
+    let msg = save(&mut c, &calc);
+    assert!(msg.contains("KV.Calc swapped on 2 nodes"), "{msg}");
+    assert_eq!((add(&a), add(&b)), (103, 103));
+
+    // Each node's bucket has its own state.
+    rpc(
+        &a,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("on_a"), term::int(1)],
+    )
+    .unwrap();
+    rpc(
+        &b,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("on_b"), term::int(2)],
+    )
+    .unwrap();
+    let before = (md5(&a, "Elixir.KV.Bucket"), md5(&b, "Elixir.KV.Bucket"));
+
+    // A new KV.Bucket whose code_change/3 migrates the state on A but raises on B only.
+    let bucket = dir.path().join("lib/kv/bucket.ex");
+    c.open(&bucket);
+    edit(
+        &bucket,
+        "  @impl true\n  def init(",
+        &format!(
+            "  @impl true\n  def code_change(_old, state, _extra) do\n    if String.starts_with?(Atom.to_string(Node.self()), \"{}@\") do\n      raise \"no migration on this node\"\n    else\n      {{:ok, Map.put(state, :migrated, true)}}\n    end\n  end\n\n  @impl true\n  def init(",
+            b.sname
+        ),
+    );
+    let msg = save(&mut c, &bucket);
+    assert!(
+        msg.contains(&b.node) && msg.contains("code_change/3 failed"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("nothing changed on {}", a.node)),
+        "{msg}"
+    );
+    // Neither node changed: same code, same state (A was never migrated), both resumed.
+    assert_eq!(
+        (md5(&a, "Elixir.KV.Bucket"), md5(&b, "Elixir.KV.Bucket")),
+        before
+    );
+    assert_eq!(bucket_state(&a), "%{on_a: 1}");
+    assert_eq!(bucket_state(&b), "%{on_b: 2}");
+    rpc(
+        &a,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("again"), term::int(3)],
+    )
+    .unwrap();
+    rpc(
+        &b,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("again"), term::int(4)],
+    )
+    .unwrap();
+    assert_eq!(bucket_state(&a), "%{again: 3, on_a: 1}");
+    assert_eq!(bucket_state(&b), "%{again: 4, on_b: 2}");
+
+    // The refused version was not recorded: the next save and a rollback behave.
+    edit(&calc, "a + b + 100", "a + b + 7");
+    let msg = save(&mut c, &calc);
+    assert!(msg.contains("KV.Calc swapped on 2 nodes"), "{msg}");
+    assert_eq!((add(&a), add(&b)), (10, 10));
+    let r = c.call(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+    );
+    assert!(
+        r.as_str().unwrap().contains("rolled back on 2 nodes"),
+        "{r}"
+    );
+    assert_eq!((add(&a), add(&b)), (103, 103));
+
+    // Once the bucket migrates everywhere, both nodes take it.
+    edit(
+        &bucket,
+        "raise \"no migration on this node\"",
+        "{:ok, Map.put(state, :migrated, :b)}",
+    );
+    let msg = save(&mut c, &bucket);
+    assert!(
+        msg.contains("KV.Bucket swapped on 2 nodes") && msg.contains("2 processes migrated"),
+        "{msg}"
+    );
+    assert_eq!(bucket_state(&a), "%{again: 3, migrated: true, on_a: 1}");
+    assert_eq!(bucket_state(&b), "%{again: 4, migrated: :b, on_b: 2}");
+    let _ = c.call("orrery/status", Value::Null);
+    assert!(c.shutdown().success());
+}
