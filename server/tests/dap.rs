@@ -441,3 +441,29 @@ fn breakpoints_survive_a_save_through_the_language_server() {
     d.ok("disconnect", json!({}));
     assert!(l.shutdown().success());
 }
+
+#[test]
+fn recording_stays_within_its_bounds_under_a_flood() {
+    let node = TestNode::start("kv");
+    rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let mut c = DapClient::start();
+    c.ok("initialize", json!({"adapterID": "orrery"}));
+    c.ok("attach", json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir, "record": true, "recordLimit": 200}));
+    c.wait_event("initialized", LONG);
+    // A breakpoint that never stops (its condition is false) instruments the module.
+    c.ok("setBreakpoints", json!({"source": {"path": node.dir.join("lib/kv/steps.ex")}, "breakpoints": [{"line": 5, "condition": "false"}]}));
+    // 2,000 calls, 6 events each: far more than the limit.
+    let script = "Enum.each(1..2000, &KV.Steps.run/1)";
+    let r = rpc(&node, "Elixir.Code", "eval_string", vec![term::binary(script)]);
+    assert!(r.is_ok(), "{r:?}");
+    let tl = c.ok("orrery/timeline", json!({"module": "KV.Steps", "limit": 10_000}));
+    let total = tl["total"].as_i64().unwrap();
+    assert!(total <= 200 && total > 100, "ring holds {total} events");
+    // The newest events are kept: the last call was run(2000).
+    let last = tl["events"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["bindings"]["n"] == "2000", "{last}");
+    // The node is fine and answers.
+    let r = rpc(&node, "Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)]).unwrap();
+    assert_eq!(term::as_int(&r), Some(2));
+    c.ok("disconnect", json!({}));
+}
