@@ -16,10 +16,13 @@
 ;; dap-mode and from dape:
 ;;
 ;; - dap-mode: a debug provider for the type "orrery" and the templates
-;;   "Orrery: attach to node" and "Orrery: attach and record"
-;;   (M-x dap-debug);
-;; - dape: the configurations `orrery' and `orrery-record' in
+;;   "Orrery: attach to node" and "Orrery: launch the app" (M-x dap-debug);
+;; - dape: the configurations `orrery' (attach) and `orrery-launch' in
 ;;   `dape-configs' (M-x dape).
+;;
+;; The node, cookie file and recording come from `orrery-node',
+;; `orrery-cookie-file' and `orrery-debug-record' unless the configuration
+;; sets them; a launch starts the workspace's app itself.
 ;;
 ;; Neither client has a button for time travel, so this file adds
 ;; `orrery-step-back' and `orrery-reverse-continue', which send the DAP
@@ -73,12 +76,14 @@
 (defconst orrery-debug-type "orrery"
   "The debug type of Orrery sessions (the DAP adapter id).")
 
-(defun orrery-debug--defaults ()
-  "Return launch arguments from the Orrery customizations, as a plist.
-Only arguments with a value are included."
+(defun orrery-debug--defaults (request)
+  "Return arguments for the DAP REQUEST from the Orrery customizations.
+REQUEST is \"attach\" or \"launch\"; a launch starts the workspace's
+app, so it gets no node.  Only arguments with a value are included."
   (append
    (list :cwd (expand-file-name (orrery--root)))
-   (when orrery-node (list :node orrery-node))
+   (when (and orrery-node (not (equal request "launch")))
+     (list :node orrery-node))
    (when orrery-cookie-file
      (list :cookieFile (expand-file-name orrery-cookie-file)))
    (list :record (if orrery-debug-record t :json-false))
@@ -99,21 +104,22 @@ Only arguments with a value are included."
   "Complete the dap-mode debug CONFIG for an Orrery session.
 Runs \"orrery dap\" over stdio; node, cookie file, cwd and recording
 default to the Orrery customizations."
-  (orrery-debug--fill
-   config
-   (append (list :dap-server-path (list (orrery--executable) "dap")
-                 :type orrery-debug-type
-                 :request "attach"
-                 :name "Orrery")
-           (orrery-debug--defaults))))
+  (let ((request (or (plist-get config :request) "attach")))
+    (orrery-debug--fill
+     config
+     (append (list :dap-server-path (list (orrery--executable) "dap")
+                   :type orrery-debug-type
+                   :request request
+                   :name "Orrery")
+             (orrery-debug--defaults request)))))
 
 (defconst orrery-dap-templates
   `(("Orrery: attach to node"
      :type ,orrery-debug-type :request "attach" :name "Orrery: attach")
-    ("Orrery: attach and record"
-     :type ,orrery-debug-type :request "attach" :record t
-     :name "Orrery: attach and record"))
-  "The dap-mode templates Orrery registers: name, then settings.")
+    ("Orrery: launch the app"
+     :type ,orrery-debug-type :request "launch" :name "Orrery: launch"))
+  "The dap-mode templates Orrery registers: name, then settings.
+The node is `orrery-node'; recording follows `orrery-debug-record'.")
 
 ;;;###autoload
 (defun orrery-dap-register ()
@@ -126,7 +132,8 @@ default to the Orrery customizations."
 
 (defun orrery-dape--fill (config)
   "Complete the dape CONFIG from the Orrery customizations."
-  (orrery-debug--fill config (orrery-debug--defaults)))
+  (orrery-debug--fill config (orrery-debug--defaults
+                              (or (plist-get config :request) "attach"))))
 
 (defun orrery-dape--command ()
   "Return the Orrery binary, for dape."
@@ -140,14 +147,13 @@ default to the Orrery customizations."
      fn orrery-dape--fill
      :type ,orrery-debug-type
      :request "attach")
-    (orrery-record
+    (orrery-launch
      modes (elixir-mode elixir-ts-mode orrery-elixir-mode)
      command orrery-dape--command
      command-args ("dap")
      fn orrery-dape--fill
      :type ,orrery-debug-type
-     :request "attach"
-     :record t))
+     :request "launch"))
   "The `dape-configs' entries Orrery registers.")
 
 ;;;###autoload

@@ -174,7 +174,9 @@ run_lane() {
 }
 
 emacs28_setup
-for lane in $LANES; do [ "$lane" = 30 ] && emacs30_setup; done
+for lane in $LANES; do
+  if [ "$lane" = 30 ]; then emacs30_setup; fi
+done
 beam_setup
 orrery_setup
 (cd "$FIXTURE" && mix compile >/dev/null)

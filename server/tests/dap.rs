@@ -454,16 +454,72 @@ fn recording_stays_within_its_bounds_under_a_flood() {
     c.ok("setBreakpoints", json!({"source": {"path": node.dir.join("lib/kv/steps.ex")}, "breakpoints": [{"line": 5, "condition": "false"}]}));
     // 2,000 calls, 6 events each: far more than the limit.
     let script = "Enum.each(1..2000, &KV.Steps.run/1)";
-    let r = rpc(&node, "Elixir.Code", "eval_string", vec![term::binary(script)]);
+    let r = rpc(
+        &node,
+        "Elixir.Code",
+        "eval_string",
+        vec![term::binary(script)],
+    );
     assert!(r.is_ok(), "{r:?}");
-    let tl = c.ok("orrery/timeline", json!({"module": "KV.Steps", "limit": 10_000}));
+    let tl = c.ok(
+        "orrery/timeline",
+        json!({"module": "KV.Steps", "limit": 10_000}),
+    );
     let total = tl["total"].as_i64().unwrap();
     assert!(total <= 200 && total > 100, "ring holds {total} events");
     // The newest events are kept: the last call was run(2000).
     let last = tl["events"].as_array().unwrap().last().unwrap().clone();
     assert!(last["bindings"]["n"] == "2000", "{last}");
     // The node is fine and answers.
-    let r = rpc(&node, "Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)]).unwrap();
+    let r = rpc(
+        &node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![term::int(1), term::int(1)],
+    )
+    .unwrap();
     assert_eq!(term::as_int(&r), Some(2));
+    c.ok("disconnect", json!({}));
+}
+
+#[test]
+fn step_in_instruments_the_called_module_on_the_fly() {
+    let node = TestNode::start("kv");
+    rpc(&node, "Elixir.KV.Client", "sum", vec![]).unwrap();
+    let client = node.dir.join("lib/kv/client.ex");
+    let mut c = DapClient::start();
+    attach(&mut c, &node);
+    // `Calc.add(1, 2)` on line 7 of client.ex; calc.ex has no breakpoints (not instrumented).
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": client}, "breakpoints": [{"line": 7}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["line"], 7, "{bps}");
+    let (name, cookie) = (node.node.clone(), node.cookie.clone());
+    let call = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conn = orrery::beam::Connection::connect(&name, &cookie, LONG)
+                .await
+                .unwrap();
+            conn.rpc("Elixir.KV.Client", "sum", vec![], Duration::from_secs(120))
+                .await
+        })
+    });
+    let s = c.wait_event("stopped", LONG);
+    let t = s["body"]["threadId"].as_i64().unwrap();
+    c.ok("stepIn", json!({"threadId": t}));
+    c.wait_event("stopped", LONG);
+    let top = top_frame(&mut c, t);
+    assert_eq!(top["name"], "KV.Calc.add/2", "{top}");
+    assert!(top["source"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("lib/kv/calc.ex"));
+    c.ok("continue", json!({"threadId": t}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(3));
     c.ok("disconnect", json!({}));
 }

@@ -297,3 +297,87 @@ fn writes_refused_when_not_allowed() {
     );
     assert!(c.shutdown().success());
 }
+
+fn call_text(node: &TestNode, module: &str, fun: &str) -> String {
+    let r = rpc(node, module, fun, vec![]).unwrap();
+    orrery::beam::pretty::to_elixir_compact(&r, 200)
+}
+
+#[test]
+fn users_of_changed_macros_and_structs_are_recompiled_or_named_stale() {
+    let dir = support::fixture_copy("kv");
+    // A module with a struct and a macro, and a user of both (compile-time uses).
+    let shape = dir.path().join("lib/kv/shape.ex");
+    std::fs::write(
+        &shape,
+        "defmodule KV.Shape do\n  defstruct sides: 3\n\n  defmacro label, do: \"triangle\"\nend\n",
+    )
+    .unwrap();
+    let geometry = dir.path().join("lib/kv/geometry.ex");
+    std::fs::write(
+        &geometry,
+        "defmodule KV.Geometry do\n  require KV.Shape\n\n  def default_sides, do: %KV.Shape{}.sides\n  def label, do: KV.Shape.label()\n  def five, do: %KV.Shape{sides: 5}\nend\n",
+    )
+    .unwrap();
+    let st = std::process::Command::new("mix")
+        .arg("compile")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvd"),
+        &support::random_token("c"),
+    );
+    let mut c = start(dir.path(), &node, json!({}));
+    assert_eq!(call_text(&node, "Elixir.KV.Geometry", "default_sides"), "3");
+    assert_eq!(
+        call_text(&node, "Elixir.KV.Geometry", "label"),
+        "\"triangle\""
+    );
+    c.open(&shape);
+
+    // The user is recompiled against the new struct and macro, in the same swap.
+    edit(&shape, "sides: 3", "sides: 4");
+    edit(&shape, "\"triangle\"", "\"square\"");
+    let n = messages(&c);
+    save(&mut c, &shape);
+    let msg = next_message(&mut c, n);
+    assert!(
+        msg.contains("KV.Shape, KV.Geometry swapped on 1 node"),
+        "{msg}"
+    );
+    assert!(!msg.contains("stale"), "{msg}");
+    assert_eq!(call_text(&node, "Elixir.KV.Geometry", "default_sides"), "4");
+    assert_eq!(
+        call_text(&node, "Elixir.KV.Geometry", "label"),
+        "\"square\""
+    );
+
+    // A change the user does not compile against: the module itself is swapped, the user
+    // is named stale (and keeps its previous code), its error is a diagnostic in its file.
+    edit(&shape, "defstruct sides: 4", "defstruct corners: 4");
+    edit(&shape, "\"square\"", "\"box\"");
+    let n = messages(&c);
+    save(&mut c, &shape);
+    let msg = next_message(&mut c, n);
+    assert!(msg.contains("KV.Shape swapped on 1 node"), "{msg}");
+    assert!(
+        msg.contains("stale") && msg.contains("KV.Geometry (lib/kv/geometry.ex"),
+        "{msg}"
+    );
+    assert_eq!(
+        call_text(&node, "Elixir.KV.Geometry", "label"),
+        "\"square\""
+    );
+    let r = rpc(&node, "Elixir.KV.Shape", "__struct__", vec![]).unwrap();
+    assert!(
+        orrery::beam::pretty::to_elixir_compact(&r, 200).contains("corners: 4"),
+        "{r:?}"
+    );
+    let diags = diagnostics_for(&c, "geometry.ex").unwrap();
+    assert!(diags.to_string().contains("sides"), "{diags}");
+    assert!(c.shutdown().success());
+}

@@ -102,7 +102,10 @@ fn a_cluster_changes_together_or_not_at_all() {
     assert_eq!((add(&a), add(&b)), (3, 3));
     edit(&calc, "a + b", "a + b + 100");
     let msg = save(&mut c, &calc);
-    assert!(msg.contains("KV.Calc swapped on 2 nodes"), "{msg}");
+    assert!(
+        msg.contains("KV.Calc, KV.Calc.Helpers swapped on 2 nodes"),
+        "{msg}"
+    );
     assert_eq!((add(&a), add(&b)), (103, 103));
 
     // Each node's bucket has its own state.
@@ -169,7 +172,10 @@ fn a_cluster_changes_together_or_not_at_all() {
     // The refused version was not recorded: the next save and a rollback behave.
     edit(&calc, "a + b + 100", "a + b + 7");
     let msg = save(&mut c, &calc);
-    assert!(msg.contains("KV.Calc swapped on 2 nodes"), "{msg}");
+    assert!(
+        msg.contains("KV.Calc, KV.Calc.Helpers swapped on 2 nodes"),
+        "{msg}"
+    );
     assert_eq!((add(&a), add(&b)), (10, 10));
     let r = c.call(
         "workspace/executeCommand",

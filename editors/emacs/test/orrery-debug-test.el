@@ -22,10 +22,11 @@
   (should (featurep 'orrery-debug))
   (should (eq (gethash "orrery" dap--debug-providers) #'orrery-dap-provider))
   (let ((attach (cdr (assoc "Orrery: attach to node" dap-debug-template-configurations)))
-        (record (cdr (assoc "Orrery: attach and record" dap-debug-template-configurations))))
+        (launch (cdr (assoc "Orrery: launch the app" dap-debug-template-configurations))))
     (should (equal (plist-get attach :type) "orrery"))
     (should (equal (plist-get attach :request) "attach"))
-    (should (eq (plist-get record :record) t)))
+    (should (equal (plist-get launch :type) "orrery"))
+    (should (equal (plist-get launch :request) "launch")))
   (let* ((orrery-executable "/opt/o/orrery")
          (orrery-node "kv@host")
          (orrery-cookie-file "/tmp/kv-cookie")
@@ -45,28 +46,36 @@
     ;; What the template sets wins over the defaults.
     (should (equal (plist-get (orrery-dap-provider '(:type "orrery" :node "other@h"))
                               :node)
-                   "other@h"))))
+                   "other@h"))
+    ;; A launch starts the app: no node.
+    (let ((conf (orrery-dap-provider '(:type "orrery" :request "launch"))))
+      (should (equal (plist-get conf :request) "launch"))
+      (should-not (plist-member conf :node))
+      (should (equal (plist-get conf :dap-server-path) '("/opt/o/orrery" "dap"))))))
 
 (ert-deftest orrery-debug-0-dape-registration ()
   "Loading dape adds Orrery's configurations to `dape-configs'."
   (let ((dape-configs nil))
     (orrery-dape-register)
-    (dolist (name '(orrery orrery-record))
+    (dolist (name '(orrery orrery-launch))
       (let ((config (alist-get name dape-configs)))
         (should config)
         (should (memq 'elixir-mode (plist-get config 'modes)))
         (should (memq 'elixir-ts-mode (plist-get config 'modes)))
         (should (equal (plist-get config 'command-args) '("dap")))
         (should (equal (plist-get config :type) "orrery"))
-        (should (equal (plist-get config :request) "attach"))
+        (should (member (plist-get config :request) '("attach" "launch")))
         (let ((orrery-executable "/opt/o/orrery"))
           (should (equal (funcall (plist-get config 'command)) "/opt/o/orrery")))
         (let ((orrery-node "kv@host") (orrery-cookie-file nil))
           (let ((filled (funcall (plist-get config 'fn) (copy-sequence config))))
-            (should (equal (plist-get filled :node) "kv@host"))
+            (should (equal (plist-get filled :node)
+                           (and (eq name 'orrery) "kv@host")))
             (should-not (plist-member filled :cookieFile))
-            (should (plist-member filled :record))))))
-    (should (eq (plist-get (alist-get 'orrery-record dape-configs) :record) t)))
+            (should (plist-member filled :record))
+            (should (plist-get filled :cwd))))))
+    (should (equal (plist-get (alist-get 'orrery dape-configs) :request) "attach"))
+    (should (equal (plist-get (alist-get 'orrery-launch dape-configs) :request) "launch")))
   ;; When dape loads after orrery, registration happens by itself.
   (unless (featurep 'dape)
     (defvar dape-configs nil)
@@ -126,6 +135,7 @@
 ;;;; End to end (ORRERY_TEST_DAP=1)
 
 (defvar dap-breakpoints-file)
+(declare-function dap--debug-session-thread-id "ext:dap-mode" (session) t)
 (defvar dap-stopped-hook)
 (declare-function dap-debug "ext:dap-mode" (debug-args))
 (declare-function dap-breakpoint-add "ext:dap-mode" ())
@@ -162,7 +172,15 @@ to run it (once `orrery dap' has landed)")
          (orrery-cookie-file orrery-test-cookie-file)
          (file (expand-file-name "lib/kv/client.ex" orrery-test-fixture))
          (buf (find-file-noselect file))
-         trigger)
+         trigger
+         (orrery-test-diagnostics
+          (lambda ()
+            (format "trigger: %s\nsession: %s"
+                    (with-current-buffer (get-buffer-create " *orrery-dap-trigger*")
+                      (buffer-string))
+                    (let ((s (dap--cur-session)))
+                      (and s (list (dap--debug-session-state s)
+                                   (dap--debug-session-thread-id s))))))))
     (unwind-protect
         (progn
           (with-current-buffer buf
@@ -175,11 +193,17 @@ to run it (once `orrery dap' has landed)")
                              :cookie (orrery-test-cookie)
                              :cwd orrery-test-fixture
                              :record t)))
-          (orrery-test-wait "the dap-mode session to start" 60 #'dap--cur-session)
+          ;; dap-mode marks the session running once configurationDone is answered,
+          ;; that is after setBreakpoints.
+          (orrery-test-wait "the dap-mode session to be configured" 60
+                            (lambda ()
+                              (let ((s (dap--cur-session)))
+                                (and s (eq (dap--debug-session-state s) 'running)))))
           ;; Run the code from another node; it blocks at the breakpoint.
           (setq trigger
                 (make-process
-                 :name "orrery-dap-trigger" :noquery t :buffer nil
+                 :name "orrery-dap-trigger" :noquery t
+                 :buffer (get-buffer-create " *orrery-dap-trigger*")
                  :command (list "elixir" "--sname"
                                 (format "orrery_dap_%d" (random 1000000000))
                                 "--cookie" (orrery-test-cookie) "--hidden" "-e"

@@ -2,16 +2,17 @@
 
 ;;; Commentary:
 
-;; Used by ../test.sh: (orrery-lint-batch DIR) byte-compiles orrery.el and
-;; orrery-debug.el into DIR with warnings as errors, runs checkdoc on them,
-;; and exits non-zero if anything was reported.
+;; Used by ../test.sh: (orrery-lint-batch DIR) copies the package's files
+;; into DIR, byte-compiles them there with warnings as errors, runs checkdoc
+;; on them, and exits non-zero if anything was reported.
 
 ;;; Code:
 
 (require 'bytecomp)
 (require 'checkdoc)
 
-(defconst orrery-lint-files '("orrery.el" "orrery-debug.el")
+(defconst orrery-lint-files
+  '("orrery.el" "orrery-live.el" "orrery-views.el" "orrery-debug.el")
   "The package's files.")
 
 (defconst orrery-lint-dir

@@ -666,6 +666,9 @@ impl Debugger {
         if self.forward_in_past(thread_id, cmd)? {
             return Ok(false);
         }
+        if cmd == "step_in" {
+            self.instrument_callees(thread_id).await;
+        }
         let p = lock(&self.state)
             .paused
             .remove(&thread_id)
@@ -678,6 +681,59 @@ impl Debugger {
             .await
             .map_err(|e| e.to_string())?;
         Ok(true)
+    }
+
+    /// Before a step in: instrument the workspace modules called on the current line that
+    /// are not instrumented yet, so the step can land in them.
+    async fn instrument_callees(&self, thread_id: i64) {
+        let Some(p) = self.paused(thread_id) else {
+            return;
+        };
+        let Some(path) = lock(&self.state).paths.get(&p.module).cloned() else {
+            return;
+        };
+        let Ok(src) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let Some(line) = src.lines().nth(p.line.saturating_sub(1) as usize) else {
+            return;
+        };
+        let mut modules = vec![];
+        for (col, _) in line.match_indices('(') {
+            // The call name ends just before `(`.
+            let utf16 = line[..col].encode_utf16().count() as u32;
+            let pos = crate::workspace::index::Position {
+                line: p.line.saturating_sub(1),
+                character: utf16.saturating_sub(1),
+            };
+            if let Some(crate::workspace::index::Reference::RemoteCall { module, .. }) =
+                crate::workspace::index::reference_at(&src, pos)
+            {
+                modules.push(module);
+            }
+        }
+        for m in modules {
+            let atom_name = term::module_atom(&m);
+            if lock(&self.state).probe_lines.contains_key(&atom_name) {
+                continue;
+            }
+            let Some(file) = self.function_file(&m) else {
+                continue;
+            };
+            match self.ensure_instrumented(&file).await {
+                Ok(mods) => {
+                    for md in mods {
+                        let _ = self.arm(&md).await;
+                    }
+                }
+                Err(e) => tracing::info!("not stepping into {m}: {e}"),
+            }
+        }
+    }
+
+    fn function_file(&self, module: &str) -> Option<PathBuf> {
+        let idx = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        idx.find_module(module).map(|(p, _)| p)
     }
 
     /// Resume every paused process.

@@ -45,8 +45,13 @@ defmodule OrreryInstrument.V1 do
   defp instrument_modules({kind, meta, [head, [do: body] ++ rest]}, mod)
        when kind in [:def, :defp] and mod != nil do
     # Literals carry no line: they get the line after the previous expression, starting
-    # after `do` (or on the def line for `do:`).
-    start = get_in(meta, [:do, :line]) || meta[:line] || 0
+    # after `do` (or on the def line for `do:`, which has no `do` position).
+    start =
+      case get_in(meta, [:do, :line]) do
+        nil -> (meta[:line] || 1) - 1
+        line -> line
+      end
+
     Process.put(:orrery_last_line, start)
     {kind, meta, [head, [do: body(body, mod, fun_arity(head))] ++ rest]}
   end
@@ -101,6 +106,17 @@ defmodule OrreryInstrument.V1 do
   end
 
   defp nested({:=, meta, [lhs, rhs]}, mod, fa), do: {:=, meta, [lhs, nested(rhs, mod, fa)]}
+
+  # Any other call: its arguments may hold clauses, as in `Enum.map(list, fn x -> ... end)`
+  # or `x |> Enum.reduce(0, fn ...)`. Quoted code is left alone.
+  defp nested({:quote, _, _} = q, _mod, _fa), do: q
+
+  defp nested({call, meta, args}, mod, fa) when is_list(args) do
+    {nested(call, mod, fa), meta, Enum.map(args, &nested(&1, mod, fa))}
+  end
+
+  defp nested(list, mod, fa) when is_list(list), do: Enum.map(list, &nested(&1, mod, fa))
+  defp nested({a, b}, mod, fa), do: {nested(a, mod, fa), nested(b, mod, fa)}
   defp nested(other, _mod, _fa), do: other
 
   defp nested_arg(kw, mod, fa) when is_list(kw) do

@@ -4,7 +4,8 @@
 //! (Elixir modules have one; Erlang modules when OTP ships its chunks), the specs from the
 //! debug info formatted on the node with `Code.Typespec.spec_to_quoted` + `Macro.to_string`,
 //! and the exports. Answers are cached per node and module and kept while the module's md5
-//! stays the same: a later call sends the md5 it knows and gets back just `unchanged`.
+//! stays the same: a later call sends the md5 it knows and gets back just `unchanged`, at
+//! most once per [`RECHECK`] per module (so docs lag a hot swap by at most that long).
 
 use crate::agent;
 use crate::attach::Session;
@@ -13,7 +14,7 @@ use crate::beam::{pretty, Connection};
 use eetf::Term;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes of one doc text the node sends.
@@ -22,6 +23,8 @@ const DOC_BYTES: i64 = 16 * 1024;
 const HOVER_DOC_CHARS: usize = 6000;
 /// Modules kept in the cache before it starts over.
 const CACHE_MODULES: usize = 512;
+/// How long cached docs are used before the node is asked whether the md5 changed.
+pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Function or macro.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +95,8 @@ impl ModuleDocs {
     }
 }
 
-type Cache = HashMap<(String, String), Arc<ModuleDocs>>;
+/// (node, module atom) → docs and when the node last confirmed them.
+type Cache = HashMap<(String, String), (Arc<ModuleDocs>, Instant)>;
 
 /// One cache per process: a process serves one workspace.
 fn cache() -> &'static Mutex<Cache> {
@@ -100,7 +104,7 @@ fn cache() -> &'static Mutex<Cache> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn cached(node: &str, module_atom: &str) -> Option<Arc<ModuleDocs>> {
+fn cached(node: &str, module_atom: &str) -> Option<(Arc<ModuleDocs>, Instant)> {
     cache()
         .lock()
         .ok()?
@@ -116,7 +120,7 @@ fn store(node: &str, module_atom: &str, docs: Option<Arc<ModuleDocs>>) {
                 if c.len() >= CACHE_MODULES {
                     c.clear();
                 }
-                c.insert(key, d);
+                c.insert(key, (d, Instant::now()));
             }
             None => {
                 c.remove(&key);
@@ -143,6 +147,12 @@ pub async fn module_docs_on(
     let node = conn.peer().to_string();
     let matom = term::module_atom(module);
     let known = cached(&node, &matom);
+    if let Some((d, checked)) = &known {
+        if checked.elapsed() < RECHECK {
+            return Ok(Some(d.clone()));
+        }
+    }
+    let known = known.map(|(d, _)| d);
     let known_md5 = match &known {
         Some(d) => Term::Binary(eetf::Binary::from(d.md5.clone())),
         None => atom("nil"),
@@ -157,6 +167,7 @@ pub async fn module_docs_on(
     .await
     .map_err(|e| e.to_string())?;
     if term::is_atom(&reply, "unchanged") {
+        store(&node, &matom, known.clone());
         return Ok(known);
     }
     if term::is_atom(&reply, "nil") {

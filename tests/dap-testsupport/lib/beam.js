@@ -41,6 +41,8 @@ function run(cmd, args, opts) {
   return r.stdout;
 }
 
+const WATCHDOG = 'spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)';
+
 const started = new Set();
 
 function spawnGroup(cmd, args, opts) {
@@ -159,10 +161,11 @@ async function startKv() {
   const sname = token('kv_dapt_');
   const cookie = token('c');
   const node = `${sname}@${shortHost()}`;
+  // The node halts when our end of its stdin closes, should this process die unannounced.
   const child = spawnGroup(
     'elixir',
-    ['--sname', sname, '--cookie', cookie, '-S', 'mix', 'run', '--no-halt'],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] },
+    ['--sname', sname, '--cookie', cookie, '-e', WATCHDOG, '-S', 'mix', 'run', '--no-halt'],
+    { cwd: dir, stdio: ['pipe', 'ignore', 'inherit'] },
   );
   const remote = new Remote(node, cookie);
   await remote.ready;

@@ -315,4 +315,25 @@ describe('orrery dap, driven by @vscode/debugadapter-testsupport', () => {
     assert.equal(await kv.remote.rpc(':code', 'is_loaded', '[:orrery_dbg_v1]'), 'false');
     assert.equal(await kv.remote.eval(`:rpc.call(target, :persistent_term, :get, [{:orrery_dbg_v1, KV.Steps}, :none])`), ':none');
   });
+
+  it('launch without a node starts the app itself, breaks in it, and stops it on disconnect', T, async () => {
+    await Promise.all([dc.waitForEvent('initialized'), dc.launch({ cwd: kv.dir })]);
+    await dc.setBreakpointsRequest({ source: { path: steps }, breakpoints: [{ line: 6 }] });
+    await dc.configurationDoneRequest();
+    // Evaluate without a frame runs on the launched node: start a process that hits the line.
+    const stop = stoppedAt('breakpoint', 6);
+    const ev = await dc.evaluateRequest({ expression: 'Task.start(fn -> KV.Steps.run(1) end); node()', context: 'repl' });
+    const launched = ev.body.result.replace(/^:"?|"$/g, '');
+    assert.notEqual(launched, kv.node);
+    const { threadId } = await stop;
+    const [, st] = await Promise.all([
+      dc.stepInRequest({ threadId }),
+      dc.assertStoppedLocation('step', { path: steps, line: 12 }),
+    ]);
+    assert.equal(st.body.stackFrames[0].name, 'KV.Steps.double/1');
+    await dc.continueRequest({ threadId });
+    await dc.disconnect();
+    const names = await kv.remote.eval(':erl_epmd.names() |> elem(1) |> Enum.map(&to_string(elem(&1, 0)))');
+    assert.ok(!names.includes(`"${launched.split('@')[0]}"`), `${launched} is stopped: ${names}`);
+  });
 });
