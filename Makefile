@@ -38,6 +38,7 @@ test-rust:
 test-editors: build
 	bash editors/neovim/test.sh
 	ORRERY_TEST_DAP=1 bash editors/vscode/test.sh
+	ORRERY_TEST_DAP=1 bash editors/emacs/test.sh
 
 ## vsix: package the VS Code extension (offline) as editors/vscode/orrery.vsix.
 vsix:

@@ -455,14 +455,13 @@ end
         let os_pid: u32 = term::as_string(&conn.rpc("os", "getpid", vec![], t).await?)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("no OS pid for {node}"))?;
-        let big = conn
-            .rpc("erlang", "whereis", vec![term::atom("Elixir.Bench.Big")], t)
+        const SIZE: &str =
+            ":erts_debug.flat_size(:sys.get_state(Bench.Big)) * :erlang.system_info(:wordsize)";
+        let size = conn
+            .rpc("Elixir.Code", "eval_string", vec![term::binary(SIZE)], t)
             .await?;
-        let mem = conn
-            .rpc("erlang", "process_info", vec![big, term::atom("memory")], t)
-            .await?;
-        let big_mb = term::as_tuple(&mem)
-            .and_then(|m| term::as_int(m.get(1)?))
+        let big_mb = term::as_tuple(&size)
+            .and_then(|s| term::as_int(s.first()?))
             .unwrap_or(0) as f64
             / 1e6;
         for _ in 0..50 {
@@ -529,7 +528,7 @@ end
 
         println!();
         println!(
-            "Live features on the same target: Bench.Big holds {big_mb:.1} MB (process memory), \
+            "Live features on the same target: Bench.Big's state is {big_mb:.2} MB (flat size), \
              {DOCS} documents open, default refresh (1000 ms). Hover goes through `orrery lsp` \
              over stdio. Times in µs; goal: hover p50 < 5000 µs and ≤ 20x one raw RPC."
         );
@@ -559,7 +558,7 @@ end
             &state_hover,
         );
         row(
-            &format!("hover Enum.map docs, cached ×{HOVERS}"),
+            &format!("hover Enum.map docs (cached) ×{HOVERS}"),
             &docs_hover,
         );
         println!(

@@ -236,7 +236,7 @@ pub fn workspace_symbols(core: &Core, query: &str) -> Option<WorkspaceSymbolResp
 fn hint(position: index::Position, label: String, tooltip: Option<String>) -> InlayHint {
     InlayHint {
         position: super::convert::pos(position),
-        label: InlayHintLabel::String(format!(" {label}")),
+        label: InlayHintLabel::String(label),
         kind: None,
         text_edits: None,
         tooltip: tooltip.map(InlayHintTooltip::String),
