@@ -4,6 +4,8 @@
 use crate::attach::Session;
 use crate::live::{render, views, Interest, LiveModel};
 use crate::managed::ManagedNode;
+use crate::reload::compile_node::Compiled;
+use crate::reload::Reloader;
 use crate::workspace::index::WorkspaceIndex;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -46,34 +48,48 @@ fn heading(s: &str) {
     println!("\n\x1b[1m== {s}\x1b[0m");
 }
 
-/// Find examples/orbit in the repository, or unpack the embedded copy.
-fn example_project(
-    explicit: Option<PathBuf>,
-) -> anyhow::Result<(PathBuf, Option<tempfile_dir::TempDir>)> {
-    if let Some(p) = explicit {
-        if !p.join("mix.exs").is_file() {
-            bail!("{} has no mix.exs", p.display());
-        }
-        return Ok((p, None));
-    }
-    let mut candidates = vec![PathBuf::from("examples/orbit")];
-    if let Ok(exe) = std::env::current_exe() {
-        for anc in exe.ancestors().skip(1).take(4) {
-            candidates.push(anc.join("examples/orbit"));
-        }
-    }
-    for c in candidates {
-        if c.join("mix.exs").is_file() {
-            return Ok((std::fs::canonicalize(&c)?, None));
-        }
-    }
+/// A private copy of the example project to run the demo on, so the hot swap never edits
+/// the repository's files: the given project (without `_build`, `.git`, `.orrery`) or the
+/// embedded copy of examples/orbit.
+fn example_project(explicit: Option<PathBuf>) -> anyhow::Result<(PathBuf, tempfile_dir::TempDir)> {
     let dir = tempfile_dir::TempDir::new()?;
-    for (rel, text) in EXAMPLE {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap_or(dir.path()))?;
-        std::fs::write(&p, text)?;
+    match explicit {
+        Some(p) => {
+            if !p.join("mix.exs").is_file() {
+                bail!("{} has no mix.exs", p.display());
+            }
+            copy_project(&p, dir.path())
+                .with_context(|| format!("could not copy {}", p.display()))?;
+        }
+        None => {
+            for (rel, text) in EXAMPLE {
+                let p = dir.path().join(rel);
+                std::fs::create_dir_all(p.parent().unwrap_or(dir.path()))?;
+                std::fs::write(&p, text)?;
+            }
+        }
     }
-    Ok((dir.path().to_path_buf(), Some(dir)))
+    Ok((dir.path().to_path_buf(), dir))
+}
+
+fn copy_project(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)?.flatten() {
+        let name = e.file_name();
+        if [".git", "_build", ".orrery", ".elixir_ls", "node_modules"]
+            .iter()
+            .any(|n| name == *n)
+        {
+            continue;
+        }
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            copy_project(&e.path(), &to.join(&name))?;
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
 }
 
 /// A throwaway directory removed on drop (no extra dependency needed).
@@ -82,7 +98,11 @@ mod tempfile_dir {
     pub struct TempDir(PathBuf);
     impl TempDir {
         pub fn new() -> std::io::Result<Self> {
-            let p = std::env::temp_dir().join(format!("orrery-demo-{}", std::process::id()));
+            let p = std::env::temp_dir().join(format!(
+                "orrery-demo-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
             std::fs::create_dir_all(&p)?;
             Ok(Self(p))
         }
@@ -138,7 +158,10 @@ async fn walk(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)
         .context("could not attach to the example app")?;
-    let out = tour(root, &session).await;
+    let mut out = tour(root, &session).await;
+    if out.is_ok() {
+        out = hot_swap(root, &session).await;
+    }
     session.detach().await;
     out
 }
@@ -256,6 +279,82 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
     }
     live.stop_tracing(session).await;
     Ok(())
+}
+
+/// `Orbit.Greeter.greet("Ada")` on the node.
+async fn greet(session: &Session) -> anyhow::Result<String> {
+    let conn = session.primary()?;
+    let r = conn
+        .rpc(
+            "Elixir.Orbit.Greeter",
+            "greet",
+            vec![crate::beam::term::binary("Ada")],
+            Duration::from_secs(10),
+        )
+        .await?;
+    Ok(crate::beam::pretty::to_elixir_compact(&r, 200))
+}
+
+/// Change a function of the running app, show the new behaviour, roll back, show the old
+/// one again: what a save does in the editor, step by step.
+async fn hot_swap(root: &Path, session: &Session) -> anyhow::Result<()> {
+    const OLD: &str = "\"Hello, #{name}!\"";
+    const NEW: &str = "\"Welcome aboard, #{name}!\"";
+    heading("Hot swap: change Orbit.Greeter.greet/1 while the app runs");
+    println!(
+        "before:  Orbit.Greeter.greet(\"Ada\") → {}",
+        greet(session).await?
+    );
+    let path = root.join("lib/orbit/greeter.ex");
+    let source = std::fs::read_to_string(&path)?;
+    anyhow::ensure!(
+        source.contains(OLD),
+        "{} does not contain {OLD}",
+        path.display()
+    );
+    std::fs::write(&path, source.replacen(OLD, NEW, 1))?;
+    println!("edit:    lib/orbit/greeter.ex   - {OLD}");
+    println!("                                + {NEW}");
+    let reloader = Reloader::new();
+    let result = async {
+        let t = std::time::Instant::now();
+        let compiled = reloader.compile(root, &path, Duration::from_secs(30)).await.map_err(anyhow::Error::msg)?;
+        let modules = match compiled {
+            Compiled::Ok { modules, .. } => modules,
+            Compiled::Failed { errors, .. } => {
+                bail!("the edit does not compile: {:?}", errors.first().map(|e| &e.message))
+            }
+            Compiled::TimedOut => bail!("the compile timed out"),
+        };
+        println!(
+            "compile: on Orrery's own compile node, not the app's ({} ms, first compile starts that node)",
+            t.elapsed().as_millis()
+        );
+        let report = reloader
+            .swap(session, Some(root), modules, "hot_swap")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("swap:    {}", report.summary("swapped"));
+        for w in &report.written {
+            println!("         wrote {} (a restarted node runs the same code)", w.strip_prefix(root).unwrap_or(w).display());
+        }
+        println!("after:   Orbit.Greeter.greet(\"Ada\") → {}", greet(session).await?);
+
+        heading("Roll back");
+        let report = reloader
+            .rollback(session, Some(root), "Elixir.Orbit.Greeter")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        std::fs::write(&path, &source)?;
+        println!("rollback: {}", report.summary("rolled back"));
+        println!("after:   Orbit.Greeter.greet(\"Ada\") → {}", greet(session).await?);
+        let audit = std::fs::read_to_string(crate::audit::log_path(root)).unwrap_or_default();
+        println!("audit:   {} writes recorded in .orrery/audit.log", audit.lines().count());
+        Ok(())
+    }
+    .await;
+    reloader.shutdown().await;
+    result
 }
 
 fn print_tree(node: &serde_json::Value, depth: usize) {

@@ -347,7 +347,7 @@ fn state_and_ets_writes_are_audited_and_undoable() {
     assert!(e.contains("nothing to undo"), "{e}");
 
     let audit = std::fs::read_to_string(&log).unwrap();
-    let actions: Vec<String> = audit
+    let all: Vec<String> = audit
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["action"]
@@ -356,6 +356,10 @@ fn state_and_ets_writes_are_audited_and_undoable() {
                 .to_string()
         })
         .collect();
+    // Each evaluation of user code is audited before it runs.
+    assert_eq!(all[..2], ["eval", "replace_state"], "{audit}");
+    assert_eq!(all.iter().filter(|a| *a == "eval").count(), 11, "{audit}");
+    let actions: Vec<&String> = all.iter().filter(|a| *a != "eval").collect();
     assert_eq!(
         actions,
         [

@@ -19,7 +19,12 @@ query(Req) when is_map(Req) ->
               end, #{}, maps:remove(limits, Req)).
 
 run(summary, _, _) -> summary();
-run(modules, Mods, _) -> modules(Mods);
+run(modules, Mods, Limits) ->
+    case maps:get(count_procs, Limits, true) of
+        true -> modules(Mods);
+        %% Counting walks every process: callers skip it on most refreshes.
+        false -> maps:from_list([{M, module_info_of(M, nil)} || M <- Mods])
+    end;
 run(names, Names, Limits) -> names(Names, Limits);
 run(ets, Tabs, Limits) -> ets_info(Tabs, Limits);
 run(calls, Mods, _) -> call_counts(Mods);
@@ -287,8 +292,9 @@ tr_pairs({K, V, I}, D, N, Bin, B, Acc) ->
 %% With Opts hold => Ms (two-phase, for all-or-none swaps across modules and nodes): the
 %% new code is loaded and the states migrated, but the processes stay suspended until
 %% swap_finish(Token, commit | abort) (abort: previous code and backed-up states back) or
-%% until Ms pass (then abort). Info then carries token => Token. No process runs the new
-%% code before Orrery has heard that every node accepted it.
+%% until Ms pass or Orrery's node (Opts owner) goes down (then abort). Info then carries
+%% token => Token. No process runs the new code before Orrery has heard that every node
+%% accepted it.
 swap(Mod, Bin, Opts) ->
     case maps:get(hold, Opts, nil) of
         Hold when is_integer(Hold), Hold > 0 ->
@@ -317,11 +323,17 @@ swap_finish(Token, What) when is_pid(Token), (What =:= commit orelse What =:= ab
     end.
 
 held(Caller, Ref, Mod, Bin, Opts, Hold) ->
+    %% Orrery's node (opts owner): when it goes away mid-swap, abort at once.
+    Owner = case maps:get(owner, Opts, nil) of
+                O when is_atom(O), O =/= nil -> erlang:monitor_node(O, true), O;
+                _ -> nil
+            end,
     case prepare_swap(Mod, Bin, Opts) of
         {ok, Info, Undo} ->
             Caller ! {Ref, {ok, Info#{token => self()}}},
             receive
-                {swap_finish, From, FRef, What} -> From ! {FRef, finish_swap(What, Undo)}
+                {swap_finish, From, FRef, What} -> From ! {FRef, finish_swap(What, Undo)};
+                {nodedown, Owner} -> finish_swap(abort, Undo)
             after Hold ->
                 finish_swap(abort, Undo)
             end;

@@ -6,10 +6,11 @@
 //!       breakpoint in the same module on a line the workload never runs (sum_squares);
 //!   (c) an uninstrumented module in the same node while (b) is armed: `Orbit.BenchFib`, the
 //!       same fib compiled into another module of the temporary copy;
-//!   (e) the same with `record: true` (every probe of Orbit.Math appends to the ring buffer),
-//!       and the ring's memory per 100,000 events;
 //!   (d) Orbit.Math interpreted by `:int` with a breakpoint on the same line (what ElixirLS
-//!       does) as the anchor.
+//!       does) as the anchor;
+//!   (e) (b) with `record: true` (every probe of Orbit.Math appends to the ring buffer), and
+//!       the ring's memory per 100,000 events;
+//!   (f) no debugger again, after `disconnect` restored the pristine code.
 //! Works on a temporary copy of examples/orbit; prints one table; asserts nothing.
 //!
 //! Needs `target/release/orrery` (or `ORRERY=/path/to/orrery`): `cargo build --release` first.
@@ -17,16 +18,17 @@
 use anyhow::{anyhow, bail, Context, Result};
 use orrery::beam::{term, Connection};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 const FIB_N: i64 = 27;
-/// Target time of one measured round, and rounds per case (the median is reported).
-const ROUND: Duration = Duration::from_millis(250);
-const ROUNDS: usize = 5;
+/// Target time of one measured round, and rounds per case (the best is reported: the
+/// machine may be busy with other work, and noise only ever adds time).
+const ROUND: Duration = Duration::from_millis(150);
+const ROUNDS: usize = 9;
 /// The breakpoint: the first line of `Orbit.Math.sum_squares/1`, never run by fib.
 const BP_LINE: u32 = 11;
 const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
@@ -199,7 +201,7 @@ async fn timed_round(c: &Connection, module: &str, reps: usize) -> Result<f64> {
     Ok(us as f64 / reps as f64)
 }
 
-/// Median µs per `Mod.fib(27)` over ROUNDS rounds of about ROUND each.
+/// Best µs per `Mod.fib(27)` over ROUNDS rounds of about ROUND each.
 async fn measure(c: &Connection, module: &str) -> Result<f64> {
     let first = timed_round(c, module, 1).await?; // warm up and calibrate
     let reps = ((ROUND.as_secs_f64() * 1e6 / first.max(1.0)) as usize).clamp(1, 10_000);
@@ -208,8 +210,7 @@ async fn measure(c: &Connection, module: &str) -> Result<f64> {
     for _ in 0..rounds {
         v.push(timed_round(c, module, reps).await?);
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    Ok(v[v.len() / 2])
+    Ok(v.into_iter().fold(f64::INFINITY, f64::min))
 }
 
 async fn md5(c: &Connection, module: &str) -> Result<String> {
@@ -443,7 +444,7 @@ async fn run(n: &OrbitNode, bin: &Path) -> Result<(Vec<Row>, Option<f64>, String
         bail!("Orbit.Math was not restored after disconnect");
     }
     rows.push(Row {
-        case: "(a') no debugger, after disconnect",
+        case: "(f) no debugger, after disconnect",
         module: "Orbit.Math",
         us: measure(&c, "Orbit.Math").await?,
         base: base_math,
@@ -478,14 +479,15 @@ async fn main() -> Result<()> {
     let bin = orrery_binary()?;
     eprintln!("compiling and starting a copy of examples/orbit…");
     let node = OrbitNode::start()?;
-    let (rows, per_100k, otp) = run(&node, &bin).await?;
+    let (mut rows, per_100k, otp) = run(&node, &bin).await?;
+    rows.sort_by_key(|r| r.case);
     println!();
     println!(
         "Debugger overhead on a node: Orbit.Math.fib({FIB_N}) timed with :timer.tc on {} (OTP {otp}).",
         node.node
     );
     println!(
-        "Median of {ROUNDS} rounds of ~{} ms, µs per call; ratio = vs (a) for the same module. Goals: (b) ≤ 1.5x, (c) 1.0x.",
+        "Best of {ROUNDS} rounds of ~{} ms, µs per call; ratio = vs (a) for the same module. Goals: (b) ≤ 1.5x, (c) 1.0x.",
         ROUND.as_millis()
     );
     println!();

@@ -1,8 +1,9 @@
 # Loaded into Orrery's compile node. Compiles a file with probes inserted before each
 # expression of function bodies (def/defp, and the clauses of case/cond/with/fn/receive,
-# if/unless branches). A probe costs one persistent_term read while nothing is armed in
-# the module; only an armed line (or a stepping process) calls into the node's debugger
-# with the bindings.
+# if/unless branches). A probe costs one remote call to compiled clauses
+# (`:orrery_dbg_v1_armed.lookup(module, line)`, generated on the node as breakpoints
+# change); only an armed line (or a stepping process) calls into the node's debugger with
+# the bindings. Without the lookup module (not attached yet, or detached) probes do nothing.
 #   compile(file, timeout) ->
 #     {:ok, [{module, binary}], %{module => [line]}, diagnostics} | {:error, diags, diags} | :timeout
 defmodule OrreryInstrument.V1 do
@@ -145,14 +146,16 @@ defmodule OrreryInstrument.V1 do
     Process.put(:orrery_probe_lines, Map.update(Process.get(:orrery_probe_lines), mod, [line], &[line | &1]))
 
     quote do
-      case :persistent_term.get({:orrery_dbg_v1, __MODULE__}, nil) do
-        nil ->
-          :ok
+      armed =
+        try do
+          :orrery_dbg_v1_armed.lookup(__MODULE__, unquote(line))
+        catch
+          _, _ -> false
+        end
 
-        armed ->
-          if :erlang.is_map_key(unquote(line), armed) or :erlang.get(:orrery_step) !== :undefined do
-            :orrery_dbg_v1.probe(__MODULE__, unquote(line), {unquote(f), unquote(a)}, binding())
-          end
+      # true: this line is armed; :step: some process steps (is it this one?).
+      if armed === true or (armed === :step and :erlang.get(:orrery_step) !== :undefined) do
+        :orrery_dbg_v1.probe(__MODULE__, unquote(line), {unquote(f), unquote(a)}, binding())
       end
     end
   end

@@ -17,6 +17,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often processes per module are counted on refresh.
+const PROC_COUNT_EVERY: Duration = Duration::from_secs(5);
+
+fn limits_with_count(count_procs: bool) -> Term {
+    let mut l = agent::limits(6, 30, 200, 3000);
+    if let Term::Map(m) = &mut l {
+        m.map.insert(
+            atom("count_procs"),
+            atom(if count_procs { "true" } else { "false" }),
+        );
+    }
+    l
+}
 
 /// One module on one node.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -102,6 +115,8 @@ pub struct Interest {
 /// The live model for one session.
 pub struct LiveModel {
     snapshot: Mutex<Snapshot>,
+    /// When processes per module were last counted (that walks every process).
+    last_count: Mutex<Option<std::time::Instant>>,
     traced: Mutex<BTreeSet<String>>,
 }
 
@@ -126,6 +141,7 @@ impl LiveModel {
     pub fn new() -> Self {
         Self {
             snapshot: Mutex::new(Snapshot::default()),
+            last_count: Mutex::new(None),
             traced: Mutex::new(BTreeSet::new()),
         }
     }
@@ -140,7 +156,35 @@ impl LiveModel {
         if call_counts {
             self.sync_tracing(session, &interest.modules).await;
         }
-        let snap = Self::fetch(session, interest, call_counts).await;
+        // Count processes per module at most every few seconds, or when what we watch
+        // changed; in between keep the last counts.
+        let count = {
+            let mut last = self.last_count.lock().unwrap_or_else(|e| e.into_inner());
+            let prev = self.snapshot();
+            let new_modules = interest
+                .modules
+                .iter()
+                .any(|m| !prev.modules.contains_key(m));
+            let due = last.is_none_or(|t| t.elapsed() >= PROC_COUNT_EVERY) || new_modules;
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        let mut snap = Self::fetch_with(session, interest, call_counts, count).await;
+        if !count {
+            let prev = self.snapshot();
+            for (m, infos) in snap.modules.iter_mut() {
+                for i in infos.iter_mut() {
+                    i.procs = prev
+                        .modules
+                        .get(m)
+                        .and_then(|v| v.iter().find(|p| p.node == i.node))
+                        .map(|p| p.procs)
+                        .unwrap_or(0);
+                }
+            }
+        }
         if call_counts {
             self.forget_untraced(&snap);
         }
@@ -155,6 +199,15 @@ impl LiveModel {
 
     /// One batched query per node for `interest`, without touching the cached snapshot.
     pub async fn fetch(session: &Session, interest: &Interest, call_counts: bool) -> Snapshot {
+        Self::fetch_with(session, interest, call_counts, true).await
+    }
+
+    async fn fetch_with(
+        session: &Session,
+        interest: &Interest,
+        call_counts: bool,
+        count_procs: bool,
+    ) -> Snapshot {
         let mods: Vec<Term> = interest.modules.iter().map(|m| term::module(m)).collect();
         let tabs: Vec<Term> = interest
             .tables
@@ -166,7 +219,7 @@ impl LiveModel {
             ("names", list(mods.clone())),
             ("ets", list(tabs)),
             ("calls", list(if call_counts { mods } else { vec![] })),
-            ("limits", agent::limits(6, 30, 200, 3000)),
+            ("limits", limits_with_count(count_procs)),
         ]);
         let mut snap = Snapshot::default();
         for n in session.nodes() {

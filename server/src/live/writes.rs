@@ -5,7 +5,9 @@
 //! nothing is changed.
 //!
 //! Expressions are evaluated on the node (`Code.eval_string`, in a separate process with a
-//! timeout) before anything changes, so a syntax error or a raise changes nothing. State
+//! timeout) before anything changes, so a syntax error or a raise changes nothing. Running
+//! user code on the node is itself a write: an `eval` line with the expression is appended
+//! before each evaluation. State
 //! replacement is a compare-and-swap inside the process (`:sys.replace_state`): if the
 //! state moved between reading it and replacing it, nothing is replaced. The exact previous
 //! terms (pids and references included) are kept in memory for `undo`; undo of a state
@@ -88,18 +90,16 @@ fn push_undo(d: Done) {
     u.push(d);
 }
 
-fn backup_limits() -> Limits {
-    Limits {
-        max_depth: 100,
-        max_items: 10_000_000,
-        max_len: 4_000_000,
-        max_binary: 10_000_000,
-    }
-}
-
 /// A term as Elixir text for the audit log: complete up to 4 MB.
 fn backup_text(t: &Term) -> String {
-    pretty::to_elixir(t, &backup_limits())
+    let (max_items, max_len) = (10_000_000, 4_000_000);
+    let limits = Limits {
+        max_depth: 100,
+        max_items,
+        max_len,
+        max_binary: max_items,
+    };
+    pretty::to_elixir(t, &limits)
 }
 
 /// A term as a short one-liner for results and the audit's before/after.
@@ -113,21 +113,15 @@ fn show(t: &Term) -> String {
 
 fn pick_node(cx: &WriteCtx) -> Result<AttachedNode, String> {
     let nodes = cx.session.nodes();
-    if nodes.is_empty() {
-        return Err(cx
-            .session
-            .primary()
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "not attached to a node".into()));
-    }
-    match cx.node.as_deref() {
-        None => Ok(nodes[0].clone()),
-        Some(name) => nodes
-            .into_iter()
-            .find(|n| n.info.name == name)
-            .ok_or_else(|| format!("node {name} is not attached")),
-    }
+    let found = match cx.node.as_deref() {
+        None => nodes.into_iter().next(),
+        Some(name) => nodes.into_iter().find(|n| n.info.name == name),
+    };
+    found.ok_or_else(|| match (cx.node.as_deref(), cx.session.primary()) {
+        (_, Err(e)) => e.to_string(),
+        (Some(name), Ok(_)) => format!("node {name} is not attached"),
+        (None, Ok(_)) => "not attached to a node".into(),
+    })
 }
 
 /// `KV.Bucket`, `:name`, `name`, `#PID<0.1.0>` or `<0.1.0>` as a term for the node.
@@ -219,8 +213,33 @@ fn ok_or_message(reply: Term, what: &str) -> Result<Term, String> {
     }
 }
 
-/// Evaluate an Elixir expression on the node (nothing bound).
-async fn eval(n: &AttachedNode, expr: &str, what: &str) -> Result<Term, String> {
+/// Audit that `expr` is about to run on the node, for `purpose` on `target`.
+fn audit_eval(
+    cx: &WriteCtx,
+    node: &str,
+    purpose: &str,
+    target: &str,
+    expr: &str,
+) -> Result<(), String> {
+    let a = Audit {
+        action: "eval",
+        target,
+        before: None,
+        after: None,
+        detail: format!("evaluating for {purpose}: {expr}"),
+    };
+    append(&cx.root, node, &a)
+}
+
+/// Evaluate an Elixir expression on the node (nothing bound), audited first.
+async fn eval(
+    cx: &WriteCtx,
+    n: &AttachedNode,
+    (purpose, target): (&str, &str),
+    expr: &str,
+    what: &str,
+) -> Result<Term, String> {
+    audit_eval(cx, &n.info.name, purpose, target, expr)?;
     let args = vec![binary(expr), list(vec![]), int(EVAL_MS)];
     let reply = agent::call(&n.conn, "eval", args, TIMEOUT)
         .await
@@ -238,6 +257,7 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
     let node = n.info.name.clone();
     let who = target_term(&n, target).await?;
     let args = vec![who, binary(expr), int(EVAL_MS)];
+    audit_eval(cx, &node, "replace_state", target, expr)?;
     let reply = agent::call(&n.conn, "state_for_write", args, TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
@@ -352,7 +372,7 @@ pub async fn ets_insert(cx: &WriteCtx, table: &str, row_expr: &str) -> Result<Va
     let n = pick_node(cx)?;
     let node = n.info.name.clone();
     let (t, keypos) = writable_table(&n, table).await?;
-    let row = eval(&n, row_expr, "the row").await?;
+    let row = eval(cx, &n, ("ets_insert", table), row_expr, "the row").await?;
     let key = match term::as_tuple(&row) {
         Some(els) if els.len() as i64 >= keypos => els[keypos as usize - 1].clone(),
         _ => {
@@ -396,7 +416,7 @@ pub async fn ets_delete(cx: &WriteCtx, table: &str, key_expr: &str) -> Result<Va
     let n = pick_node(cx)?;
     let node = n.info.name.clone();
     let (t, _) = writable_table(&n, table).await?;
-    let key = eval(&n, key_expr, "the key").await?;
+    let key = eval(cx, &n, ("ets_delete", table), key_expr, "the key").await?;
     let table = format!(":{}", term::as_atom(&t).unwrap_or_default());
     let before = rows_of(&n, &t, &key).await?;
     if before.is_empty() {
@@ -445,7 +465,7 @@ pub async fn send_message(cx: &WriteCtx, target: &str, msg_expr: &str) -> Result
     if !alive {
         return Err(format!("no process {target} on {node}; nothing was sent"));
     }
-    let msg = eval(&n, msg_expr, "the message").await?;
+    let msg = eval(cx, &n, ("send", target), msg_expr, "the message").await?;
     let a = Audit {
         action: "send",
         target,

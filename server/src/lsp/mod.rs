@@ -424,7 +424,7 @@ impl LanguageServer for Backend {
         let Some(path) = to_path(&p.text_document.uri) else {
             return;
         };
-        if !path.extension().is_some_and(|e| e == "ex") {
+        if path.extension().is_none_or(|e| e != "ex") {
             return;
         }
         // Compile and swap in the background; the client is not kept waiting.

@@ -5,6 +5,7 @@
 
 pub mod compile_node;
 pub mod dependents;
+mod phases;
 
 use crate::agent;
 use crate::attach::{AttachedNode, Session};
@@ -12,6 +13,7 @@ use crate::audit;
 use crate::beam::term::{self, atom};
 use compile_node::{CompileNode, Compiled, Diagnostic};
 use eetf::Term;
+use phases::{abort, finish, prepare, Held};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -92,25 +94,6 @@ pub enum SaveOutcome {
 pub struct Reloader {
     compile: tokio::sync::Mutex<Option<CompileNode>>,
     versions: Mutex<HashMap<String, Vec<Version>>>,
-}
-
-fn hex(t: &Term) -> String {
-    match t {
-        Term::Binary(b) => b.bytes.iter().map(|x| format!("{x:02x}")).collect(),
-        _ => String::new(),
-    }
-}
-
-fn describe(node: &str, module: &str, reason: &Term) -> String {
-    let m = crate::beam::pretty::module_name(module);
-    let r = crate::beam::pretty::to_elixir_compact(reason, 300);
-    match term::as_tuple(reason).and_then(|t| t.first()).and_then(term::as_atom) {
-        Some("old_code_in_use") => format!("{m} not swapped on {node}: a process still runs its old code; try again in a moment"),
-        Some("suspend_failed") => format!("{m} not swapped on {node}: a process did not suspend ({r}); nothing changed"),
-        Some("code_change_failed") => format!("{m} not swapped on {node}: code_change/3 failed ({r}); the previous code and state were restored"),
-        Some("load_failed") => format!("{m} not swapped on {node}: the node refused the code ({r})"),
-        _ => format!("{m} not swapped on {node}: {r}"),
-    }
 }
 
 impl Reloader {
@@ -386,150 +369,6 @@ impl Reloader {
         if let Some(cn) = self.compile.lock().await.take() {
             cn.stop().await;
         }
-    }
-}
-
-/// One module loaded on one node, its processes still suspended until committed.
-struct Held {
-    node: usize,
-    module: String,
-    binary: Vec<u8>,
-    /// The agent's hold (a pid); None when the agent on the node could not hold (an older
-    /// agent shared with another Orrery): then the swap is already committed there.
-    token: Option<Term>,
-    prev: Term,
-    before: String,
-    after: String,
-    processes: i64,
-    migrated: i64,
-}
-
-/// Phase one on one node: load `bin` as `module`, migrate, keep the processes suspended.
-async fn prepare(
-    i: usize,
-    n: &AttachedNode,
-    module: &str,
-    bin: &[u8],
-    previous: Option<&[u8]>,
-) -> Result<Held, String> {
-    let mut opts = vec![
-        ("timeout", term::int(5000)),
-        ("hold", term::int(SWAP_TIMEOUT.as_millis() as i64)),
-    ];
-    if let Some(p) = previous {
-        opts.push(("previous", Term::Binary(eetf::Binary::from(p.to_vec()))));
-    }
-    let args = vec![
-        atom(module),
-        Term::Binary(eetf::Binary::from(bin.to_vec())),
-        term::map(opts),
-    ];
-    let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
-        .await
-        .map_err(|e| {
-            format!(
-                "{} not swapped on {}: {e}",
-                crate::beam::pretty::module_name(module),
-                n.info.name
-            )
-        })?;
-    let Some(info) = agent::ok_value(&r) else {
-        return Err(match term::as_tuple(&r) {
-            Some([_, reason]) => describe(&n.info.name, module, reason),
-            _ => format!("unexpected answer from {}: {r:?}", n.info.name),
-        });
-    };
-    Ok(Held {
-        node: i,
-        module: module.to_string(),
-        binary: bin.to_vec(),
-        token: term::get(info, "token")
-            .filter(|t| matches!(t, Term::Pid(_)))
-            .cloned(),
-        prev: term::get(info, "previous").cloned().unwrap_or(atom("nil")),
-        before: term::get(info, "md5_before").map(hex).unwrap_or_default(),
-        after: term::get(info, "md5_after").map(hex).unwrap_or_default(),
-        processes: term::get_int(info, "processes").unwrap_or(0),
-        migrated: term::get_int(info, "migrated").unwrap_or(0),
-    })
-}
-
-/// Phase two on one node: `commit` (resume on the new code) or `abort` (previous code and
-/// states back, then resume).
-async fn finish(n: &AttachedNode, h: &Held, what: &str) -> Result<(), String> {
-    match &h.token {
-        Some(token) => {
-            let r = agent::call(
-                &n.conn,
-                "swap_finish",
-                vec![token.clone(), atom(what)],
-                SWAP_TIMEOUT,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if term::is_atom(&r, "ok") {
-                Ok(())
-            } else {
-                Err(crate::beam::pretty::to_elixir_compact(&r, 300))
-            }
-        }
-        None if what == "commit" => Ok(()),
-        None => {
-            // Already committed by an agent that cannot hold: load the previous binary back.
-            let Term::Binary(_) = &h.prev else {
-                return Err("no previous binary".into());
-            };
-            let args = vec![
-                atom(&h.module),
-                h.prev.clone(),
-                term::map(vec![("timeout", term::int(5000))]),
-            ];
-            let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            agent::ok_value(&r)
-                .map(|_| ())
-                .ok_or_else(|| crate::beam::pretty::to_elixir_compact(&r, 300))
-        }
-    }
-}
-
-/// Abort every held swap, newest first; says which nodes were put back.
-async fn abort(nodes: &[AttachedNode], root: Option<&Path>, action: &str, held: &[Held]) -> String {
-    let mut back = vec![];
-    let mut failed = vec![];
-    for h in held.iter().rev() {
-        let name = &nodes[h.node].info.name;
-        match finish(&nodes[h.node], h, "abort").await {
-            Ok(()) => {
-                if !back.contains(name) {
-                    back.push(name.clone());
-                }
-            }
-            Err(e) => failed.push(format!(
-                "{} on {name} ({e})",
-                crate::beam::pretty::module_name(&h.module)
-            )),
-        }
-        if let Some(root) = root {
-            let _ = audit::append(root, &audit::Entry {
-                time: audit::now_rfc3339(),
-                node: name,
-                action,
-                target: &h.module,
-                before: Some(&h.before),
-                after: Some(&h.before),
-                detail: Some("aborted: not every node accepted the swap; the previous code and state were put back"),
-            });
-        }
-    }
-    if failed.is_empty() {
-        format!(
-            "nothing changed on {} either (all nodes or none)",
-            back.join(", ")
-        )
-    } else {
-        format!("could not put back: {}", failed.join(", "))
     }
 }
 

@@ -298,6 +298,8 @@ describe('orrery dap, driven by @vscode/debugadapter-testsupport', () => {
 
   it('disconnect while paused resumes the process and restores the pristine code', T, async () => {
     const pristine = { steps: await md5('KV.Steps'), bucket: await md5('KV.Bucket') };
+    const loaded = () => kv.remote.eval(':rpc.call(target, :erlang, :loaded, []) |> Enum.sort()');
+    const loadedBefore = await loaded();
     await attach();
     await dc.setBreakpointsRequest({ source: { path: steps }, breakpoints: [{ line: 6 }] });
     await dc.setBreakpointsRequest({ source: { path: bucket }, breakpoints: [{ line: 39 }] });
@@ -313,6 +315,8 @@ describe('orrery dap, driven by @vscode/debugadapter-testsupport', () => {
     assert.equal(await md5('KV.Steps'), pristine.steps);
     assert.equal(await md5('KV.Bucket'), pristine.bucket);
     assert.equal(await kv.remote.rpc(':code', 'is_loaded', '[:orrery_dbg_v1]'), 'false');
+    assert.equal(await kv.remote.rpc(':code', 'is_loaded', '[:orrery_dbg_v1_armed]'), 'false');
+    assert.equal(await loaded(), loadedBefore, 'the same modules are loaded as before attach');
     assert.equal(await kv.remote.eval(`:rpc.call(target, :persistent_term, :get, [{:orrery_dbg_v1, KV.Steps}, :none])`), ':none');
   });
 
