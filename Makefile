@@ -34,8 +34,10 @@ test-rust:
 	$(CARGO) build --release
 	$(CARGO) test --release -- --test-threads=4
 
-## test-editors: real editor clients against real nodes (each script installs its editor).
+## test-editors: Microsoft's DAP test client and real editors against real nodes
+## (each script installs what it needs).
 test-editors: build
+	bash tests/dap-testsupport/run.sh
 	bash editors/neovim/test.sh
 	ORRERY_TEST_DAP=1 bash editors/vscode/test.sh
 	ORRERY_TEST_DAP=1 bash editors/emacs/test.sh
@@ -49,8 +51,9 @@ lint:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
 ## bench: RPC and agent benchmarks against real nodes, printed as a table.
-bench: deps
+bench: deps build
 	$(CARGO) run --release --bin orrery-bench
+	$(CARGO) run --release --bin orrery-bench-debug
 
 clean:
 	$(CARGO) clean

@@ -203,3 +203,41 @@ fn a_cluster_changes_together_or_not_at_all() {
     let _ = c.call("orrery/status", Value::Null);
     assert!(c.shutdown().success());
 }
+
+/// `sys` status of the registered process `name`: `running` or `suspended`.
+fn sys_state(node: &TestNode, name: &str) -> String {
+    let st = rpc(node, "sys", "get_status", vec![term::atom(name)]).unwrap();
+    let misc = term::as_tuple(&st).and_then(|t| t.get(3)).map(term::list_ref).unwrap_or(&[]);
+    misc.get(1).and_then(term::as_atom).unwrap_or("?").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_swap_aborts_when_orrery_goes_away() {
+    let node = TestNode::start("kv");
+    let t = Duration::from_secs(10);
+    let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, t).await.unwrap();
+    let _agent = orrery::agent::load(&conn).await.unwrap();
+    let obj = conn.rpc("code", "get_object_code", vec![term::atom("Elixir.KV.Bucket")], t).await.unwrap();
+    let bin = term::as_tuple(&obj).unwrap()[1].clone();
+    let md5_before = md5(&node, "Elixir.KV.Bucket");
+
+    // Phase one: loaded, the bucket suspended and held for up to a minute…
+    let opts = term::map(vec![
+        ("timeout", term::int(5000)),
+        ("hold", term::int(60_000)),
+        ("owner", term::atom(conn.local_name())),
+    ]);
+    let r = orrery::agent::call(&conn, "swap", vec![term::atom("Elixir.KV.Bucket"), bin, opts], t).await.unwrap();
+    let info = orrery::agent::ok_value(&r).unwrap_or_else(|| panic!("{r:?}"));
+    assert!(matches!(term::get(info, "token"), Some(eetf::Term::Pid(_))), "{info:?}");
+    assert_eq!(term::get_int(info, "processes"), Some(1));
+    assert_eq!(sys_state(&node, "Elixir.KV.Bucket"), "suspended");
+
+    // …but Orrery goes away before committing: aborted at once, the process runs again.
+    conn.close();
+    support::wait_until(Duration::from_secs(10), "the bucket to be resumed", || {
+        (sys_state(&node, "Elixir.KV.Bucket") == "running").then_some(())
+    });
+    assert_eq!(md5(&node, "Elixir.KV.Bucket"), md5_before);
+    assert_eq!(bucket_state(&node), "%{}");
+}

@@ -7,7 +7,6 @@ pub mod compile_node;
 pub mod dependents;
 mod phases;
 
-use crate::agent;
 use crate::attach::{AttachedNode, Session};
 use crate::audit;
 use crate::beam::term::{self, atom};
