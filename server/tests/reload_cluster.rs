@@ -1,7 +1,9 @@
 //! Hot swap on a cluster: two real nodes of the kv fixture connected to each other, the
 //! language server attached to one (and, through `attachPeers`, the other). A save changes
 //! both nodes, or neither: when one node refuses (its `code_change/3` raises), the other
-//! never runs the new code, its state is as before, and the message names the node.
+//! never runs the new code, its state is as before, and the message names the node. And a
+//! swap held between its two phases is aborted (processes resumed, code put back) as soon
+//! as Orrery goes away.
 
 mod support;
 
@@ -207,17 +209,33 @@ fn a_cluster_changes_together_or_not_at_all() {
 /// `sys` status of the registered process `name`: `running` or `suspended`.
 fn sys_state(node: &TestNode, name: &str) -> String {
     let st = rpc(node, "sys", "get_status", vec![term::atom(name)]).unwrap();
-    let misc = term::as_tuple(&st).and_then(|t| t.get(3)).map(term::list_ref).unwrap_or(&[]);
-    misc.get(1).and_then(term::as_atom).unwrap_or("?").to_string()
+    let misc = term::as_tuple(&st)
+        .and_then(|t| t.get(3))
+        .map(term::list_ref)
+        .unwrap_or(&[]);
+    misc.get(1)
+        .and_then(term::as_atom)
+        .unwrap_or("?")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_swap_aborts_when_orrery_goes_away() {
     let node = TestNode::start("kv");
     let t = Duration::from_secs(10);
-    let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, t).await.unwrap();
+    let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, t)
+        .await
+        .unwrap();
     let _agent = orrery::agent::load(&conn).await.unwrap();
-    let obj = conn.rpc("code", "get_object_code", vec![term::atom("Elixir.KV.Bucket")], t).await.unwrap();
+    let obj = conn
+        .rpc(
+            "code",
+            "get_object_code",
+            vec![term::atom("Elixir.KV.Bucket")],
+            t,
+        )
+        .await
+        .unwrap();
     let bin = term::as_tuple(&obj).unwrap()[1].clone();
     let md5_before = md5(&node, "Elixir.KV.Bucket");
 
@@ -227,9 +245,19 @@ async fn a_held_swap_aborts_when_orrery_goes_away() {
         ("hold", term::int(60_000)),
         ("owner", term::atom(conn.local_name())),
     ]);
-    let r = orrery::agent::call(&conn, "swap", vec![term::atom("Elixir.KV.Bucket"), bin, opts], t).await.unwrap();
+    let r = orrery::agent::call(
+        &conn,
+        "swap",
+        vec![term::atom("Elixir.KV.Bucket"), bin, opts],
+        t,
+    )
+    .await
+    .unwrap();
     let info = orrery::agent::ok_value(&r).unwrap_or_else(|| panic!("{r:?}"));
-    assert!(matches!(term::get(info, "token"), Some(eetf::Term::Pid(_))), "{info:?}");
+    assert!(
+        matches!(term::get(info, "token"), Some(eetf::Term::Pid(_))),
+        "{info:?}"
+    );
     assert_eq!(term::get_int(info, "processes"), Some(1));
     assert_eq!(sys_state(&node, "Elixir.KV.Bucket"), "suspended");
 

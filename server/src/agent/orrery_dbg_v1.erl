@@ -127,38 +127,37 @@ eval(Expr, Binding) ->
 
 %% ---- the probe ----------------------------------------------------------------------
 
+%% Depth is the caller's stack size, measured once here at entry, so every comparison
+%% (next: same or lower, out: lower) uses the same yardstick; it is cheap enough to take
+%% on every recorded event.
 probe(Mod, Line, FA, Binding) ->
+    {stack_size, Depth} = erlang:process_info(self(), stack_size),
     case persistent_term:get(orrery_dbg_v1_record, false) of
         false -> ok;
-        Limits -> record_event(Mod, Line, FA, Binding, Limits)
+        Limits -> record_event(Mod, Line, FA, Binding, Depth, Limits)
     end,
     case get(orrery_step) of
-        undefined -> breakpoint(Mod, Line, FA, Binding);
+        undefined -> breakpoint(Mod, Line, FA, Binding, Depth);
         Step ->
-            case step_here(Step) of
-                true -> pause(step, Mod, Line, FA, Binding);
-                false -> breakpoint(Mod, Line, FA, Binding)
+            case step_here(Step, Depth) of
+                true -> pause(step, Mod, Line, FA, Binding, Depth);
+                false -> breakpoint(Mod, Line, FA, Binding, Depth)
             end
     end.
 
-step_here(in) -> true;
-step_here({next, D}) -> depth() =< D;
-step_here({out, D}) -> depth() < D;
-step_here(_) -> false.
+step_here(in, _) -> true;
+step_here({next, D}, Depth) -> Depth =< D;
+step_here({out, D}, Depth) -> Depth < D;
+step_here(_, _) -> false.
 
-%% Frames below the debugger's own: the same wherever it is measured.
-depth() ->
-    {current_stacktrace, S} = erlang:process_info(self(), current_stacktrace),
-    length([F || F <- S, element(1, F) =/= orrery_dbg_v1]).
-
-breakpoint(Mod, Line, FA, Binding) ->
+breakpoint(Mod, Line, FA, Binding, Depth) ->
     case persistent_term:get({orrery_dbg_v1, Mod}, #{}) of
         #{Line := Spec} when is_map(Spec) ->
             case condition_holds(Spec, Binding) andalso hit_reached(Mod, Line, Spec) of
                 false -> ok;
                 true ->
                     case maps:get(log, Spec, nil) of
-                        nil -> pause(breakpoint, Mod, Line, FA, Binding);
+                        nil -> pause(breakpoint, Mod, Line, FA, Binding, Depth);
                         Msg -> notify({output, self(), Mod, Line, interpolate(Msg, Binding)})
                     end
             end;
@@ -205,13 +204,12 @@ notify(Event) ->
         S -> S ! {event, Event}, ok
     end.
 
-pause(Reason, Mod, Line, FA, Binding) ->
+pause(Reason, Mod, Line, FA, Binding, Depth) ->
     case whereis(orrery_dbg_v1) of
         undefined -> ok;
         S ->
             {current_stacktrace, Stack0} = erlang:process_info(self(), current_stacktrace),
             Stack = [F || F <- Stack0, element(1, F) =/= orrery_dbg_v1],
-            Depth = length(Stack),
             Name = case erlang:process_info(self(), registered_name) of
                        {registered_name, N} -> N;
                        _ -> nil
@@ -263,15 +261,30 @@ dropped() ->
         [] -> 0
     end.
 
-record_event(Mod, Line, FA, Binding, #{limit := Limit, bytes := Bytes}) ->
+record_event(Mod, Line, FA, Binding, Depth, #{limit := Limit, bytes := Bytes}) ->
     try
         Seq = ets:update_counter(orrery_dbg_v1_hits, seq, 1, {seq, 0}),
         Small = orrery_agent_v1:trunc(Binding, #{depth => 6, items => 32, binary => 256, budget => 2000}),
         ets:insert(orrery_dbg_v1_ring, {Seq, erlang:system_time(microsecond), self(), Mod, Line, FA,
-                                        depth(), Small}),
-        trim(Limit, Bytes div erlang:system_info(wordsize))
+                                        Depth, Small}),
+        %% Keys are contiguous (only the oldest are deleted), so the size is known without
+        %% asking ETS; memory is checked every 256 events.
+        case ets:first(orrery_dbg_v1_ring) of
+            First when is_integer(First), Seq - First + 1 > Limit -> drop_until(First, Seq - Limit);
+            _ -> ok
+        end,
+        case Seq band 255 of
+            0 -> trim(Limit, Bytes div erlang:system_info(wordsize));
+            _ -> ok
+        end
     catch _:_ -> ok
     end.
+
+drop_until(K, Last) when K =< Last ->
+    ets:delete(orrery_dbg_v1_ring, K),
+    ets:update_counter(orrery_dbg_v1_hits, dropped, 1, {dropped, 0}),
+    drop_until(K + 1, Last);
+drop_until(_, _) -> ok.
 
 trim(Limit, Words) ->
     case ets:info(orrery_dbg_v1_ring, size) > Limit
