@@ -54,6 +54,7 @@ lint:
 bench: deps build
 	$(CARGO) run --release --bin orrery-bench
 	$(CARGO) run --release --bin orrery-bench-debug
+	$(CARGO) run --release --bin orrery-bench-swap
 
 clean:
 	$(CARGO) clean

@@ -163,7 +163,140 @@ async fn walk(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
         out = hot_swap(root, &session).await;
     }
     session.detach().await;
+    if out.is_ok() {
+        out = debug_tour(root, managed).await;
+    }
     out
+}
+
+fn show_locals(vars: &[(String, eetf::Term)]) -> String {
+    vars.iter()
+        .map(|(k, v)| format!("{k} = {}", crate::beam::pretty::to_elixir_compact(v, 40)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A breakpoint hit in a running function, then a step back to an earlier value.
+async fn debug_tour(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
+    use crate::debug::{BreakpointReq, Debugger, Event};
+    heading(
+        "Debugger: a breakpoint in Orbit.Math.sum_squares/1 (no :int, only this process pauses)",
+    );
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let dbg = Debugger::attach(root, &managed.node, &managed.cookie, None, tx)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let result = async {
+        dbg.set_recording(true, 10_000)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let math = root.join("lib/orbit/math.ex");
+        let bp = dbg
+            .set_breakpoints(
+                &math,
+                &[BreakpointReq {
+                    line: 20,
+                    ..Default::default()
+                }],
+            )
+            .await;
+        println!(
+            "breakpoint at math.ex:{} ({})",
+            bp[0].line,
+            if bp[0].verified {
+                "verified"
+            } else {
+                "not verified"
+            }
+        );
+        // Call it from outside, like a request would.
+        let conn = crate::beam::Connection::connect(
+            &managed.node,
+            &managed.cookie,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let caller = tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                conn.rpc(
+                    "Elixir.Orbit.Math",
+                    "sum_squares",
+                    vec![crate::beam::term::int(3)],
+                    Duration::from_secs(60),
+                )
+                .await
+            }
+        });
+        let thread = loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
+                Ok(Some(Event::Stopped { thread_id, .. })) => break thread_id,
+                Ok(Some(_)) => continue,
+                _ => bail!("the breakpoint was not hit"),
+            }
+        };
+        let p = dbg.paused(thread).context("no paused process")?;
+        println!(
+            "hit: {} paused at {}:{} — {}",
+            p.name,
+            pretty_name(&p.module),
+            p.line,
+            show_locals(&p.bindings)
+        );
+        let counter = conn
+            .rpc(
+                "Elixir.Orbit.Counter",
+                "value",
+                vec![],
+                Duration::from_secs(5),
+            )
+            .await?;
+        println!(
+            "meanwhile Orbit.Counter still answers: {}",
+            crate::beam::pretty::to_elixir_compact(&counter, 40)
+        );
+
+        heading("Time travel: step back");
+        for _ in 0..3 {
+            dbg.step_back(thread, false)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let f = dbg.stack(thread);
+            let top = f.first().context("no frame")?;
+            let scopes = dbg.scopes(top.id);
+            let locals: Vec<(String, eetf::Term)> = dbg
+                .variables(scopes[0].1, 0, None)
+                .into_iter()
+                .map(|v| (v.name, crate::beam::term::atom(&v.value)))
+                .collect();
+            let shown: Vec<String> = locals
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", crate::beam::term::as_atom(v).unwrap_or("?")))
+                .collect();
+            println!("  line {}: {}", top.line, shown.join(", "));
+        }
+        // Forward again to the live point, then let it finish.
+        while !dbg
+            .resume(thread, "continue")
+            .await
+            .map_err(anyhow::Error::msg)?
+        {}
+        let r = caller.await??;
+        println!(
+            "resumed: sum_squares(3) = {}",
+            crate::beam::pretty::to_elixir_compact(&r, 20)
+        );
+        conn.close();
+        anyhow::Ok(())
+    }
+    .await;
+    dbg.disconnect().await;
+    println!("debugger detached: the original Orbit.Math is loaded again");
+    result
+}
+
+fn pretty_name(module: &str) -> String {
+    crate::beam::pretty::module_name(module)
 }
 
 async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
