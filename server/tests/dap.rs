@@ -523,3 +523,41 @@ fn step_in_instruments_the_called_module_on_the_fly() {
     assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(3));
     c.ok("disconnect", json!({}));
 }
+
+#[test]
+fn genserver_state_history_lists_each_message_and_state() {
+    let node = TestNode::start("kv");
+    let mut c = DapClient::start();
+    c.ok("initialize", json!({"adapterID": "orrery"}));
+    c.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir, "record": true}),
+    );
+    c.wait_event("initialized", LONG);
+    // Instrument KV.Bucket with a breakpoint that never stops.
+    let bps = c.ok("setBreakpoints", json!({"source": {"path": node.dir.join("lib/kv/bucket.ex")}, "breakpoints": [{"line": 35, "condition": "false"}]}));
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    rpc(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("a"), term::int(1)],
+    )
+    .unwrap();
+    rpc(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("b"), term::int(2)],
+    )
+    .unwrap();
+    let h = c.ok("orrery/stateHistory", json!({"module": "KV.Bucket"}));
+    let entries = h["history"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{h}");
+    assert_eq!(entries[0]["callback"], "handle_call/3");
+    assert_eq!(entries[0]["message"]["key"], ":a", "{h}");
+    assert_eq!(entries[0]["stateBefore"], "%{}");
+    assert_eq!(entries[0]["stateAfter"], "%{a: 1}");
+    assert_eq!(entries[1]["stateAfter"], "%{a: 1, b: 2}");
+    c.ok("disconnect", json!({}));
+}

@@ -304,6 +304,7 @@ impl Adapter {
             }
             "orrery/timeline" => self.dbg()?.timeline(args).await,
             "orrery/valueHistory" => self.dbg()?.value_history(args).await,
+            "orrery/stateHistory" => self.dbg()?.state_history(args).await,
             "orrery/saveRecording" => {
                 let d = self.dbg()?;
                 let path = args["path"]

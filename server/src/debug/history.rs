@@ -94,6 +94,83 @@ impl Debugger {
         Ok(json!({"variable": name, "changes": out}))
     }
 
+    /// A GenServer's state history: for each recorded callback (`init/1`, `handle_call/3`,
+    /// `handle_cast/2`, `handle_info/2`) of `module`, the message it got, the state before,
+    /// and the state after (the state the next callback saw, or the live state for the last).
+    pub async fn state_history(&self, args: &Value) -> Result<Value, String> {
+        let module = args["module"]
+            .as_str()
+            .ok_or("stateHistory needs `module`")?;
+        let mut all = json!({"module": module, "offset": 0, "limit": 10_000});
+        if let Some(p) = args["pid"].as_str() {
+            all["pid"] = json!(p);
+        }
+        let tl = self.timeline(&all).await?;
+        let mut calls: Vec<Value> = vec![];
+        let mut last_key: Option<(Value, Value)> = None;
+        for e in tl["events"].as_array().cloned().unwrap_or_default() {
+            let f = e["function"].as_str().unwrap_or("");
+            if !["init/1", "handle_call/3", "handle_cast/2", "handle_info/2"].contains(&f) {
+                last_key = None;
+                continue;
+            }
+            // The first probe of each invocation starts an entry.
+            let key = (e["pid"].clone(), e["function"].clone());
+            if last_key.as_ref() == Some(&key) {
+                continue;
+            }
+            last_key = Some(key);
+            let b = e["bindings"].as_object().cloned().unwrap_or_default();
+            let state = b.get("state").cloned().unwrap_or(Value::Null);
+            let message: serde_json::Map<String, Value> = b
+                .into_iter()
+                .filter(|(k, _)| k != "state" && k != "from" && k != "_from")
+                .collect();
+            calls.push(json!({
+                "seq": e["seq"], "timeUs": e["timeUs"], "pid": e["pid"], "node": e["node"],
+                "callback": f, "message": message, "stateBefore": state, "line": e["line"],
+            }));
+        }
+        // The state after a callback is the state the next one of that process saw.
+        for i in 0..calls.len() {
+            let after = calls[i + 1..]
+                .iter()
+                .find(|c| c["pid"] == calls[i]["pid"])
+                .map(|c| c["stateBefore"].clone());
+            calls[i]["stateAfter"] = match after {
+                Some(a) => a,
+                None => self.live_state(&calls[i]).await.unwrap_or(Value::Null),
+            };
+        }
+        Ok(json!({"module": module, "history": calls}))
+    }
+
+    /// The current state of the process of a history entry.
+    async fn live_state(&self, entry: &Value) -> Option<Value> {
+        let node = entry["node"].as_str()?;
+        let pid = entry["pid"].as_str()?;
+        let conn = self
+            .session
+            .nodes()
+            .into_iter()
+            .find(|n| n.info.name == node)?
+            .conn;
+        let p = conn
+            .rpc(
+                "erlang",
+                "list_to_pid",
+                vec![term::charlist(pid.trim_start_matches("#PID"))],
+                T,
+            )
+            .await
+            .ok()?;
+        let s = conn
+            .rpc("sys", "get_state", vec![p, int(1000)], T)
+            .await
+            .ok()?;
+        Some(Value::String(pretty::to_elixir_compact(&s, 200)))
+    }
+
     /// Save the whole recording (every event, bindings as external term format) to `path`.
     pub async fn save_recording(&self, path: &std::path::Path) -> Result<Value, String> {
         let mut events = vec![];
