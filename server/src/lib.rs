@@ -11,6 +11,7 @@ pub mod core;
 pub mod dap;
 pub mod debug;
 pub mod demo;
+pub mod framing;
 pub mod live;
 pub mod lsp;
 pub mod managed;
