@@ -134,6 +134,19 @@ fn save_swaps_rolls_back_and_reports_errors() {
     assert_eq!(add(&node), 1003);
     assert_eq!(diagnostics_for(&c, "calc.ex").unwrap(), json!([]));
 
+    // A lens offers the rollback, and hover says which version runs.
+    let calc_uri = format!("file://{}", calc.display());
+    let lenses = c.call(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": calc_uri}}),
+    );
+    assert!(lenses.to_string().contains("Roll back to"), "{lenses}");
+    let hover = c.call(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": calc_uri}, "position": {"line": 0, "character": 14}}),
+    );
+    assert!(hover.to_string().contains("swapped in at"), "{hover}");
+
     // Rollback restores the previous behaviour, twice.
     let r = c.call(
         "workspace/executeCommand",

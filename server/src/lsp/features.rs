@@ -60,19 +60,31 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
     let reference = core.reference_at(&path, pos)?;
     let snap = core.live.snapshot();
     let text = match &reference {
-        Reference::Module { name, .. } => match render::module_hover(name, &snap) {
-            Some(t) => Some(t),
-            None => {
-                // Not in an open document: ask the node now.
-                let session = core.session()?;
-                let interest = Interest {
-                    modules: [name.clone()].into(),
-                    ..Default::default()
-                };
-                let one = LiveModel::fetch(&session, &interest, false).await;
-                render::module_hover(name, &one)
+        Reference::Module { name, .. } => {
+            let live = match render::module_hover(name, &snap) {
+                Some(t) => Some(t),
+                None => {
+                    // Not in an open document: ask the node now.
+                    let session = core.session()?;
+                    let interest = Interest {
+                        modules: [name.clone()].into(),
+                        ..Default::default()
+                    };
+                    let one = LiveModel::fetch(&session, &interest, false).await;
+                    render::module_hover(name, &one)
+                }
+            };
+            // Versions Orrery swapped in this session: which one runs, since when.
+            let history = core.reloader.history(&crate::beam::term::module_atom(name));
+            match (live, history.last()) {
+                (Some(t), Some((md5, time))) if history.len() > 1 => Some(format!(
+                    "{t}\nLoaded version {} swapped in at {time} ({} versions kept for rollback)\n",
+                    &md5[..md5.len().min(8)],
+                    history.len()
+                )),
+                (t, _) => t,
             }
-        },
+        }
         Reference::RemoteCall {
             module,
             function,
@@ -324,6 +336,21 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
                     title,
                     command: String::new(),
                     arguments: None,
+                }),
+                data: None,
+            });
+        }
+        let history = core
+            .reloader
+            .history(&crate::beam::term::module_atom(&m.name));
+        if history.len() > 1 {
+            let prev = &history[history.len() - 2].0;
+            out.push(CodeLens {
+                range: r,
+                command: Some(Command {
+                    title: format!("Roll back to {}", &prev[..prev.len().min(8)]),
+                    command: "orrery.rollback".into(),
+                    arguments: Some(vec![serde_json::json!(m.name)]),
                 }),
                 data: None,
             });
