@@ -41,6 +41,9 @@ pub struct Core {
     last_error: Mutex<Option<String>>,
     /// Wakes the refresh loop (a document opened).
     pub refresh_now: tokio::sync::Notify,
+    /// Functions whose calls are traced ("Module.fun/arity") and their last calls.
+    pub traced: Mutex<std::collections::BTreeSet<String>>,
+    pub last_calls: Mutex<crate::live::trace::LastCalls>,
 }
 
 impl Default for Core {
@@ -63,6 +66,8 @@ impl Core {
             mode: Mutex::new(Mode::None),
             last_error: Mutex::new(None),
             refresh_now: tokio::sync::Notify::new(),
+            traced: Mutex::new(Default::default()),
+            last_calls: Mutex::new(Default::default()),
         }
     }
 
@@ -283,7 +288,36 @@ impl Core {
         }
         let interest = self.interest();
         let calls = self.settings().inlay_hints().calls;
-        self.live.refresh(&session, &interest, calls).await
+        let mut changed = self.live.refresh(&session, &interest, calls).await;
+        if !self.traced.lock().map(|t| t.is_empty()).unwrap_or(true) {
+            let last = crate::live::trace::fetch(&session).await;
+            if let Ok(mut cur) = self.last_calls.lock() {
+                changed |= *cur != last;
+                *cur = last;
+            }
+        }
+        changed
+    }
+
+    /// Switch call tracing of `Module.fun/arity` on or off; returns whether it is now on.
+    pub async fn toggle_trace(&self, mfa: &str) -> Result<bool, String> {
+        let (m, f, a) = crate::live::trace::parse_mfa(mfa)
+            .ok_or_else(|| format!("{mfa} is not Module.fun/arity"))?;
+        let session = self
+            .session()
+            .filter(|s| s.status() == Status::Attached)
+            .ok_or("not attached to a node")?;
+        let on = !self.traced.lock().map(|t| t.contains(mfa)).unwrap_or(false);
+        crate::live::trace::set(&session, &m, &f, a, on).await?;
+        if let Ok(mut t) = self.traced.lock() {
+            if on {
+                t.insert(mfa.to_string());
+            } else {
+                t.remove(mfa);
+            }
+        }
+        self.refresh_now.notify_one();
+        Ok(on)
     }
 
     /// The mix project root of the workspace.

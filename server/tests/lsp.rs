@@ -256,3 +256,64 @@ fn broken_project_reports_the_compiler_output() {
     assert_eq!(s["attached"], json!(false));
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn trace_calls_shows_the_last_calls_with_arguments_and_results() {
+    let node = TestNode::start("kv");
+    support::rpc(
+        &node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![orrery::beam::term::int(0), orrery::beam::term::int(0)],
+    )
+    .unwrap();
+    let mut c = LspClient::start(&[]);
+    c.initialize(
+        &node.dir,
+        json!({"node": node.node, "cookie": node.cookie, "refreshMs": 100}),
+    );
+    c.wait_status(LONG, "attach", attached);
+    let calc = node.dir.join("lib/kv/calc.ex");
+    let uri = c.open(&calc);
+    let lenses = support::wait_until(LONG, "a Trace calls lens", || {
+        let l = c.call(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": uri}}),
+        );
+        l.to_string().contains("Trace calls").then_some(l)
+    });
+    let lens = lenses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["command"]["title"] == "Trace calls"
+                && l["command"]["arguments"][0] == "KV.Calc.add/2"
+        })
+        .cloned()
+        .expect("lens for add/2");
+    let r = c.call(
+        "workspace/executeCommand",
+        json!({"command": lens["command"]["command"], "arguments": lens["command"]["arguments"]}),
+    );
+    assert!(r.as_str().unwrap().starts_with("tracing calls of"), "{r}");
+    support::rpc(
+        &node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![orrery::beam::term::int(2), orrery::beam::term::int(3)],
+    )
+    .unwrap();
+    // Hover on `def add` lists the call with its arguments and result.
+    let text = support::wait_until(LONG, "the traced call in the hover", || {
+        let t = hover_text(&mut c, &uri, 3, 7);
+        t.contains("`add(2, 3)` → `5`").then_some(t)
+    });
+    assert!(text.contains("Last calls"), "{text}");
+    let r = c.call(
+        "workspace/executeCommand",
+        json!({"command": "orrery.traceCalls", "arguments": ["KV.Calc.add/2"]}),
+    );
+    assert!(r.as_str().unwrap().starts_with("stopped tracing"), "{r}");
+    assert!(c.shutdown().success());
+}

@@ -15,6 +15,9 @@ pub const SOURCE: &str = include_str!("orrery_agent_v1.erl");
 /// The debugger runtime, loaded with the agent (probes of instrumented code call it).
 pub const DBG_MODULE: &str = "orrery_dbg_v1";
 const DBG_SOURCE: &str = include_str!("orrery_dbg_v1.erl");
+/// The call tracer (arguments and results of chosen functions, bounded).
+pub const TRACE_MODULE: &str = "orrery_trace_v1";
+const TRACE_SOURCE: &str = include_str!("orrery_trace_v1.erl");
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -50,6 +53,7 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
     }
     compile_and_load(conn, MODULE, SOURCE).await?;
     compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
+    compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
     let after = loaded_modules(conn).await?;
     Ok(AgentHandle {
         loaded_by_us: after.difference(&before).cloned().collect(),
@@ -128,6 +132,7 @@ async fn compile_and_load(conn: &Connection, module: &str, source: &str) -> Resu
 pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamError> {
     // Stop the debugger first: it disarms and resumes every paused process.
     let _ = conn.rpc(DBG_MODULE, "stop", vec![], STEP).await;
+    let _ = conn.rpc(TRACE_MODULE, "stop_all", vec![], STEP).await;
     let now = loaded_modules(conn).await?;
     let mut libs = vec![];
     for app in ["compiler", "stdlib"] {
@@ -141,6 +146,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
         // Only what our own load step pulled in, beam_lib (staleness) and sys (state reads).
         if m == MODULE
             || m == DBG_MODULE
+            || m == TRACE_MODULE
             || !(handle.loaded_by_us.contains(m) || matches!(m.as_str(), "beam_lib" | "sys"))
         {
             continue;
@@ -152,7 +158,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     }
     // The agent goes last: it may be running a call right now.
     if !handle.shared {
-        for m in [DBG_MODULE, MODULE] {
+        for m in [TRACE_MODULE, DBG_MODULE, MODULE] {
             if now.contains(m) {
                 ours.push(m.to_string());
             }
@@ -161,13 +167,13 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     for m in &ours {
         conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
         // Only our own calls can run the agent's code, so a hard purge is safe for it.
-        let purge = if m == MODULE || m == DBG_MODULE {
+        let purge = if m == MODULE || m == DBG_MODULE || m == TRACE_MODULE {
             "purge"
         } else {
             "soft_purge"
         };
         let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
-        if m != MODULE && m != DBG_MODULE && !term::is_atom(&purged, "true") {
+        if m != MODULE && m != DBG_MODULE && m != TRACE_MODULE && !term::is_atom(&purged, "true") {
             // Someone runs it after all: make it current again rather than leave it half-gone.
             let _ = conn.rpc("code", "load_file", vec![atom(m)], STEP).await;
             tracing::warn!(module = %m, "left a module loaded: a process is running it");

@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod render;
+pub mod trace;
 pub mod views;
 pub mod writes;
 

@@ -20,6 +20,7 @@ pub const COMMANDS: &[&str] = &[
     "orrery.etsDelete",
     "orrery.sendMessage",
     "orrery.undo",
+    "orrery.traceCalls",
 ];
 
 fn failed(msg: impl Into<String>) -> Error {
@@ -74,6 +75,21 @@ pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Valu
                 writes::undo(&cx, force).await
             })
             .await
+        }
+        "orrery.traceCalls" => {
+            let mfa = match &args {
+                Value::String(s) => s.clone(),
+                v => arg(v, "function", cmd)?.to_string(),
+            };
+            let on = b.core.toggle_trace(&mfa).await.map_err(failed)?;
+            Ok(Some(Value::String(format!(
+                "{} {mfa}",
+                if on {
+                    "tracing calls of"
+                } else {
+                    "stopped tracing"
+                }
+            ))))
         }
         _ => Err(Error::invalid_params(format!("unknown command {cmd}"))),
     }

@@ -53,9 +53,19 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
     let pos = from_pos(p.text_document_position_params.position);
     if let Some((module, fa)) = def_at(core, &path, pos) {
         let snap = core.live.snapshot();
-        return render::function_hover(&snap, &module, &fa)
-            .or_else(|| not_attached_note(core))
-            .map(markdown);
+        let key = format!("{module}.{fa}");
+        let traced = core
+            .last_calls
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&key).cloned());
+        let fun = fa.split('/').next().unwrap_or("").to_string();
+        let text = match (render::function_hover(&snap, &module, &fa), traced) {
+            (Some(h), Some(t)) => Some(h + &crate::live::trace::render(&fun, &t)),
+            (None, Some(t)) => Some(format!("**{key}**{}", crate::live::trace::render(&fun, &t))),
+            (h, None) => h,
+        };
+        return text.or_else(|| not_attached_note(core)).map(markdown);
     }
     let reference = core.reference_at(&path, pos)?;
     let snap = core.live.snapshot();
@@ -375,6 +385,25 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
                         title: format!("{n} call{}", if n == 1 { "" } else { "s" }),
                         command: String::new(),
                         arguments: None,
+                    }),
+                    data: None,
+                });
+                let key = format!("{}.{fa}", m.name);
+                let traced = core
+                    .traced
+                    .lock()
+                    .map(|t| t.contains(&key))
+                    .unwrap_or(false);
+                out.push(CodeLens {
+                    range: range(f.name_range),
+                    command: Some(Command {
+                        title: if traced {
+                            "Stop tracing".into()
+                        } else {
+                            "Trace calls".into()
+                        },
+                        command: "orrery.traceCalls".into(),
+                        arguments: Some(vec![serde_json::json!(key)]),
                     }),
                     data: None,
                 });
