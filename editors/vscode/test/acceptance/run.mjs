@@ -587,10 +587,19 @@ async function main() {
           });
         await Promise.race([page.locator(".debug-toolbar").waitFor({ timeout: 60_000 }), adapterDied]);
         adapterDied.catch(() => undefined);
-        // Call KV.Steps.run(1) on the node from another node.
+        // Call KV.Steps.run(1) on the node from another node, again until a call stops at
+        // the breakpoint (the adapter arms it after the session starts; a paused call
+        // simply blocks this loop).
         start(
           "elixir",
-          ["--sname", `trig_${rand()}`, "--cookie", cookie, "-e", `:erpc.call(:"${nodeName}", KV.Steps, :run, [1], 60_000)`],
+          [
+            "--sname",
+            `trig_${rand()}`,
+            "--cookie",
+            cookie,
+            "-e",
+            `for _ <- 1..600 do :erpc.call(:"${nodeName}", KV.Steps, :run, [1], 120_000); Process.sleep(100) end`,
+          ],
           { env, name: "trigger node", log: path.join(ART, "trigger.log") },
         );
         const frameLine = page.locator(".debug-call-stack .monaco-list-row .line-number").first();
