@@ -307,9 +307,12 @@ fn trace_calls_shows_the_last_calls_with_arguments_and_results() {
     // Hover on `def add` lists the call with its arguments and result.
     let text = support::wait_until(LONG, "the traced call in the hover", || {
         let t = hover_text(&mut c, &uri, 3, 7);
-        t.contains("`add(2, 3)` → `5`").then_some(t)
+        t.contains("`add(2, 3)` → `5` in ").then_some(t)
     });
-    assert!(text.contains("Last calls"), "{text}");
+    assert!(
+        text.contains("Last calls") && text.contains("Mean time of these calls"),
+        "{text}"
+    );
     let r = c.call(
         "workspace/executeCommand",
         json!({"command": "orrery.traceCalls", "arguments": ["KV.Calc.add/2"]}),

@@ -77,7 +77,8 @@ relay(S = #{funs := Funs, pending := Pend}) ->
             Key = {Pid, {M, F, A}},
             case maps:get(Key, Pend, []) of
                 [{Args, T} | Rest] ->
-                    Call = #{args => Args, result => small(Ret), pid => Pid, time => T},
+                    Us = erlang:system_time(microsecond) - T,
+                    Call = #{args => Args, result => small(Ret), pid => Pid, time => T, us => Us},
                     Old = maps:get({M, F, A}, Funs, []),
                     relay(S2#{pending := Pend#{Key => Rest},
                               funs := Funs#{{M, F, A} => lists:sublist([Call | Old], 5)}});

@@ -19,6 +19,8 @@ pub struct TracedCall {
     pub node: String,
     pub args: String,
     pub result: String,
+    /// Wall time from call to return, in microseconds.
+    pub us: i64,
 }
 
 /// Last calls per "Module.fun/arity", and why tracing stopped, if it did.
@@ -87,6 +89,7 @@ pub async fn fetch(session: &Session) -> LastCalls {
                     result: term::get(c, "result")
                         .map(|r| pretty::to_elixir_compact(r, 80))
                         .unwrap_or_default(),
+                    us: term::get_int(c, "us").unwrap_or(0),
                 });
             }
             if let Some(s) = term::get(v, "stopped").filter(|s| !term::is_atom(s, "nil")) {
@@ -105,9 +108,13 @@ pub fn render(fun: &str, calls: &(Vec<TracedCall>, Option<String>)) -> String {
     }
     for c in &calls.0 {
         s.push_str(&format!(
-            "- `{fun}({})` → `{}` on {}\n",
-            c.args, c.result, c.node
+            "- `{fun}({})` → `{}` in {} µs on {}\n",
+            c.args, c.result, c.us, c.node
         ));
+    }
+    if !calls.0.is_empty() {
+        let mean = calls.0.iter().map(|c| c.us).sum::<i64>() as f64 / calls.0.len() as f64;
+        s.push_str(&format!("\nMean time of these calls: {mean:.1} µs\n"));
     }
     if let Some(why) = &calls.1 {
         s.push_str(&format!("\n_Tracing {why}._\n"));
