@@ -9,47 +9,22 @@ use std::time::Duration;
 use support::dap::DapClient;
 use support::{rpc, TestNode};
 
-const LONG: Duration = Duration::from_secs(60);
+use support::module_md5 as md5;
 
-fn md5(node: &TestNode, module: &str) -> String {
-    let r = rpc(
-        node,
-        "erlang",
-        "get_module_info",
-        vec![term::atom(module), term::atom("md5")],
-    )
-    .unwrap();
-    format!("{r:?}")
-}
+const LONG: Duration = Duration::from_secs(60);
 
 /// Call KV.Steps.run(n) in the background (it blocks while paused).
 fn run_in_background(
     node: &TestNode,
     n: i64,
 ) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
-    let (name, cookie) = (node.node.clone(), node.cookie.clone());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let c = orrery::beam::Connection::connect(&name, &cookie, Duration::from_secs(10))
-                .await
-                .map_err(|e| e.to_string())?;
-            let r = c
-                .rpc(
-                    "Elixir.KV.Steps",
-                    "run",
-                    vec![term::int(n)],
-                    Duration::from_secs(120),
-                )
-                .await
-                .map_err(|e| e.to_string());
-            c.close();
-            r
-        })
-    })
+    support::rpc_in_background(
+        node,
+        "Elixir.KV.Steps",
+        "run",
+        vec![term::int(n)],
+        Duration::from_secs(120),
+    )
 }
 
 fn top_frame(c: &mut DapClient, thread: i64) -> Value {
@@ -495,20 +470,13 @@ fn step_in_instruments_the_called_module_on_the_fly() {
         json!({"source": {"path": client}, "breakpoints": [{"line": 7}]}),
     );
     assert_eq!(bps["breakpoints"][0]["line"], 7, "{bps}");
-    let (name, cookie) = (node.node.clone(), node.cookie.clone());
-    let call = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let conn = orrery::beam::Connection::connect(&name, &cookie, LONG)
-                .await
-                .unwrap();
-            conn.rpc("Elixir.KV.Client", "sum", vec![], Duration::from_secs(120))
-                .await
-        })
-    });
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.KV.Client",
+        "sum",
+        vec![],
+        Duration::from_secs(120),
+    );
     let s = c.wait_event("stopped", LONG);
     let t = s["body"]["threadId"].as_i64().unwrap();
     c.ok("stepIn", json!({"threadId": t}));

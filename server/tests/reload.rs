@@ -10,29 +10,9 @@ use std::time::Duration;
 use support::lsp::LspClient;
 use support::{rpc, wait_until, TestNode};
 
+use support::{edit_file as edit, kv_add as add, kv_bucket_state as bucket_state};
+
 const LONG: Duration = Duration::from_secs(90);
-
-fn add(node: &TestNode) -> i64 {
-    let r = rpc(
-        node,
-        "Elixir.KV.Calc",
-        "add",
-        vec![term::int(1), term::int(2)],
-    )
-    .unwrap();
-    term::as_int(&r).unwrap()
-}
-
-fn bucket_state(node: &TestNode) -> String {
-    let r = rpc(node, "Elixir.KV.Bucket", "state", vec![]).unwrap();
-    orrery::beam::pretty::to_elixir_compact(&r, 500)
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let s = std::fs::read_to_string(path).unwrap();
-    assert!(s.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
-}
 
 fn save(c: &mut LspClient, path: &Path) {
     c.notify(
@@ -45,13 +25,6 @@ fn save(c: &mut LspClient, path: &Path) {
 fn next_message(c: &mut LspClient, after: usize) -> String {
     let v = c.wait_nth(LONG, "window/showMessage", after + 1);
     v["params"]["message"].as_str().unwrap_or("").to_string()
-}
-
-fn messages(c: &LspClient) -> usize {
-    c.seen
-        .iter()
-        .filter(|v| v["method"] == "window/showMessage")
-        .count()
 }
 
 fn diagnostics_for(c: &LspClient, file: &str) -> Option<Value> {
@@ -91,7 +64,7 @@ fn save_swaps_rolls_back_and_reports_errors() {
 
     // Edit + save changes behaviour on the node.
     edit(&calc, "a + b", "a + b + 100");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &calc);
     let msg = next_message(&mut c, n);
     assert!(
@@ -127,7 +100,7 @@ fn save_swaps_rolls_back_and_reports_errors() {
     assert_eq!(add(&node), 103);
     // Fixing it clears them.
     edit(&calc, "a + b +", "a + b + 1000");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &calc);
     let msg = next_message(&mut c, n);
     assert!(msg.contains("swapped"), "{msg}");
@@ -197,7 +170,7 @@ fn save_swaps_rolls_back_and_reports_errors() {
     // And the compile node came back for the next save.
     std::fs::remove_file(&looping).unwrap();
     edit(&calc, "a + b + 1000", "a + b + 7");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &calc);
     assert!(next_message(&mut c, n).contains("swapped"));
     assert_eq!(add(&node), 10);
@@ -229,7 +202,7 @@ fn genserver_state_survives_and_code_change_runs_or_rolls_back() {
         "  @impl true\n  def init(",
         "  @impl true\n  def code_change(_old, state, _extra), do: {:ok, Map.put(state, :migrated, true)}\n\n  @impl true\n  def init(",
     );
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &bucket);
     let msg = next_message(&mut c, n);
     assert!(msg.contains("1 process migrated"), "{msg}");
@@ -241,7 +214,7 @@ fn genserver_state_survives_and_code_change_runs_or_rolls_back() {
         "{:ok, Map.put(state, :migrated, true)}",
         "raise \"no migration for you\"",
     );
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &bucket);
     let msg = next_message(&mut c, n);
     assert!(
@@ -291,7 +264,7 @@ fn writes_refused_when_not_allowed() {
     let calc = dir.path().join("lib/kv/calc.ex");
     c.open(&calc);
     edit(&calc, "a + b", "a - b");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &calc);
     let msg = next_message(&mut c, n);
     assert!(msg.contains("allowWrites"), "{msg}");
@@ -355,7 +328,7 @@ fn users_of_changed_macros_and_structs_are_recompiled_or_named_stale() {
     // The user is recompiled against the new struct and macro, in the same swap.
     edit(&shape, "sides: 3", "sides: 4");
     edit(&shape, "\"triangle\"", "\"square\"");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &shape);
     let msg = next_message(&mut c, n);
     assert!(
@@ -373,7 +346,7 @@ fn users_of_changed_macros_and_structs_are_recompiled_or_named_stale() {
     // is named stale (and keeps its previous code), its error is a diagnostic in its file.
     edit(&shape, "defstruct sides: 4", "defstruct corners: 4");
     edit(&shape, "\"square\"", "\"box\"");
-    let n = messages(&c);
+    let n = c.count("window/showMessage");
     save(&mut c, &shape);
     let msg = next_message(&mut c, n);
     assert!(msg.contains("KV.Shape swapped on 1 node"), "{msg}");

@@ -14,51 +14,15 @@ use std::time::Duration;
 use support::lsp::LspClient;
 use support::{rpc, TestNode};
 
+use support::{
+    edit_file as edit, kv_add as add, kv_bucket_state as bucket_state, module_md5 as md5,
+};
+
 const LONG: Duration = Duration::from_secs(90);
-
-fn add(node: &TestNode) -> i64 {
-    let r = rpc(
-        node,
-        "Elixir.KV.Calc",
-        "add",
-        vec![term::int(1), term::int(2)],
-    )
-    .unwrap();
-    term::as_int(&r).unwrap()
-}
-
-fn bucket_state(node: &TestNode) -> String {
-    let r = rpc(node, "Elixir.KV.Bucket", "state", vec![]).unwrap();
-    orrery::beam::pretty::to_elixir_compact(&r, 500)
-}
-
-fn md5(node: &TestNode, module: &str) -> String {
-    let r = rpc(
-        node,
-        "erlang",
-        "get_module_info",
-        vec![term::atom(module), term::atom("md5")],
-    )
-    .unwrap();
-    format!("{r:?}")
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let s = std::fs::read_to_string(path).unwrap();
-    assert!(s.contains(from), "{from} not in {}", path.display());
-    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
-}
-
-fn messages(c: &LspClient) -> usize {
-    c.seen
-        .iter()
-        .filter(|v| v["method"] == "window/showMessage")
-        .count()
-}
 
 /// Save `path` and return the showMessage that follows.
 fn save(c: &mut LspClient, path: &Path) -> String {
-    let n = messages(c);
+    let n = c.count("window/showMessage");
     c.notify(
         "textDocument/didSave",
         json!({"textDocument": {"uri": format!("file://{}", path.display())}}),

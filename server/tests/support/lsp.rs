@@ -149,6 +149,11 @@ impl LspClient {
         }
     }
 
+    /// How many messages with `method` have been seen.
+    pub fn count(&self, method: &str) -> usize {
+        self.seen.iter().filter(|v| v["method"] == method).count()
+    }
+
     /// Wait until `n` messages with `method` have been seen; returns the n-th.
     pub fn wait_nth(&mut self, timeout: Duration, method: &str, n: usize) -> Value {
         let deadline = Instant::now() + timeout;

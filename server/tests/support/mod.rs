@@ -234,6 +234,20 @@ pub fn rpc(
     fun: &str,
     args: Vec<eetf::Term>,
 ) -> Result<eetf::Term, String> {
+    rpc_in_background(node, module, fun, args, Duration::from_secs(10))
+        .join()
+        .unwrap()
+}
+
+/// Call `Mod.fun(args)` on a node from a thread of its own (the call may block, e.g. at a
+/// breakpoint), with its own connection.
+pub fn rpc_in_background(
+    node: &TestNode,
+    module: &str,
+    fun: &str,
+    args: Vec<eetf::Term>,
+    timeout: Duration,
+) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
     let (n, c) = (node.node.clone(), node.cookie.clone());
     let (m, f) = (module.to_string(), fun.to_string());
     std::thread::spawn(move || {
@@ -246,13 +260,52 @@ pub fn rpc(
                 .await
                 .map_err(|e| e.to_string())?;
             let r = conn
-                .rpc(&m, &f, args, Duration::from_secs(10))
+                .rpc(&m, &f, args, timeout)
                 .await
                 .map_err(|e| e.to_string());
             conn.close();
             r
         })
     })
-    .join()
-    .unwrap()
+}
+
+/// `KV.Calc.add(1, 2)` on the kv fixture node.
+pub fn kv_add(node: &TestNode) -> i64 {
+    let r = rpc(
+        node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![
+            eetf::Term::from(eetf::FixInteger::from(1)),
+            eetf::Term::from(eetf::FixInteger::from(2)),
+        ],
+    )
+    .unwrap();
+    orrery::beam::term::as_int(&r).unwrap()
+}
+
+/// `KV.Bucket.state()` on the kv fixture node, in Elixir syntax.
+pub fn kv_bucket_state(node: &TestNode) -> String {
+    let r = rpc(node, "Elixir.KV.Bucket", "state", vec![]).unwrap();
+    orrery::beam::pretty::to_elixir_compact(&r, 500)
+}
+
+/// The md5 of a loaded module, for "is this the same code" checks.
+pub fn module_md5(node: &TestNode, module: &str) -> String {
+    use orrery::beam::term::atom;
+    let r = rpc(
+        node,
+        "erlang",
+        "get_module_info",
+        vec![atom(module), atom("md5")],
+    )
+    .unwrap();
+    format!("{r:?}")
+}
+
+/// Replace the first `from` with `to` in a file (it must be there).
+pub fn edit_file(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(s.contains(from), "{from} not in {}", path.display());
+    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
 }
