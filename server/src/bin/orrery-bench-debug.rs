@@ -31,7 +31,6 @@ const ROUND: Duration = Duration::from_millis(150);
 const ROUNDS: usize = 9;
 /// The breakpoint: the first line of `Orbit.Math.sum_squares/1`, never run by fib.
 const BP_LINE: u32 = 11;
-const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
 const RPC_T: Duration = Duration::from_secs(600);
 
 /// The same fib as Orbit.Math, in a module no breakpoint touches.
@@ -85,70 +84,38 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A compiled temporary copy of examples/orbit running as a node; removed and killed on drop.
+/// A compiled temporary copy of examples/orbit running as a node (Orrery's own managed
+/// node: compiled first, stopped with the bench); the copy is removed on drop.
 struct OrbitNode {
     dir: PathBuf,
     node: String,
     cookie: String,
-    child: Child,
-    _stdin: Option<ChildStdin>,
+    managed: Option<orrery::managed::ManagedNode>,
 }
 
 impl OrbitNode {
-    fn start() -> Result<OrbitNode> {
+    async fn start() -> Result<OrbitNode> {
         let dir = std::env::temp_dir().join(format!("orrery-bench-debug-{}", token()));
         copy_dir(&repo().join("examples/orbit"), &dir)?;
         std::fs::write(dir.join("lib/orbit/bench_fib.ex"), BENCH_FIB)?;
-        let st = Command::new("mix")
-            .arg("compile")
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .status()
-            .context("mix not found: run `make deps`")?;
-        if !st.success() {
-            bail!("the copy of examples/orbit does not compile");
-        }
-        let host = orrery::config::local_hostname().unwrap_or_else(|| "localhost".into());
-        let sname = format!("orbit_bench_{}", token());
-        let cookie = format!("c{}", token());
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new("elixir")
-            .args([
-                "--sname",
-                &sname,
-                "--cookie",
-                &cookie,
-                "-e",
-                WATCHDOG,
-                "-S",
-                "mix",
-                "run",
-                "--no-halt",
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .context("elixir not found: run `make deps`")?;
-        let stdin = child.stdin.take();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let managed = orrery::managed::ManagedNode::start(&dir, tx)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("could not start the copy of examples/orbit")?;
         Ok(OrbitNode {
             dir,
-            node: format!("{sname}@{host}"),
-            cookie,
-            child,
-            _stdin: stdin,
+            node: managed.node.clone(),
+            cookie: managed.cookie.clone(),
+            managed: Some(managed),
         })
     }
 }
 
 impl Drop for OrbitNode {
     fn drop(&mut self) {
-        unsafe {
-            libc::killpg(self.child.id() as i32, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
+        // ManagedNode kills its process group on drop.
+        drop(self.managed.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -460,7 +427,7 @@ async fn run(n: &OrbitNode, bin: &Path) -> Result<(Vec<Row>, Option<f64>, String
 async fn main() -> Result<()> {
     let bin = orrery_binary()?;
     eprintln!("compiling and starting a copy of examples/orbit…");
-    let node = OrbitNode::start()?;
+    let node = OrbitNode::start().await?;
     let (mut rows, per_100k, otp) = run(&node, &bin).await?;
     rows.sort_by_key(|r| r.case);
     println!();
