@@ -17,7 +17,8 @@
 ;;
 ;; - dap-mode: a debug provider for the type "orrery" and the templates
 ;;   "Orrery: attach to node" and "Orrery: launch the app" (M-x dap-debug);
-;; - dape: the configurations `orrery' (attach) and `orrery-launch' in
+;; - dape: the configurations `orrery' (attach), `orrery-launch' and
+;;   `orrery-test' (mix test) in
 ;;   `dape-configs' (M-x dape).
 ;;
 ;; The node, cookie file and recording come from `orrery-node',
@@ -117,7 +118,10 @@ default to the Orrery customizations."
   `(("Orrery: attach to node"
      :type ,orrery-debug-type :request "attach" :name "Orrery: attach")
     ("Orrery: launch the app"
-     :type ,orrery-debug-type :request "launch" :name "Orrery: launch"))
+     :type ,orrery-debug-type :request "launch" :name "Orrery: launch")
+    ("Orrery: debug mix test"
+     :type ,orrery-debug-type :request "launch" :name "Orrery: mix test"
+     :task "test" :taskArgs []))
   "The dap-mode templates Orrery registers: name, then settings.
 The node is `orrery-node'; recording follows `orrery-debug-record'.")
 
@@ -153,8 +157,17 @@ The node is `orrery-node'; recording follows `orrery-debug-record'.")
      command-args ("dap")
      fn orrery-dape--fill
      :type ,orrery-debug-type
-     :request "launch"))
-  "The `dape-configs' entries Orrery registers.")
+     :request "launch")
+    (orrery-test
+     modes (elixir-mode elixir-ts-mode orrery-elixir-mode)
+     command orrery-dape--command
+     command-args ("dap")
+     fn orrery-dape--fill
+     :type ,orrery-debug-type
+     :request "launch"
+     :task "test"))
+  "The `dape-configs' entries Orrery registers.
+`orrery-test' runs \"mix test\" with breakpoints armed before the tests start.")
 
 ;;;###autoload
 (defun orrery-dape-register ()

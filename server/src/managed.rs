@@ -3,6 +3,9 @@
 //! forwards its output, and stops it on shutdown. The node halts by itself when Orrery dies
 //! (it watches its stdin), so no orphan BEAM is left behind; an EPMD we started is stopped
 //! too when no other node uses it.
+//!
+//! The debugger launches other mix tasks the same way (`mix test`, `mix run script.exs`),
+//! held at a gate before the task starts so breakpoints are armed before any code runs.
 
 use crate::beam::epmd;
 use std::collections::VecDeque;
@@ -11,19 +14,62 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
 
 /// Halts the node when Orrery's end of its stdin closes (Orrery exited or was killed).
 const WATCHDOG: &str = "spawn(fn -> IO.read(:stdio, :line); System.halt(0) end)";
 const TAIL_LINES: usize = 60;
+/// The registered name of the process that holds a gated launch until it is released.
+pub const GATE: &str = "orrery_launch_gate";
+/// The message that opens the gate.
+pub const GATE_OPEN: &str = "orrery_go";
+
+/// What a managed node runs.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// A mix task and its arguments; `None` runs the app (`mix run --no-halt`).
+    pub task: Option<String>,
+    pub task_args: Vec<String>,
+    /// Extra environment (e.g. `MIX_ENV`); `MIX_ENV` defaults to `test` for `mix test`.
+    pub env: Vec<(String, String)>,
+    /// Hold the node before the task starts until [`GATE`] receives [`GATE_OPEN`].
+    pub gated: bool,
+}
+
+impl Launch {
+    fn mix_args(&self) -> Vec<String> {
+        match &self.task {
+            None => vec!["run".into(), "--no-halt".into()],
+            Some(t) => std::iter::once(t.clone())
+                .chain(self.task_args.iter().cloned())
+                .collect(),
+        }
+    }
+
+    fn mix_env(&self) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "MIX_ENV")
+            .map(|(_, v)| v.clone())
+            .or_else(|| (self.task.as_deref() == Some("test")).then(|| "test".to_string()))
+    }
+
+    /// How the task is named in messages (`mix test --only slow`).
+    pub fn describe(&self) -> String {
+        format!("mix {}", self.mix_args().join(" "))
+    }
+}
 
 /// A running managed node.
 pub struct ManagedNode {
     pub node: String,
     pub cookie: String,
     pub root: PathBuf,
-    child: Option<Child>,
+    /// OS pid (and process group) of the node; `None` once stopped.
+    pid: Option<u32>,
+    stdin: Option<ChildStdin>,
+    exit: watch::Receiver<Option<i32>>,
     started_epmd: bool,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
@@ -79,6 +125,12 @@ pub fn app_name(root: &Path) -> String {
     })
 }
 
+/// Elixir run before the mix task: wait, registered as [`GATE`], until the debugger has armed
+/// its breakpoints and sends [`GATE_OPEN`].
+fn gate_code() -> String {
+    format!("Process.register(self(), :{GATE}); receive do :{GATE_OPEN} -> Process.unregister(:{GATE}) end")
+}
+
 pub fn random_token(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -104,14 +156,27 @@ impl ManagedNode {
         root: &Path,
         output: mpsc::UnboundedSender<String>,
     ) -> Result<ManagedNode, String> {
+        Self::launch(root, &Launch::default(), output).await
+    }
+
+    /// Like [`ManagedNode::start`], running `launch` instead of the app.
+    pub async fn launch(
+        root: &Path,
+        launch: &Launch,
+        output: mpsc::UnboundedSender<String>,
+    ) -> Result<ManagedNode, String> {
         let root = root.to_path_buf();
         let app = app_name(&root);
         let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
         let epmd_was_up = epmd::names(&host).await.is_ok();
 
         // Compile first, so a broken project gives the compiler's output, not a dead node.
-        let compiled = Command::new("mix")
-            .arg("compile")
+        let mut compile = Command::new("mix");
+        compile.arg("compile").envs(launch.env.iter().cloned());
+        if let Some(env) = launch.mix_env() {
+            compile.env("MIX_ENV", env);
+        }
+        let compiled = compile
             .current_dir(&root)
             .stdin(Stdio::null())
             .output()
@@ -139,19 +204,18 @@ impl ManagedNode {
         let node = format!("{short}@{host}");
         let cookie = random_token(20);
         let mut cmd = Command::new("elixir");
-        cmd.args([
-            "--sname",
-            &short,
-            "--cookie",
-            &cookie,
-            "-e",
-            WATCHDOG,
-            "-S",
-            "mix",
-            "run",
-            "--no-halt",
-        ])
-        .current_dir(&root)
+        cmd.args(["--sname", &short, "--cookie", &cookie, "-e", WATCHDOG]);
+        if launch.gated {
+            cmd.args(["-e", &gate_code()]);
+        }
+        cmd.arg("-S")
+            .arg("mix")
+            .args(launch.mix_args())
+            .envs(launch.env.iter().cloned());
+        if let Some(env) = launch.mix_env() {
+            cmd.env("MIX_ENV", env);
+        }
+        cmd.current_dir(&root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -188,25 +252,35 @@ impl ManagedNode {
                 }
             });
         }
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let (exit_tx, exit) = watch::channel(None);
+        tokio::spawn(async move {
+            let code = match child.wait().await {
+                Ok(s) => s.code().unwrap_or(-1),
+                Err(_) => -1,
+            };
+            let _ = exit_tx.send(Some(code));
+        });
         let mut managed = ManagedNode {
             node,
             cookie,
             root,
-            child: Some(child),
+            pid,
+            stdin,
+            exit,
             started_epmd: !epmd_was_up,
             tail,
         };
         // Wait until the node is registered in EPMD, or it exits.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            if let Some(child) = managed.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let tail = managed.output_tail();
-                    managed.child = None;
-                    return Err(format!(
-                        "the app node exited during start ({status}):\n{tail}"
-                    ));
-                }
+            if let Some(code) = *managed.exit.borrow() {
+                let tail = managed.output_tail();
+                managed.pid = None;
+                return Err(format!(
+                    "the node exited during start (status {code}):\n{tail}"
+                ));
             }
             if epmd::port_of(&short, &host).await.is_ok() {
                 return Ok(managed);
@@ -230,35 +304,39 @@ impl ManagedNode {
 
     /// OS pid of the node's process (the `elixir` launcher's group leader).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|c| c.id())
+        self.pid
+    }
+
+    /// The node's exit status, once it has exited (`Some(code)`; -1 when killed).
+    pub fn exit_status(&self) -> watch::Receiver<Option<i32>> {
+        self.exit.clone()
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> bool {
+        let mut exit = self.exit.clone();
+        let done = tokio::time::timeout(within, exit.wait_for(|c| c.is_some()))
+            .await
+            .is_ok();
+        done
     }
 
     /// Stop the node: close its stdin (it halts), then TERM and KILL its process group
     /// if it lingers; stop the EPMD we started when nothing else uses it.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            drop(child.stdin.take());
-            let exited = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            if exited.is_err() {
-                if let Some(pid) = child.id() {
-                    // SAFETY: signalling our own child's process group.
-                    unsafe {
-                        libc::killpg(pid as i32, libc::SIGTERM);
-                    }
-                }
-                if tokio::time::timeout(Duration::from_secs(3), child.wait())
-                    .await
-                    .is_err()
-                {
-                    let _ = child.kill().await;
-                }
-            }
-            if let Some(pid) = child.id() {
-                // SAFETY: as above; makes sure nothing of the group survives.
+        if let Some(pid) = self.pid.take() {
+            drop(self.stdin.take());
+            if !self.wait_exit(Duration::from_secs(5)).await {
+                // SAFETY: signalling our own child's process group.
                 unsafe {
-                    libc::killpg(pid as i32, libc::SIGKILL);
+                    libc::killpg(pid as i32, libc::SIGTERM);
                 }
+                self.wait_exit(Duration::from_secs(3)).await;
             }
+            // SAFETY: as above; makes sure nothing of the group survives.
+            unsafe {
+                libc::killpg(pid as i32, libc::SIGKILL);
+            }
+            self.wait_exit(Duration::from_secs(3)).await;
         }
         if self.started_epmd {
             let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
@@ -280,12 +358,10 @@ impl ManagedNode {
 
 impl Drop for ManagedNode {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Some(pid) = child.id() {
-                // SAFETY: signalling our own child's process group on drop.
-                unsafe {
-                    libc::killpg(pid as i32, libc::SIGKILL);
-                }
+        if let (Some(pid), None) = (self.pid, *self.exit.borrow()) {
+            // SAFETY: signalling our own child's process group on drop.
+            unsafe {
+                libc::killpg(pid as i32, libc::SIGKILL);
             }
         }
     }

@@ -380,9 +380,11 @@ run('DAP registration', function()
   check('adapter registered', type(a) == 'table' and a.type == 'executable' and a.command == BIN
     and type(a.args) == 'table' and a.args[1] == 'dap' and #a.args == 1, vim.inspect(a))
   local configs = fake_dap.configurations.elixir or {}
-  local launch, attach, others = nil, nil, 0
+  local launch, test_launch, attach, others = nil, nil, nil, 0
   for _, c in ipairs(configs) do
-    if c.type == 'orrery' and c.request == 'launch' then
+    if c.type == 'orrery' and c.request == 'launch' and c.task == 'test' then
+      test_launch = c
+    elseif c.type == 'orrery' and c.request == 'launch' then
       launch = c
     elseif c.type == 'orrery' and c.request == 'attach' then
       attach = c
@@ -392,6 +394,8 @@ run('DAP registration', function()
   end
   check('launch configuration', launch ~= nil and type(launch.name) == 'string' and launch.record == true
     and type(launch.recordLimit) == 'number' and launch.cwd == '${workspaceFolder}', vim.inspect(launch))
+  check('mix test configuration', test_launch ~= nil and type(test_launch.taskArgs) == 'table',
+    vim.inspect(test_launch))
   check('attach configuration', attach ~= nil and type(attach.name) == 'string'
     and (type(attach.node) == 'function' and attach.node() == NODE), vim.inspect(attach))
   check("other plugins' configurations kept", others == 1)

@@ -7,8 +7,12 @@ mod wire;
 use crate::debug::{BreakpointReq, Debugger, Event};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
 use wire::Out;
+
+/// A launched task's name and exit status, reported when the session ends.
+type LaunchedTask = Arc<Mutex<Option<(String, watch::Receiver<Option<i32>>)>>>;
 
 fn capabilities() -> Value {
     json!({
@@ -31,6 +35,9 @@ struct Adapter {
     /// A saved recording opened with `launch` + `recording` (no node).
     replay: Option<crate::debug::replay::Replay>,
     events_tx: mpsc::UnboundedSender<Event>,
+    /// The launched node waits at its gate until `configurationDone`.
+    gated: bool,
+    task: LaunchedTask,
 }
 
 /// Serve DAP on stdin/stdout until the client disconnects or goes away.
@@ -38,6 +45,8 @@ pub async fn serve_stdio() {
     let (out, writer) = wire::writer(tokio::io::stdout());
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let ev_out = out.clone();
+    let task: LaunchedTask = Arc::default();
+    let ev_task = task.clone();
     tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {
             match ev {
@@ -52,10 +61,27 @@ pub async fn serve_stdio() {
                     ev_out.event("thread", json!({"reason": "exited", "threadId": t}))
                 }
                 Event::Terminated(reason) => {
-                    ev_out.event(
-                        "output",
-                        json!({"category": "important", "output": format!("Orrery: {reason}\n")}),
-                    );
+                    let launched = ev_task.lock().ok().and_then(|mut t| t.take());
+                    match launched {
+                        Some((name, mut exit)) => {
+                            // The task ended (its node halted): report how.
+                            let waited = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                exit.wait_for(|c| c.is_some()),
+                            )
+                            .await;
+                            let code = waited.ok().and_then(|c| *c.ok()?).unwrap_or(-1);
+                            ev_out.event(
+                                "output",
+                                json!({"category": "console", "output": format!("Orrery: `{name}` exited with status {code}\n")}),
+                            );
+                            ev_out.event("exited", json!({"exitCode": code}));
+                        }
+                        None => ev_out.event(
+                            "output",
+                            json!({"category": "important", "output": format!("Orrery: {reason}\n")}),
+                        ),
+                    }
                     ev_out.event("terminated", json!({}));
                 }
             }
@@ -66,6 +92,8 @@ pub async fn serve_stdio() {
         debugger: None,
         replay: None,
         events_tx,
+        gated: false,
+        task,
     };
     let mut reader = wire::Reader::new(tokio::io::stdin());
     loop {
@@ -163,7 +191,12 @@ impl Adapter {
         match command {
             "initialize" => Ok(capabilities()),
             "launch" | "attach" => self.start(command, args).await,
-            "configurationDone" => Ok(Value::Null),
+            "configurationDone" => {
+                if std::mem::take(&mut self.gated) {
+                    self.dbg()?.release_gate().await?;
+                }
+                Ok(Value::Null)
+            }
             "setBreakpoints" => {
                 let path =
                     path_arg(&args["source"]["path"]).ok_or("setBreakpoints needs source.path")?;
@@ -391,7 +424,14 @@ impl Adapter {
                         );
                     }
                 });
-                let m = crate::managed::ManagedNode::start(&root, tx).await?;
+                let launch = launch_of(args)?;
+                let m = crate::managed::ManagedNode::launch(&root, &launch, tx).await?;
+                if launch.task.is_some() {
+                    if let Ok(mut t) = self.task.lock() {
+                        *t = Some((launch.describe(), m.exit_status()));
+                    }
+                }
+                self.gated = true;
                 let (node, cookie) = (m.node.clone(), m.cookie.clone());
                 Debugger::attach(&root, &node, &cookie, Some(m), self.events_tx.clone()).await?
             }
@@ -404,6 +444,50 @@ impl Adapter {
         self.out.event("initialized", json!({}));
         Ok(Value::Null)
     }
+}
+
+/// What `launch` runs: `task` + `taskArgs` (`mix test`, as in ElixirLS), or `script`
+/// (`mix run <script>`), or the app itself; `env` adds environment variables.
+fn launch_of(args: &Value) -> Result<crate::managed::Launch, String> {
+    let strings = |v: &Value, what: &str| -> Result<Vec<String>, String> {
+        match v {
+            Value::Null => Ok(vec![]),
+            Value::Array(a) => a
+                .iter()
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("`{what}` must be a list of strings"))
+                })
+                .collect(),
+            _ => Err(format!("`{what}` must be a list of strings")),
+        }
+    };
+    let mut launch = crate::managed::Launch {
+        gated: true,
+        ..Default::default()
+    };
+    match (args["task"].as_str(), args["script"].as_str()) {
+        (Some(_), Some(_)) => return Err("give either `task` or `script`, not both".into()),
+        (Some(task), None) => {
+            launch.task = Some(task.to_string());
+            launch.task_args = strings(&args["taskArgs"], "taskArgs")?;
+        }
+        (None, Some(script)) => {
+            launch.task = Some("run".into());
+            launch.task_args = vec![script.to_string()];
+        }
+        (None, None) => {}
+    }
+    if let Some(env) = args["env"].as_object() {
+        for (k, v) in env {
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("env.{k} must be a string"))?;
+            launch.env.push((k.clone(), v.to_string()));
+        }
+    }
+    Ok(launch)
 }
 
 fn var_json(v: crate::debug::vars::Var) -> Value {

@@ -276,6 +276,13 @@ impl Debugger {
                 .collect()
         };
         let file = crate::core::normalize(file);
+        if file.extension().is_some_and(|e| e == "exs") {
+            return fail(
+                "breakpoints in .exs files (tests, scripts) are not supported: they are compiled \
+                 as they run; set the breakpoint in the code under test (lib/)"
+                    .into(),
+            );
+        }
         let modules = match self.ensure_instrumented(&file).await {
             Ok(m) => m,
             Err(e) => return fail(e),
@@ -845,6 +852,27 @@ impl Debugger {
         }
     }
 
+    /// Let a gated launch run its task (see [`crate::managed::Launch::gated`]): breakpoints
+    /// set so far are armed.
+    pub async fn release_gate(&self) -> Result<(), String> {
+        let Some(n) = self.session.nodes().into_iter().next() else {
+            return Err("the launched node is gone".into());
+        };
+        n.conn
+            .rpc(
+                "erlang",
+                "send",
+                vec![
+                    atom(crate::managed::GATE),
+                    atom(crate::managed::GATE_OPEN),
+                ],
+                T,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("could not start the launched task: {e}"))
+    }
+
     /// Disarm, resume everything, load the pristine binaries back, remove the agent, and
     /// stop a managed node. The node ends as it was found.
     pub async fn disconnect(&self) {
@@ -853,7 +881,8 @@ impl Debugger {
         }
         lock(&self.state).paused.clear();
         let pristine = self.reloader.pristine();
-        if !pristine.is_empty() {
+        // A launched task that ended took its node with it: nothing to restore.
+        if !pristine.is_empty() && !self.session.nodes().is_empty() {
             if let Err(e) = self
                 .reloader
                 .swap(&self.session, Some(&self.root), pristine, "restore")

@@ -106,6 +106,28 @@ impl DapClient {
         }
     }
 
+    /// Wait for the next event with one of `names`, in arrival order; consumes it.
+    pub fn wait_event_any(&mut self, names: &[&str], timeout: Duration) -> Value {
+        let wanted = |e: &Value| names.iter().any(|n| e["event"] == *n);
+        if let Some(i) = self.events.iter().position(wanted) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {names:?} event; events {:?}", self.events));
+            if v["type"] == "event" && wanted(&v) {
+                return v;
+            }
+            if v["type"] == "event" {
+                self.events.push(v);
+            }
+        }
+    }
+
     pub fn close_stdin(&mut self) {
         drop(self.stdin.take());
     }

@@ -65,6 +65,14 @@ function M.configurations()
     },
     {
       type = 'orrery',
+      request = 'launch',
+      name = 'Orrery: debug mix test',
+      cwd = '${workspaceFolder}',
+      task = 'test',
+      taskArgs = {},
+    },
+    {
+      type = 'orrery',
       request = 'attach',
       name = 'Orrery: attach to a running node',
       cwd = '${workspaceFolder}',
