@@ -75,7 +75,18 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
     let thread = stopped["body"]["threadId"].as_i64().unwrap();
     assert_eq!(stopped["body"]["reason"], "breakpoint");
     let threads = c.ok("threads", json!({}));
-    assert_eq!(threads["threads"].as_array().unwrap().len(), 1, "{threads}");
+    // One paused process; the rest are running threads and the "any process" entry.
+    let paused: Vec<&Value> = threads["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            let name = t["name"].as_str().unwrap_or("");
+            !name.ends_with("(running)") && !name.starts_with("Any process")
+        })
+        .collect();
+    assert_eq!(paused.len(), 1, "{threads}");
+    assert_eq!(paused[0]["id"], json!(thread), "{threads}");
     let top = top_frame(&mut c, thread);
     assert_eq!(top["name"], "KV.Steps.run/1");
     assert_eq!(top["line"], 5);

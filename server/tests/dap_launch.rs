@@ -118,3 +118,93 @@ fn launch_reports_a_failing_task_and_bad_arguments() {
     c.ok("disconnect", json!({}));
     assert!(c.wait_exit(Duration::from_secs(30)));
 }
+
+fn running_thread(c: &mut DapClient, name: &str) -> Option<i64> {
+    let threads = c.ok("threads", json!({}));
+    threads["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            let n = t["name"].as_str().unwrap_or("");
+            n.starts_with(name) && n.ends_with("(running)")
+        })
+        .and_then(|t| t["id"].as_i64())
+}
+
+#[test]
+fn pause_stops_a_running_process_at_its_next_instrumented_line() {
+    use orrery::beam::term;
+    let node = support::TestNode::start("kv");
+    let bucket = node.dir.join("lib/kv/bucket.ex");
+    let mut c = DapClient::start();
+    initialize(&mut c);
+    // Nothing instrumented yet: pausing says what to do.
+    c.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir}),
+    );
+    c.wait_event("initialized", LONG);
+    let early = c.request("pause", json!({"threadId": 1}));
+    assert_eq!(early["success"], json!(false), "{early}");
+    // A breakpoint that never stops instruments KV.Bucket.
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": bucket}, "breakpoints": [{"line": 35, "condition": "false"}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    c.ok("configurationDone", json!({}));
+
+    // The registered GenServer is listed as a running thread; pause it.
+    let thread = support::wait_until(LONG, "KV.Bucket listed as running", || {
+        running_thread(&mut c, "KV.Bucket")
+    });
+    c.ok("pause", json!({"threadId": thread}));
+    let note = c.wait_event("output", LONG);
+    assert!(
+        note["body"]["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("will pause"),
+        "{note}"
+    );
+    // It is idle in receive; its next message runs instrumented code and stops there.
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.KV.Bucket",
+        "put",
+        vec![term::atom("k"), term::int(7)],
+        Duration::from_secs(120),
+    );
+    let stopped = c.wait_event("stopped", LONG);
+    assert_eq!(stopped["body"]["reason"], "pause", "{stopped}");
+    assert_eq!(stopped["body"]["threadId"], json!(thread));
+    let st = c.ok("stackTrace", json!({"threadId": thread}));
+    assert_eq!(
+        st["stackFrames"][0]["name"], "KV.Bucket.handle_call/3",
+        "{st}"
+    );
+    // Other processes keep running meanwhile.
+    assert_eq!(support::kv_add(&node), 3);
+    c.ok("continue", json!({"threadId": thread}));
+    let r = call.join().unwrap().unwrap();
+    assert!(term::is_atom(&r, "ok"), "{r:?}");
+
+    // "Any process": the next process on an instrumented line stops.
+    c.ok("pause", json!({"threadId": i32::MAX}));
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.KV.Bucket",
+        "state",
+        vec![],
+        Duration::from_secs(120),
+    );
+    let stopped = c.wait_event("stopped", LONG);
+    assert_eq!(stopped["body"]["reason"], "pause", "{stopped}");
+    let t = stopped["body"]["threadId"].as_i64().unwrap();
+    c.ok("continue", json!({"threadId": t}));
+    call.join().unwrap().unwrap();
+    // Taken once: later calls run through.
+    assert!(support::kv_bucket_state(&node).contains("k"));
+    c.ok("disconnect", json!({}));
+}

@@ -10,7 +10,8 @@
 %% Keep this file ASCII only.
 -module(orrery_dbg_v1).
 -export([start/1, stop/0, set_breakpoints/2, clear_module/1, probe/4, resume/2,
-         paused/0, eval/2, server/1, record/2, history/2, timeline/1, recording/0]).
+         paused/0, eval/2, server/1, record/2, history/2, timeline/1, recording/0,
+         request_pause/1, running/1]).
 
 
 %% Start (or re-point) the debugger server; Listener receives {orrery_dbg, Event}.
@@ -45,6 +46,7 @@ stop() ->
     end,
     [persistent_term:erase(K) || {{orrery_dbg_v1, _} = K, _} <- persistent_term:get()],
     persistent_term:erase(orrery_dbg_v1_record),
+    persistent_term:erase(orrery_dbg_v1_pause),
     %% Probes still loaded until the pristine code is back find no lookup module: disarmed.
     _ = code:purge(orrery_dbg_v1_armed),
     _ = code:delete(orrery_dbg_v1_armed),
@@ -80,7 +82,11 @@ rearm(#{stepping := Stepping}) ->
     Armed = lists:sort([{M, Line} || {{orrery_dbg_v1, M}, Lines} <- persistent_term:get(),
                                      is_atom(M), is_map(Lines),
                                      Line <- maps:keys(Lines), is_integer(Line)]),
-    Default = case map_size(Stepping) of 0 -> false; _ -> step end,
+    %% A pending pause sends every probe to probe/4 until some process takes it.
+    Default = case persistent_term:get(orrery_dbg_v1_pause, false) of
+                  true -> true;
+                  false -> case map_size(Stepping) of 0 -> false; _ -> step end
+              end,
     A = erl_anno:new(1),
     Clauses = [{clause, A, [{atom, A, M}, {integer, A, Line}], [], [{atom, A, true}]}
                || {M, Line} <- Armed]
@@ -125,6 +131,84 @@ eval(Expr, Binding) ->
         C:R -> {error, iolist_to_binary(io_lib:format("~p: ~p", [C, R]))}
     end.
 
+%% ---- pausing a running process -------------------------------------------------------
+%% pause on a thread: that process (or any, for Target = any) stops at its next probe.
+%% Pending pauses are keys {pause, Target} in the hits table; ets:take makes sure only one
+%% process takes each. While one is pending, every probe goes through probe/4.
+
+request_pause(Target) when Target =:= any; is_pid(Target) ->
+    case whereis(orrery_dbg_v1) of
+        undefined -> {error, no_debugger};
+        S ->
+            Ref = monitor(process, S),
+            S ! {pause_request, Target, self(), Ref},
+            receive
+                {Ref, Answer} -> demonitor(Ref, [flush]), Answer;
+                {'DOWN', Ref, _, _, _} -> {error, no_debugger}
+            after 10000 -> demonitor(Ref, [flush]), {error, timeout}
+            end
+    end.
+
+%% Processes worth listing as running threads: those executing, or registered and started
+%% from, one of Mods (at most 50).
+running(Mods) ->
+    Set = maps:from_list([{M, true} || M <- Mods]),
+    Found = lists:filtermap(
+              fun(P) ->
+                      case erlang:process_info(P, [current_function, registered_name]) of
+                          [{current_function, {M, _, _}}, {registered_name, Name}] ->
+                              case maps:is_key(M, Set) orelse started_from(P, Name, Set) of
+                                  true -> {true, {P, case Name of [] -> nil; _ -> Name end}};
+                                  false -> false
+                              end;
+                          _ -> false
+                      end
+              end, processes()),
+    lists:sublist(Found, 50).
+
+started_from(_P, [], _Set) -> false;
+started_from(P, _Name, Set) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {M, _, _}} -> maps:is_key(M, Set);
+                _ -> false
+            end;
+        _ -> false
+    end.
+
+pending_pause() ->
+    try ets:select_count(orrery_dbg_v1_hits, [{{{pause, '_'}, '_'}, [], [true]}]) > 0
+    catch _:_ -> false end.
+
+%% Set the flag probes look at, and the lookup module's default, after a change.
+pause_changed(State) ->
+    case pending_pause() of
+        true -> persistent_term:put(orrery_dbg_v1_pause, true);
+        false -> persistent_term:erase(orrery_dbg_v1_pause)
+    end,
+    catch rearm(State),
+    ok.
+
+take_pause() ->
+    case persistent_term:get(orrery_dbg_v1_pause, false) of
+        false -> false;
+        true ->
+            Taken = try ets:take(orrery_dbg_v1_hits, {pause, self()}) =/= []
+                        orelse ets:take(orrery_dbg_v1_hits, {pause, any}) =/= []
+                    catch _:_ -> false end,
+            case Taken of
+                true -> notify_server(pause_taken), true;
+                false -> false
+            end
+    end.
+
+notify_server(Msg) ->
+    case whereis(orrery_dbg_v1) of
+        undefined -> ok;
+        S -> S ! Msg, ok
+    end.
+
 %% ---- the probe ----------------------------------------------------------------------
 
 %% Depth is the caller's stack size, measured once here at entry, so every comparison
@@ -136,6 +220,12 @@ probe(Mod, Line, FA, Binding) ->
         false -> ok;
         Limits -> record_event(Mod, Line, FA, Binding, Depth, Limits)
     end,
+    case take_pause() of
+        true -> pause(pause, Mod, Line, FA, Binding, Depth);
+        false -> step_or_break(Mod, Line, FA, Binding, Depth)
+    end.
+
+step_or_break(Mod, Line, FA, Binding, Depth) ->
     case get(orrery_step) of
         undefined -> breakpoint(Mod, Line, FA, Binding, Depth);
         Step ->
@@ -358,7 +448,23 @@ server(State = #{listener := L, paused := P, stepping := S}) ->
         {paused, From, Ref} ->
             From ! {Ref, maps:keys(P)},
             server(State);
+        {pause_request, Target, From, Ref} ->
+            case Target of
+                any -> ok;
+                _ -> monitor(process, Target)
+            end,
+            ets:insert(orrery_dbg_v1_hits, {{pause, Target}, true}),
+            pause_changed(State),
+            From ! {Ref, ok},
+            server(State);
+        pause_taken ->
+            pause_changed(State),
+            server(State);
         {'DOWN', _, process, Pid, Why} ->
+            case ets:take(orrery_dbg_v1_hits, {pause, Pid}) of
+                [] -> ok;
+                _ -> pause_changed(State)
+            end,
             L ! {orrery_dbg, {exited, Pid, Why}},
             server(stepping(State#{paused := maps:remove(Pid, P)}, maps:remove(Pid, S)));
         {stop, _From} ->

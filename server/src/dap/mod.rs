@@ -248,7 +248,8 @@ impl Adapter {
             "threads" => {
                 let threads: Vec<Value> = match &self.debugger {
                     Some(d) => d
-                        .threads()
+                        .all_threads()
+                        .await
                         .into_iter()
                         .map(|(id, name)| json!({"id": id, "name": name}))
                         .collect(),
@@ -351,10 +352,17 @@ impl Adapter {
                 };
                 d.save_recording(&path).await
             }
-            "pause" => Err(
-                "pausing a running process is not supported: set a breakpoint where it should stop"
-                    .into(),
-            ),
+            "pause" => {
+                let t = args["threadId"]
+                    .as_i64()
+                    .unwrap_or(crate::debug::ANY_THREAD);
+                let note = self.dbg()?.pause(t).await?;
+                if !note.is_empty() {
+                    self.out
+                        .event("output", json!({"category": "console", "output": note}));
+                }
+                Ok(Value::Null)
+            }
             "evaluate" => {
                 let expr = args["expression"].as_str().unwrap_or("");
                 let frame = args["frameId"].as_i64();

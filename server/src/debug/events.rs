@@ -29,15 +29,7 @@ pub(crate) fn handle_event(
         [kind, pid, info] if term::is_atom(kind, "paused") => {
             let key = pid_key(node, pid);
             let mut st = lock(state);
-            let thread_id = match st.thread_of.get(&key) {
-                Some(t) => *t,
-                None => {
-                    let t = st.next_thread;
-                    st.next_thread += 1;
-                    st.thread_of.insert(key, t);
-                    t
-                }
-            };
+            let thread_id = st.thread_id(key);
             let module = term::get(info, "module")
                 .and_then(term::as_atom)
                 .unwrap_or("?")
@@ -114,10 +106,10 @@ pub(crate) fn handle_event(
                     });
                 }
             }
-            let reason = if term::get(info, "reason").is_some_and(|r| term::is_atom(r, "step")) {
-                "step"
-            } else {
-                "breakpoint"
+            let reason = match term::get(info, "reason").and_then(term::as_atom) {
+                Some("step") => "step",
+                Some("pause") => "pause",
+                _ => "breakpoint",
             };
             st.paused.insert(
                 thread_id,

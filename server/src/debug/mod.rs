@@ -5,6 +5,8 @@
 mod events;
 pub mod history;
 pub mod replay;
+mod threads;
+pub use threads::ANY_THREAD;
 pub mod vars;
 
 use crate::agent::DBG_MODULE;
@@ -171,6 +173,8 @@ pub(crate) struct State {
     recording: bool,
     vars: VarStore,
     paths: HashMap<String, PathBuf>,
+    /// Running processes listed as threads: thread id -> (node, pid).
+    running: HashMap<i64, (String, Term)>,
 }
 
 /// A debug session on a node (and its peers).
@@ -185,6 +189,19 @@ pub struct Debugger {
 
 pub(crate) fn pid_key(node: &str, pid: &Term) -> String {
     format!("{node}/{}", pretty::to_elixir_compact(pid, 80))
+}
+
+impl State {
+    /// The thread id of a process (stable for the session).
+    pub(crate) fn thread_id(&mut self, key: String) -> i64 {
+        if let Some(t) = self.thread_of.get(&key) {
+            return *t;
+        }
+        let t = self.next_thread;
+        self.next_thread += 1;
+        self.thread_of.insert(key, t);
+        t
+    }
 }
 
 pub(crate) fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -216,6 +233,7 @@ impl Debugger {
             fn_bps: HashMap::new(),
             recording: false,
             vars: VarStore::default(),
+            running: HashMap::new(),
             paths: HashMap::new(),
         }));
         let dbg = Debugger {
@@ -862,10 +880,7 @@ impl Debugger {
             .rpc(
                 "erlang",
                 "send",
-                vec![
-                    atom(crate::managed::GATE),
-                    atom(crate::managed::GATE_OPEN),
-                ],
+                vec![atom(crate::managed::GATE), atom(crate::managed::GATE_OPEN)],
                 T,
             )
             .await
