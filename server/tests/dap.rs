@@ -336,13 +336,49 @@ fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
 
     // The timeline lists what happened.
     let tl = c.ok("orrery/timeline", json!({"module": "KV.Steps"}));
-    let lines: Vec<i64> = tl["events"]
-        .as_array()
-        .unwrap()
+    let events = tl["events"].as_array().unwrap();
+    let lines: Vec<i64> = events
         .iter()
+        .filter(|e| e["kind"] == "line")
         .map(|e| e["line"].as_i64().unwrap())
         .collect();
     assert_eq!(&lines[..6], &[5, 6, 12, 13, 7, 8], "{tl}");
+    // Returns are recorded with their results, in order: double/1, then run/1.
+    let returns: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "return")
+        .map(|e| {
+            (
+                e["function"].as_str().unwrap().to_string(),
+                e["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        &returns[..2],
+        &[
+            ("double/1".into(), "4".into()),
+            ("run/1".into(), "6".into())
+        ],
+        "{tl}"
+    );
+    // A tail-recursive clause stays a tail call: only the base clause reports a return.
+    rpc(&node, "Elixir.KV.Steps", "countdown", vec![term::int(3)]).unwrap();
+    let tl = c.ok("orrery/timeline", json!({"module": "KV.Steps"}));
+    let countdown: Vec<&Value> = tl["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["function"] == "countdown/1")
+        .collect();
+    assert_eq!(
+        countdown.iter().filter(|e| e["kind"] == "line").count(),
+        4,
+        "{tl}"
+    );
+    let returned: Vec<&&Value> = countdown.iter().filter(|e| e["kind"] == "return").collect();
+    assert_eq!(returned.len(), 1, "{tl}");
+    assert_eq!(returned[0]["result"], ":done");
     // The value history of a variable across the recording.
     let vh = c.ok(
         "orrery/valueHistory",
@@ -537,6 +573,8 @@ fn genserver_state_history_lists_each_message_and_state() {
     assert_eq!(entries[0]["message"]["key"], ":a", "{h}");
     assert_eq!(entries[0]["stateBefore"], "%{}");
     assert_eq!(entries[0]["stateAfter"], "%{a: 1}");
+    // Taken from what the callback returned.
+    assert_eq!(entries[0]["returned"], "{:reply, :ok, %{a: 1}}", "{h}");
     assert_eq!(entries[1]["stateAfter"], "%{a: 1, b: 2}");
     c.ok("disconnect", json!({}));
 }

@@ -11,7 +11,7 @@
 -module(orrery_dbg_v1).
 -export([start/1, stop/0, set_breakpoints/2, clear_module/1, probe/4, resume/2,
          paused/0, eval/2, server/1, record/2, history/2, timeline/1, recording/0,
-         request_pause/1, running/1]).
+         request_pause/1, running/1, returned/4]).
 
 
 %% Start (or re-point) the debugger server; Listener receives {orrery_dbg, Event}.
@@ -351,6 +351,17 @@ dropped() ->
         [] -> 0
     end.
 
+%% An instrumented function returned Result (called by instrumented code when its last
+%% probe was armed; records only while recording is on).
+returned(Mod, Line, FA, Result) ->
+    case persistent_term:get(orrery_dbg_v1_record, false) of
+        false -> ok;
+        Limits ->
+            {stack_size, Depth} = erlang:process_info(self(), stack_size),
+            record_event(Mod, Line, FA, {return, Result}, Depth, Limits)
+    end.
+
+%% Binding is the probe's bindings, or {return, Result} for a return.
 record_event(Mod, Line, FA, Binding, Depth, #{limit := Limit, bytes := Bytes}) ->
     try
         Seq = ets:update_counter(orrery_dbg_v1_hits, seq, 1, {seq, 0}),
@@ -406,9 +417,12 @@ timeline(Filter) ->
     #{total => length(All), dropped => dropped(),
       events => [event(E) || E <- lists:sublist(All, Offset + 1, Limit)]}.
 
+event({Seq, Time, Pid, Mod, Line, FA, Depth, {return, Result}}) ->
+    #{seq => Seq, time => Time, pid => Pid, node => node(), module => Mod, line => Line,
+      function => FA, depth => Depth, bindings => [], kind => return, result => Result};
 event({Seq, Time, Pid, Mod, Line, FA, Depth, Binding}) ->
     #{seq => Seq, time => Time, pid => Pid, node => node(), module => Mod, line => Line,
-      function => FA, depth => Depth, bindings => Binding}.
+      function => FA, depth => Depth, bindings => Binding, kind => line}.
 
 %% ---- the server ---------------------------------------------------------------------
 

@@ -5,7 +5,27 @@ use super::{recorded, Debugger, Recorded, T};
 use crate::agent::DBG_MODULE;
 use crate::beam::pretty;
 use crate::beam::term::{self, atom, int, map};
+use eetf::Term;
 use serde_json::{json, Value};
+
+const CALLBACKS: [&str; 4] = ["init/1", "handle_call/3", "handle_cast/2", "handle_info/2"];
+
+/// The state in a GenServer callback's return value (`{:reply, r, state}`, `{:noreply,
+/// state}`, `{:ok, state}`, `{:stop, reason, state}`, with or without a trailing action).
+pub fn callback_state<'a>(function: &str, result: &'a Term) -> Option<&'a Term> {
+    if !CALLBACKS.contains(&function) {
+        return None;
+    }
+    let t = term::as_tuple(result)?;
+    let tag = term::as_atom(t.first()?)?;
+    match (tag, t.len()) {
+        ("ok" | "noreply", 2 | 3) => t.get(1),
+        ("reply", 3 | 4) => t.get(2),
+        ("stop", 3) => t.get(2),
+        ("stop", 4) => t.get(3),
+        _ => None,
+    }
+}
 
 impl Debugger {
     /// Recorded events for a pid (`"#PID<0.1.0>"`) or a module (`"KV.Bucket"`), paged, as JSON.
@@ -44,7 +64,7 @@ impl Debugger {
             total += term::get_int(&r, "total").unwrap_or(0);
             for e in term::get(&r, "events").map(term::list_ref).unwrap_or(&[]) {
                 let ev = recorded(e);
-                out.push(serde_json::json!({
+                let mut entry = serde_json::json!({
                     "seq": ev.seq,
                     "timeUs": ev.time_us,
                     "node": n.info.name,
@@ -53,8 +73,16 @@ impl Debugger {
                     "function": ev.function,
                     "line": ev.line,
                     "depth": ev.depth,
+                    "kind": if ev.is_line() { "line" } else { "return" },
                     "bindings": ev.bindings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(pretty::to_elixir_compact(v, 200)))).collect::<serde_json::Map<_, _>>(),
-                }));
+                });
+                if let Some(r) = &ev.result {
+                    entry["result"] = json!(pretty::to_elixir_compact(r, 200));
+                    if let Some(s) = callback_state(&ev.function, r) {
+                        entry["state"] = json!(pretty::to_elixir_compact(s, 200));
+                    }
+                }
+                out.push(entry);
             }
         }
         Ok(serde_json::json!({"total": total, "events": out}))
@@ -110,7 +138,23 @@ impl Debugger {
         let mut last_key: Option<(Value, Value)> = None;
         for e in tl["events"].as_array().cloned().unwrap_or_default() {
             let f = e["function"].as_str().unwrap_or("");
-            if !["init/1", "handle_call/3", "handle_cast/2", "handle_info/2"].contains(&f) {
+            if !CALLBACKS.contains(&f) {
+                last_key = None;
+                continue;
+            }
+            if e["kind"] == "return" {
+                // The callback returned: its new state (and reply) close the open entry.
+                if let Some(c) = calls
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c["pid"] == e["pid"] && c["callback"] == e["function"])
+                    .filter(|c| c.get("stateAfter").is_none())
+                {
+                    c["returned"] = e["result"].clone();
+                    if let Some(s) = e.get("state") {
+                        c["stateAfter"] = s.clone();
+                    }
+                }
                 last_key = None;
                 continue;
             }
@@ -131,8 +175,12 @@ impl Debugger {
                 "callback": f, "message": message, "stateBefore": state, "line": e["line"],
             }));
         }
-        // The state after a callback is the state the next one of that process saw.
+        // Without a recorded return, the state after a callback is the state the next one of
+        // that process saw (or the live state).
         for i in 0..calls.len() {
+            if calls[i].get("stateAfter").is_some() {
+                continue;
+            }
             let after = calls[i + 1..]
                 .iter()
                 .find(|c| c["pid"] == calls[i]["pid"])
@@ -195,12 +243,18 @@ impl Debugger {
                         .collect(),
                 );
                 kw.encode(&mut raw).map_err(|e| e.to_string())?;
-                events.push(json!({
+                let mut saved = json!({
                     "seq": ev.seq, "timeUs": ev.time_us, "node": n.info.name,
                     "pid": term::get(e, "pid").map(|p| pretty::to_elixir_compact(p, 60)),
                     "module": ev.module, "function": ev.function, "line": ev.line, "depth": ev.depth,
                     "bindings": hex::encode(&raw),
-                }));
+                });
+                if let Some(r) = &ev.result {
+                    let mut raw = vec![];
+                    r.encode(&mut raw).map_err(|e| e.to_string())?;
+                    saved["result"] = json!(hex::encode(&raw));
+                }
+                events.push(saved);
             }
         }
         let doc = json!({"orreryRecording": 1, "root": self.root, "events": events});
@@ -250,6 +304,13 @@ pub fn load_recording(path: &std::path::Path) -> Result<Vec<(String, Recorded)>,
                 function: e["function"].as_str().unwrap_or("?").to_string(),
                 depth: e["depth"].as_i64().unwrap_or(0),
                 bindings,
+                result: match e["result"].as_str() {
+                    Some(h) => {
+                        let raw = hex::decode(h).map_err(|e| e.to_string())?;
+                        Some(eetf::Term::decode(&raw[..]).map_err(|e| e.to_string())?)
+                    }
+                    None => None,
+                },
             },
         ));
     }

@@ -104,6 +104,15 @@ pub struct Recorded {
     pub function: String,
     pub depth: i64,
     pub bindings: Vec<(String, Term)>,
+    /// For a return event: the value the function returned (line events: `None`).
+    pub result: Option<Term>,
+}
+
+impl Recorded {
+    /// A line event (a position one can step to), not a return.
+    pub fn is_line(&self) -> bool {
+        self.result.is_none()
+    }
 }
 
 fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
@@ -141,6 +150,9 @@ pub fn recorded(e: &Term) -> Recorded {
         function: function_of(term::get(e, "function")),
         depth: term::get_int(e, "depth").unwrap_or(0),
         bindings: bindings_of(term::get(e, "bindings")),
+        result: term::get(e, "kind")
+            .filter(|k| term::is_atom(k, "return"))
+            .map(|_| term::get(e, "result").cloned().unwrap_or(atom("nil"))),
     }
 }
 
@@ -611,7 +623,11 @@ impl Debugger {
             .rpc(DBG_MODULE, "history", vec![pid, int(100_000)], T)
             .await
             .map_err(|e| e.to_string())?;
-        let events: Vec<Recorded> = term::list_ref(&h).iter().map(recorded).collect();
+        let events: Vec<Recorded> = term::list_ref(&h)
+            .iter()
+            .map(recorded)
+            .filter(Recorded::is_line)
+            .collect();
         if let Some(p) = lock(&self.state).paused.get_mut(&thread_id) {
             p.history = events;
         }

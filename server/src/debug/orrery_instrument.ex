@@ -40,7 +40,10 @@ defmodule OrreryInstrument.V1 do
   # Track the module being defined so probes know their line table.
   defp instrument_modules({:defmodule, meta, [alias, [do: body]]}, parent) do
     name = module_name(alias, parent)
-    {:defmodule, meta, [alias, [do: instrument_modules(body, name)]]}
+    outer = Process.put(:orrery_locals, local_names(body))
+    instrumented = {:defmodule, meta, [alias, [do: instrument_modules(body, name)]]}
+    Process.put(:orrery_locals, outer)
+    instrumented
   end
 
   defp instrument_modules({kind, meta, [head, [do: body] ++ rest]}, mod)
@@ -54,7 +57,18 @@ defmodule OrreryInstrument.V1 do
       end
 
     Process.put(:orrery_last_line, start)
-    {kind, meta, [head, [do: body(body, mod, fun_arity(head))] ++ rest]}
+    fa = fun_arity(head)
+    probed = body(body, mod, fa)
+    end_line = get_in(meta, [:end, :line]) || meta[:line] || 0
+
+    # Record the return value, unless a tail position calls a function of this module:
+    # keeping the result would turn tail recursion (a receive loop) into stack growth.
+    probed =
+      if top_probe?(probed) and not tail_calls_local?(body, Process.get(:orrery_locals, MapSet.new())),
+        do: with_return(probed, end_line, fa),
+        else: probed
+
+    {kind, meta, [head, [do: probed] ++ rest]}
   end
 
   defp instrument_modules({:__block__, meta, exprs}, mod),
@@ -141,6 +155,75 @@ defmodule OrreryInstrument.V1 do
 
   defp line_of({_, meta, _}) when is_list(meta), do: Keyword.get(meta, :line)
   defp line_of(_), do: nil
+
+  # Names of the functions a module defines (any arity): calls to them are local.
+  defp local_names(body) do
+    {_, names} =
+      Macro.prewalk(body, MapSet.new(), fn
+        {kind, _, [head | _]} = node, acc when kind in [:def, :defp] ->
+          {node, MapSet.put(acc, elem(fun_arity(head), 0))}
+
+        {:defmodule, _, _}, acc ->
+          {nil, acc}
+
+        node, acc ->
+          {node, acc}
+      end)
+
+    names
+  end
+
+  # Does any tail position of `expr` call a local function (or apply/__MODULE__)?
+  defp tail_calls_local?({:__block__, _, []}, _locals), do: false
+  defp tail_calls_local?({:__block__, _, exprs}, locals), do: tail_calls_local?(List.last(exprs), locals)
+
+  defp tail_calls_local?({form, _, args}, locals) when form in [:case, :cond, :receive, :with, :if, :unless, :try] and is_list(args) do
+    kw = List.last(args)
+
+    is_list(kw) and
+      Enum.any?(kw, fn
+        {key, clauses} when key in [:do, :else, :after] and is_list(clauses) ->
+          Enum.any?(clauses, fn
+            {:->, _, [_, b]} -> tail_calls_local?(b, locals)
+            other -> tail_calls_local?(other, locals)
+          end)
+
+        {key, b} when key in [:do, :else] ->
+          tail_calls_local?(b, locals)
+
+        _ ->
+          false
+      end)
+  end
+
+  defp tail_calls_local?({:|>, _, [_, rhs]}, locals), do: call_local?(rhs, locals)
+  defp tail_calls_local?(expr, locals), do: call_local?(expr, locals)
+
+  defp call_local?({:apply, _, args}, _locals) when is_list(args), do: true
+  defp call_local?({{:., _, [{:__MODULE__, _, _}, _]}, _, _}, _locals), do: true
+  defp call_local?({name, _, args}, locals) when is_atom(name) and is_list(args), do: MapSet.member?(locals, name)
+  defp call_local?(_, _), do: false
+
+  # The body starts with a probe (which binds `armed`, read again at the return).
+  defp top_probe?({:__block__, _, [first | _]}), do: probe?(first)
+  defp top_probe?(_), do: false
+
+  defp probe?({:__block__, [], [{:=, _, [{:armed, _, __MODULE__}, _]} | _]}), do: true
+  defp probe?(_), do: false
+
+  # `armed` holds the last top-level probe's answer: anything but false (recording arms
+  # every line) reports the result; when idle this costs one comparison.
+  defp with_return(probed, line, {f, a}) do
+    quote do
+      orrery_result = unquote(probed)
+
+      if armed !== false do
+        :orrery_dbg_v1.returned(__MODULE__, unquote(line), {unquote(f), unquote(a)}, orrery_result)
+      end
+
+      orrery_result
+    end
+  end
 
   defp probe(mod, line, {f, a}) do
     Process.put(:orrery_probe_lines, Map.update(Process.get(:orrery_probe_lines), mod, [line], &[line | &1]))

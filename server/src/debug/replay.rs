@@ -25,7 +25,8 @@ impl Replay {
             return Err(format!("{} holds no events", path.display()));
         }
         let mut by_pid: BTreeMap<String, Vec<Recorded>> = BTreeMap::new();
-        for (pid, e) in events {
+        // Returns are in the timeline; stepping moves over lines.
+        for (pid, e) in events.into_iter().filter(|(_, e)| e.is_line()) {
             by_pid.entry(pid).or_default().push(e);
         }
         let mut threads = BTreeMap::new();
