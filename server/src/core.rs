@@ -44,6 +44,10 @@ pub struct Core {
     /// Functions whose calls are traced ("Module.fun/arity") and their last calls.
     pub traced: Mutex<std::collections::BTreeSet<String>>,
     pub last_calls: Mutex<crate::live::trace::LastCalls>,
+    /// Debug sessions running on this session (relayed by `orrery dap`).
+    pub debug_sessions: std::sync::atomic::AtomicUsize,
+    /// Keeps the debug bridge's socket while the server runs (removed when dropped).
+    pub bridge: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 impl Default for Core {
@@ -68,6 +72,8 @@ impl Core {
             refresh_now: tokio::sync::Notify::new(),
             traced: Mutex::new(Default::default()),
             last_calls: Mutex::new(Default::default()),
+            debug_sessions: Default::default(),
+            bridge: Mutex::new(None),
         }
     }
 
@@ -157,6 +163,7 @@ impl Core {
 
     /// Leave the nodes as found and stop a managed node.
     pub async fn shutdown(&self) {
+        drop(self.bridge.lock().ok().and_then(|mut b| b.take()));
         let session = self.session.write().ok().and_then(|mut s| s.take());
         if let Some(s) = session {
             self.live.stop_tracing(&s).await;
@@ -204,6 +211,7 @@ impl Core {
             "mode": self.mode(),
             "managedPid": managed.as_ref().and_then(|m| m.pid()),
             "allowWrites": self.settings().allow_writes(),
+            "debugSessions": self.debug_sessions.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -208,3 +208,89 @@ fn pause_stops_a_running_process_at_its_next_instrumented_line() {
     assert!(support::kv_bucket_state(&node).contains("k"));
     c.ok("disconnect", json!({}));
 }
+
+#[test]
+fn orrery_dap_runs_on_the_language_servers_connection_when_one_serves_the_workspace() {
+    use orrery::beam::term;
+    let dir = support::fixture_copy("kv");
+    let node = support::TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvb"),
+        &support::random_token("c"),
+    );
+    support::rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
+    let pristine = support::module_md5(&node, "Elixir.KV.Steps");
+    let steps = dir.path().join("lib/kv/steps.ex");
+    let mut l = support::lsp::LspClient::start(&[]);
+    l.initialize(
+        dir.path(),
+        json!({"node": node.node, "cookie": node.cookie}),
+    );
+    l.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
+    let socket = orrery::dap::bridge::socket_path(dir.path());
+    support::wait_until(LONG, "the bridge socket", || socket.exists().then_some(()));
+
+    let mut c = DapClient::start();
+    initialize(&mut c);
+    c.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path()}),
+    );
+    let note = c.wait_event("output", LONG);
+    assert!(
+        note["body"]["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("through the language server"),
+        "{note}"
+    );
+    c.wait_event("initialized", LONG);
+    l.wait_status(LONG, "one debug session", |s| {
+        s["debugSessions"] == json!(1)
+    });
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 6}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    c.ok("configurationDone", json!({}));
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.KV.Steps",
+        "run",
+        vec![term::int(1)],
+        Duration::from_secs(120),
+    );
+    let stopped = c.wait_event("stopped", LONG);
+    let t = stopped["body"]["threadId"].as_i64().unwrap();
+    let st = c.ok("stackTrace", json!({"threadId": t}));
+    assert_eq!(st["stackFrames"][0]["line"], json!(6), "{st}");
+    c.ok("continue", json!({"threadId": t}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(6));
+    c.ok("disconnect", json!({}));
+    assert!(c.wait_exit(Duration::from_secs(30)));
+    // The language server is still attached; the node has its own code back.
+    let s = l.wait_status(LONG, "debug session gone", |s| {
+        s["debugSessions"] == json!(0)
+    });
+    assert_eq!(s["attached"], json!(true), "{s}");
+    assert_eq!(support::module_md5(&node, "Elixir.KV.Steps"), pristine);
+
+    // Another node in the same workspace: the language server declines; standalone.
+    let other = support::TestNode::start("kv");
+    let mut c = DapClient::start();
+    initialize(&mut c);
+    c.ok(
+        "attach",
+        json!({"node": other.node, "cookie": other.cookie, "cwd": dir.path()}),
+    );
+    c.wait_event("initialized", LONG);
+    assert_eq!(
+        l.call("orrery/status", Value::Null)["debugSessions"],
+        json!(0)
+    );
+    c.ok("disconnect", json!({}));
+
+    assert!(l.shutdown().success());
+    assert!(!socket.exists(), "the socket is removed at exit");
+}

@@ -2,6 +2,7 @@
 //! handled in order; events from the node go out as they come. When the client goes away
 //! without `disconnect`, the node is left as found all the same.
 
+pub mod bridge;
 mod wire;
 
 use crate::debug::{BreakpointReq, Debugger, Event};
@@ -38,11 +39,26 @@ struct Adapter {
     /// The launched node waits at its gate until `configurationDone`.
     gated: bool,
     task: LaunchedTask,
+    /// Set when this session runs inside the language server (relayed by `orrery dap`).
+    shared: Option<Arc<crate::core::Core>>,
 }
 
-/// Serve DAP on stdin/stdout until the client disconnects or goes away.
+/// Serve DAP on stdin/stdout until the client disconnects or goes away. A `launch` or
+/// `attach` that the workspace's language server can take is relayed to it (see
+/// [`bridge`]); otherwise the session runs here.
 pub async fn serve_stdio() {
     let (out, writer) = wire::writer(tokio::io::stdout());
+    serve(wire::Reader::new(tokio::io::stdin()), out, None).await;
+    let _ = writer.await;
+}
+
+/// Serve one DAP session: requests from `reader`, answers and events to `out`. `shared` is
+/// the language server's core when the session runs inside it.
+async fn serve<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: wire::Reader<R>,
+    out: Out,
+    shared: Option<Arc<crate::core::Core>>,
+) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let ev_out = out.clone();
     let task: LaunchedTask = Arc::default();
@@ -94,8 +110,8 @@ pub async fn serve_stdio() {
         events_tx,
         gated: false,
         task,
+        shared,
     };
-    let mut reader = wire::Reader::new(tokio::io::stdin());
     loop {
         let msg = match reader.next().await {
             Ok(Some(m)) => m,
@@ -111,6 +127,16 @@ pub async fn serve_stdio() {
         let command = msg["command"].as_str().unwrap_or("").to_string();
         let seq = msg["seq"].as_i64().unwrap_or(0);
         let args = msg.get("arguments").cloned().unwrap_or(Value::Null);
+        let standalone = adapter.shared.is_none() && adapter.debugger.is_none();
+        if standalone && (command == "launch" || command == "attach") && args["recording"].is_null()
+        {
+            let root = session_root(&args);
+            if let Some((server_rx, server_out)) = bridge::offer(&root, &command, &args).await {
+                tracing::info!("debug session relayed to the language server");
+                bridge::relay(msg, &mut reader, &adapter.out, server_rx, server_out).await;
+                return;
+            }
+        }
         let result = adapter.handle(&command, &args).await;
         match result {
             Ok(body) => adapter.out.respond(seq, &command, true, body, None),
@@ -126,9 +152,16 @@ pub async fn serve_stdio() {
     if let Some(d) = adapter.debugger.take() {
         d.disconnect().await;
     }
-    drop(adapter);
-    drop(out);
-    let _ = writer.await;
+}
+
+/// The mix root a launch/attach is about (its `cwd`, else ours).
+fn session_root(args: &Value) -> PathBuf {
+    let cwd = args["cwd"]
+        .as_str()
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    crate::core::normalize(&crate::managed::find_mix_root(&cwd).unwrap_or(cwd))
 }
 
 fn path_arg(v: &Value) -> Option<PathBuf> {
@@ -402,13 +435,15 @@ impl Adapter {
             self.out.event("initialized", json!({}));
             return Ok(Value::Null);
         }
-        let cwd = args["cwd"]
-            .as_str()
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_dir().ok())
-            .ok_or("no cwd")?;
-        let root = crate::managed::find_mix_root(&cwd).unwrap_or(cwd);
-        let root = crate::core::normalize(&root);
+        let root = session_root(args);
+        let shared_session = self.shared.as_ref().and_then(|c| c.session());
+        if let Some(session) = shared_session {
+            // Inside the language server: debug the node it is attached to.
+            let node = session.node().to_string();
+            let debugger = Debugger::on_session(&root, session, self.events_tx.clone()).await?;
+            self.out.event("output", json!({"category": "console", "output": format!("Orrery: debugging {node} through the language server's connection\n")}));
+            return self.started(debugger, args).await;
+        }
         let settings = crate::config::Settings {
             node: args["node"].as_str().map(str::to_string),
             cookie: args["cookie"].as_str().map(str::to_string),
@@ -444,6 +479,10 @@ impl Adapter {
                 Debugger::attach(&root, &node, &cookie, Some(m), self.events_tx.clone()).await?
             }
         };
+        self.started(debugger, args).await
+    }
+
+    async fn started(&mut self, debugger: Debugger, args: &Value) -> Result<Value, String> {
         if args["record"].as_bool().unwrap_or(false) {
             let limit = args["recordLimit"].as_i64().unwrap_or(10_000);
             debugger.set_recording(true, limit).await?;

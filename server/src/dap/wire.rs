@@ -22,6 +22,16 @@ impl Out {
         let _ = self.tx.send(v);
     }
 
+    /// Pass on a message from elsewhere, numbered in this stream.
+    pub fn relay(&self, v: Value) {
+        self.send(v);
+    }
+
+    /// Send a message exactly as it is (its `seq` kept).
+    pub fn send_as_is(&self, v: Value) {
+        let _ = self.tx.send(v);
+    }
+
     pub fn event(&self, event: &str, body: Value) {
         self.send(json!({"type": "event", "event": event, "body": body}));
     }

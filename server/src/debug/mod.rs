@@ -197,6 +197,16 @@ pub struct Debugger {
     managed: tokio::sync::Mutex<Option<ManagedNode>>,
     index: Mutex<WorkspaceIndex>,
     state: Arc<Mutex<State>>,
+    /// False when the session belongs to the language server (see `dap::bridge`).
+    owns_session: bool,
+    /// Tasks receiving the node's debugger events, stopped at disconnect.
+    listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock_listeners(
+    l: &Mutex<Vec<tokio::task::JoinHandle<()>>>,
+) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn pid_key(node: &str, pid: &Term) -> String {
@@ -232,6 +242,27 @@ impl Debugger {
     ) -> Result<Debugger, String> {
         let session = Session::start(node, cookie, true);
         session.wait_attached(Duration::from_secs(30)).await?;
+        Self::setup(root, session, true, managed, events).await
+    }
+
+    /// Debug on a session someone else owns (the language server's): disconnecting leaves
+    /// the session attached.
+    pub async fn on_session(
+        root: &Path,
+        session: Session,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Debugger, String> {
+        session.wait_attached(Duration::from_secs(30)).await?;
+        Self::setup(root, session, false, None, events).await
+    }
+
+    async fn setup(
+        root: &Path,
+        session: Session,
+        owns_session: bool,
+        managed: Option<ManagedNode>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Debugger, String> {
         let mut index = WorkspaceIndex::new();
         index.index_dir(root);
         let state = Arc::new(Mutex::new(State {
@@ -255,6 +286,8 @@ impl Debugger {
             managed: tokio::sync::Mutex::new(managed),
             index: Mutex::new(index),
             state,
+            owns_session,
+            listeners: Mutex::new(vec![]),
         };
         lock(&dbg.state).paths = dbg.module_paths();
         for n in dbg.session.nodes() {
@@ -269,7 +302,7 @@ impl Debugger {
             let conn = n.conn.clone();
             let root = dbg.root.clone();
             let index_paths = dbg.module_paths();
-            tokio::spawn(async move {
+            let listener = tokio::spawn(async move {
                 while let Some(msg) = mailbox.rx.recv().await {
                     events::handle_event(&state, &events, &node_name, &root, &index_paths, msg);
                 }
@@ -279,6 +312,7 @@ impl Debugger {
                     .unwrap_or_else(|| "detached".into());
                 let _ = events.send(Event::Terminated(reason));
             });
+            lock_listeners(&dbg.listeners).push(listener);
         }
         Ok(dbg)
     }
@@ -924,7 +958,12 @@ impl Debugger {
         }
         self.reloader.forget();
         self.reloader.shutdown().await;
-        self.session.detach().await;
+        for l in lock_listeners(&self.listeners).drain(..) {
+            l.abort();
+        }
+        if self.owns_session {
+            self.session.detach().await;
+        }
         if let Some(mut m) = self.managed.lock().await.take() {
             m.stop().await;
         }

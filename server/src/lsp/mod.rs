@@ -372,6 +372,14 @@ impl LanguageServer for Backend {
             diagnosed: Default::default(),
         });
         *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(me.clone());
+        // `orrery dap` of this workspace can run its session on our connection.
+        if let Some(root) = self.core.mix_root() {
+            if let Some(l) = crate::dap::bridge::listen(self.core.clone(), &root) {
+                if let Ok(mut b) = self.core.bridge.lock() {
+                    *b = Some(Box::new(l));
+                }
+            }
+        }
         tokio::spawn(me.start());
     }
 
