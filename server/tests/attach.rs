@@ -196,6 +196,7 @@ async fn detach_leaves_the_node_as_found() {
     let interest = orrery::live::Interest {
         modules: ["KV.Bucket".to_string(), "KV.Calc".to_string()].into(),
         tables: [":kv_table".to_string()].into(),
+        ..Default::default()
     };
     live.refresh(&s, &interest, true).await;
     let snap = live.snapshot();
@@ -248,6 +249,7 @@ async fn live_state_follows_the_node() {
     let interest = orrery::live::Interest {
         modules: ["KV.Bucket".to_string(), "KV.Calc".to_string()].into(),
         tables: [":kv_table".to_string()].into(),
+        ..Default::default()
     };
     live.refresh(&s, &interest, true).await;
     let snap = live.snapshot();
