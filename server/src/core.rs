@@ -299,7 +299,8 @@ impl Core {
         let interest = self.interest();
         let settings = self.settings();
         let calls = settings.inlay_hints().calls;
-        self.live.set_call_time(settings.live_call_time.unwrap_or(false));
+        self.live
+            .set_call_time(settings.live_call_time.unwrap_or(false));
         let mut changed = self.live.refresh(&session, &interest, calls).await;
         if !self.traced.lock().map(|t| t.is_empty()).unwrap_or(true) {
             let last = crate::live::trace::fetch(&session).await;

@@ -96,19 +96,34 @@ fn hover_shows_processes_found_through_via_and_global_names() {
         root,
         "named.ex",
         "defmodule KV.Na",
-        &["`{:via, Registry, {KV.Names, \"main\"}}` is #PID<", "%{hits: 0, name: \"main\"}"],
+        &[
+            "`{:via, Registry, {KV.Names, \"main\"}}` is #PID<",
+            "%{hits: 0, name: \"main\"}",
+        ],
     );
     assert!(h.contains("queue 0 · memory"), "{h}");
     // The state after a call that changes it.
     rpc(&node, "Elixir.KV.Named", "hit", vec![]).unwrap();
-    wait_hover(&mut c, root, "named.ex", "defmodule KV.Na", &["%{hits: 1, name: \"main\"}"]);
+    wait_hover(
+        &mut c,
+        root,
+        "named.ex",
+        "defmodule KV.Na",
+        &["%{hits: 1, name: \"main\"}"],
+    );
     let named_uri = format!("file://{}", root.join("lib/kv/named.ex").display());
     let labels = wait_until(LONG, "inlay hint with the state", || {
         let h = hints(&mut c, &named_uri);
         h.contains("1 proc · %{hits: 1").then_some(h)
     });
-    let lenses = c.call("textDocument/codeLens", json!({"textDocument": {"uri": named_uri}}));
-    assert!(lenses.to_string().contains("Inspect state"), "{lenses} {labels}");
+    let lenses = c.call(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": named_uri}}),
+    );
+    assert!(
+        lenses.to_string().contains("Inspect state"),
+        "{lenses} {labels}"
+    );
 
     // {:global, :kv_global}
     rpc(&node, "Elixir.KV.Global", "hit", vec![]).unwrap();
@@ -129,8 +144,14 @@ fn hover_shows_processes_found_through_via_and_global_names() {
         "defmodule KV.Wo",
         &["2 processes of `KV.Worker` under `{:via, Registry, {KV.Names, _}}`"],
     );
-    assert!(h.contains("`{:worker, 1}` →") && h.contains("`%{id: 1}`"), "{h}");
-    assert!(h.contains("`{:worker, 2}` →") && h.contains("`%{id: 2}`"), "{h}");
+    assert!(
+        h.contains("`{:worker, 1}` →") && h.contains("`%{id: 1}`"),
+        "{h}"
+    );
+    assert!(
+        h.contains("`{:worker, 2}` →") && h.contains("`%{id: 2}`"),
+        "{h}"
+    );
 
     // orrery/state takes such names too.
     let st = c.call("orrery/state", json!({"target": "{:global, :kv_global}"}));
@@ -155,7 +176,13 @@ fn trace_flags(node: &TestNode) -> Vec<String> {
             }
         }
     }
-    let f = rpc(node, "erlang", "trace_info", vec![atom("new"), atom("flags")]).unwrap();
+    let f = rpc(
+        node,
+        "erlang",
+        "trace_info",
+        vec![atom("new"), atom("flags")],
+    )
+    .unwrap();
     if let Some([_, flags]) = term::as_tuple(&f) {
         if !term::list_ref(flags).is_empty() {
             out.push(format!("new: {flags:?}"));
@@ -192,7 +219,10 @@ fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
         let h = hover(&mut c, &uri, after(&src, "def ad"));
         (h.contains("mean") && h.contains("per call")).then_some(h)
     });
-    assert!(h.contains("µs per call") || h.contains("ms per call"), "{h}");
+    assert!(
+        h.contains("µs per call") || h.contains("ms per call"),
+        "{h}"
+    );
     let hint = wait_until(LONG, "a mean time in the inlay hint", || {
         let h = hints(&mut c, &uri);
         h.contains(" calls · ").then_some(h)

@@ -25,7 +25,13 @@ const NAMES_SOURCE: &str = include_str!("orrery_names_v1.erl");
 pub const CALLTIME_MODULE: &str = "orrery_calltime_v1";
 const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
 /// Every module Orrery loads on a node, the agent last (it is removed last).
-pub const OUR_MODULES: [&str; 5] = [NAMES_MODULE, CALLTIME_MODULE, TRACE_MODULE, DBG_MODULE, MODULE];
+pub const OUR_MODULES: [&str; 5] = [
+    NAMES_MODULE,
+    CALLTIME_MODULE,
+    TRACE_MODULE,
+    DBG_MODULE,
+    MODULE,
+];
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -177,11 +183,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
         conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
         // Only our own calls can run the agent's code, so a hard purge is safe for it.
         let ours_only = OUR_MODULES.contains(&m.as_str());
-        let purge = if ours_only {
-            "purge"
-        } else {
-            "soft_purge"
-        };
+        let purge = if ours_only { "purge" } else { "soft_purge" };
         let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
         if !ours_only && !term::is_atom(&purged, "true") {
             // Someone runs it after all: make it current again rather than leave it half-gone.

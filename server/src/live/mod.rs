@@ -14,8 +14,8 @@ use crate::agent;
 use crate::attach::Session;
 use crate::beam::pretty;
 use crate::beam::term::{self, atom, list, map};
-use eetf::Term;
 use crate::workspace::index::NameDef;
+use eetf::Term;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -288,7 +288,12 @@ impl LiveModel {
                 }
             };
             merge_node(&mut snap, &node, &reply);
-            named::merge(&mut snap, &node, &interest.names, term::get(&reply, "named"));
+            named::merge(
+                &mut snap,
+                &node,
+                &interest.names,
+                term::get(&reply, "named"),
+            );
         }
         snap
     }

@@ -71,7 +71,13 @@ pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
                 .rpc(
                     agent::NAMES_MODULE,
                     "lookup",
-                    vec![list(vec![term::tuple(vec![atom("nil"), list(vec![who.clone()])])]), limits],
+                    vec![
+                        list(vec![term::tuple(vec![
+                            atom("nil"),
+                            list(vec![who.clone()]),
+                        ])]),
+                        limits,
+                    ],
                     TIMEOUT,
                 )
                 .await
