@@ -100,6 +100,9 @@ pub struct TableOnNode {
     pub rows: String,
 }
 
+/// Timed calls of one function on one node: (node, calls, total µs).
+pub type CallTime = (String, i64, i64);
+
 /// Everything known right now, keyed by Elixir-style names (`KV.Bucket`, `:kv_table`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
@@ -111,7 +114,7 @@ pub struct Snapshot {
     /// module -> Registry processes found through names with a computed key.
     pub registries: BTreeMap<String, Vec<RegistryProcs>>,
     /// module -> "fun/arity" -> (node, calls, total µs); only with `liveCallTime`.
-    pub times: BTreeMap<String, BTreeMap<String, Vec<(String, i64, i64)>>>,
+    pub times: BTreeMap<String, BTreeMap<String, Vec<CallTime>>>,
 }
 
 impl Snapshot {
