@@ -106,6 +106,13 @@ Nil means Orrery's default (1000)."
               (const :tag "Processes and state after use GenServer" processes)
               (const :tag "ETS table sizes" ets)))
 
+(defcustom orrery-live-call-time nil
+  "Whether Orrery shows mean call times in def hovers and inlay hints.
+Off by default: to time calls Orrery becomes the tracer of every process
+that has none, so a tracer started later (dbg, recon, redbug) cannot trace
+those processes until this is turned off."
+  :type 'boolean)
+
 (defcustom orrery-live-overlays t
   "Non-nil means show live values as overlays in Elixir buffers.
 These overlays show what code lenses would: process counts, loaded
@@ -266,6 +273,7 @@ section of workspace/configuration."
    (when orrery-refresh-ms (list :refreshMs orrery-refresh-ms))
    (unless (eq orrery-attach-peers 'default)
      (list :attachPeers (orrery--json-bool orrery-attach-peers)))
+   (when orrery-live-call-time (list :liveCallTime t))
    (list :inlayHints
          (list :calls (orrery--json-bool (memq 'calls orrery-inlay-hints))
                :processes (orrery--json-bool (memq 'processes orrery-inlay-hints))

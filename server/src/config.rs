@@ -44,6 +44,9 @@ pub struct Settings {
     pub inlay_hints: Option<InlayHintConfig>,
     /// Compile timeout for hot swap, in milliseconds (default 15000).
     pub compile_timeout_ms: Option<u64>,
+    /// Mean call times in def hovers and hints (default false): makes Orrery the tracer of
+    /// every process that has none, so a tracer started later cannot trace those.
+    pub live_call_time: Option<bool>,
 }
 
 impl Settings {
@@ -59,7 +62,9 @@ impl Settings {
             allow_writes,
             refresh_ms,
             attach_peers,
-            inlay_hints
+            inlay_hints,
+            compile_timeout_ms,
+            live_call_time
         );
         self
     }
@@ -150,6 +155,7 @@ impl std::fmt::Debug for Settings {
             .field("attach_peers", &self.attach_peers)
             .field("inlay_hints", &self.inlay_hints)
             .field("compile_timeout_ms", &self.compile_timeout_ms)
+            .field("live_call_time", &self.live_call_time)
             .finish()
     }
 }

@@ -274,6 +274,9 @@ impl Core {
                 if let Some(f) = idx.file(&p) {
                     for m in &f.modules {
                         interest.modules.insert(m.name.clone());
+                        if !m.names.is_empty() {
+                            interest.names.insert(m.name.clone(), m.names.clone());
+                        }
                         for (t, _) in &m.ets_tables {
                             interest
                                 .tables
@@ -286,6 +289,13 @@ impl Core {
         interest
     }
 
+    /// `(module, process names in its code)` from the index, for a module not open.
+    pub fn names_of(&self, module: &str) -> Option<(String, Vec<index::NameDef>)> {
+        let idx = self.index.read().ok()?;
+        let (_, m) = idx.find_module(module)?;
+        (!m.names.is_empty()).then(|| (m.name.clone(), m.names.clone()))
+    }
+
     /// Refresh live values; true when something changed.
     pub async fn refresh_live(&self) -> bool {
         let Some(session) = self.session() else {
@@ -295,7 +305,10 @@ impl Core {
             return false;
         }
         let interest = self.interest();
-        let calls = self.settings().inlay_hints().calls;
+        let settings = self.settings();
+        let calls = settings.inlay_hints().calls;
+        self.live
+            .set_call_time(settings.live_call_time.unwrap_or(false));
         let mut changed = self.live.refresh(&session, &interest, calls).await;
         if !self.traced.lock().map(|t| t.is_empty()).unwrap_or(true) {
             let last = crate::live::trace::fetch(&session).await;

@@ -339,6 +339,7 @@ async fn tour(root: &Path, session: &Session) -> anyhow::Result<()> {
             .map(String::from)
             .into(),
         tables: [":orbit_cache".to_string()].into(),
+        ..Default::default()
     };
     let live = LiveModel::new();
     live.refresh(session, &interest, true).await;

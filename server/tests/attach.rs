@@ -196,9 +196,18 @@ async fn detach_leaves_the_node_as_found() {
     let interest = orrery::live::Interest {
         modules: ["KV.Bucket".to_string(), "KV.Calc".to_string()].into(),
         tables: [":kv_table".to_string()].into(),
+        ..Default::default()
     };
+    // Mean call times (liveCallTime) too: they set trace flags on processes.
+    live.set_call_time(true);
+    live.refresh(&s, &interest, true).await;
+    let conn = s.primary().unwrap();
+    conn.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)], T)
+        .await
+        .unwrap();
     live.refresh(&s, &interest, true).await;
     let snap = live.snapshot();
+    assert!(snap.times.contains_key("KV.Calc"), "{:?}", snap.times);
     assert!(snap.modules["KV.Bucket"][0].loaded);
     assert_eq!(snap.modules["KV.Bucket"][0].stale, Some(false));
     let (during, _) = loaded_and_registered(&node).await;
@@ -232,6 +241,42 @@ async fn detach_leaves_the_node_as_found() {
         matches!(term::as_tuple(&info), Some([_, v]) if term::is_atom(v, "false")),
         "{info:?}"
     );
+    // So were call times, and no process (nor new ones) keeps a trace flag.
+    let mfa = term::tuple(vec![
+        term::module("KV.Calc"),
+        term::atom("add"),
+        term::int(2),
+    ]);
+    let info = c
+        .rpc(
+            "erlang",
+            "trace_info",
+            vec![mfa, term::atom("call_time")],
+            T,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(term::as_tuple(&info), Some([_, v]) if term::is_atom(v, "false")),
+        "{info:?}"
+    );
+    let procs = c.rpc("erlang", "processes", vec![], T).await.unwrap();
+    let mut who = term::list_ref(&procs).to_vec();
+    who.push(term::atom("new"));
+    for p in who {
+        let f = c
+            .rpc(
+                "erlang",
+                "trace_info",
+                vec![p.clone(), term::atom("flags")],
+                T,
+            )
+            .await
+            .unwrap();
+        if let Some([_, flags]) = term::as_tuple(&f) {
+            assert!(term::list_ref(flags).is_empty(), "{p:?} keeps {flags:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,6 +293,7 @@ async fn live_state_follows_the_node() {
     let interest = orrery::live::Interest {
         modules: ["KV.Bucket".to_string(), "KV.Calc".to_string()].into(),
         tables: [":kv_table".to_string()].into(),
+        ..Default::default()
     };
     live.refresh(&s, &interest, true).await;
     let snap = live.snapshot();

@@ -88,6 +88,7 @@ export class OrreryClient implements vscode.Disposable {
       refreshMs: c.get<number>("refreshMs"),
       attachPeers: c.get<boolean>("attachPeers"),
       inlayHints: c.get<RawConfig["inlayHints"]>("inlayHints"),
+      liveCallTime: c.get<boolean>("liveCallTime"),
     };
   }
 

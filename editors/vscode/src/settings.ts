@@ -15,6 +15,7 @@ export interface RawConfig {
   refreshMs?: number;
   attachPeers?: boolean;
   inlayHints?: { calls?: boolean; processes?: boolean; ets?: boolean };
+  liveCallTime?: boolean;
 }
 
 /** What the user chose for this workspace with "Attach to Node…" (kept in workspace state). */
@@ -34,6 +35,7 @@ export interface ServerSettings {
   refreshMs?: number;
   attachPeers?: boolean;
   inlayHints?: { calls: boolean; processes: boolean; ets: boolean };
+  liveCallTime?: boolean;
 }
 
 const nonEmpty = (s: string | undefined | null): string | undefined => {
@@ -76,6 +78,7 @@ export function serverSettings(
     out.refreshMs = Math.max(100, Math.round(raw.refreshMs));
   }
   if (typeof raw.attachPeers === "boolean") out.attachPeers = raw.attachPeers;
+  if (typeof raw.liveCallTime === "boolean") out.liveCallTime = raw.liveCallTime;
   const h = raw.inlayHints ?? {};
   out.inlayHints = {
     calls: h.calls !== false,

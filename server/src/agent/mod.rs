@@ -18,6 +18,20 @@ const DBG_SOURCE: &str = include_str!("orrery_dbg_v1.erl");
 /// The call tracer (arguments and results of chosen functions, bounded).
 pub const TRACE_MODULE: &str = "orrery_trace_v1";
 const TRACE_SOURCE: &str = include_str!("orrery_trace_v1.erl");
+/// Lookups of processes by `{:global, ..}` / `{:via, ..}` names.
+pub const NAMES_MODULE: &str = "orrery_names_v1";
+const NAMES_SOURCE: &str = include_str!("orrery_names_v1.erl");
+/// Mean call times (`call_time`), opt-in: owns the `call` trace flags it sets.
+pub const CALLTIME_MODULE: &str = "orrery_calltime_v1";
+const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
+/// Every module Orrery loads on a node, the agent last (it is removed last).
+pub const OUR_MODULES: [&str; 5] = [
+    NAMES_MODULE,
+    CALLTIME_MODULE,
+    TRACE_MODULE,
+    DBG_MODULE,
+    MODULE,
+];
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -54,6 +68,8 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
     compile_and_load(conn, MODULE, SOURCE).await?;
     compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
     compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
+    compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
+    compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
     let after = loaded_modules(conn).await?;
     Ok(AgentHandle {
         loaded_by_us: after.difference(&before).cloned().collect(),
@@ -133,6 +149,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     // Stop the debugger first: it disarms and resumes every paused process.
     let _ = conn.rpc(DBG_MODULE, "stop", vec![], STEP).await;
     let _ = conn.rpc(TRACE_MODULE, "stop_all", vec![], STEP).await;
+    let _ = conn.rpc(CALLTIME_MODULE, "stop", vec![], STEP).await;
     let now = loaded_modules(conn).await?;
     let mut libs = vec![];
     for app in ["compiler", "stdlib"] {
@@ -144,9 +161,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     let mut ours = vec![];
     for m in now.difference(&handle.before) {
         // Only what our own load step pulled in, beam_lib (staleness) and sys (state reads).
-        if m == MODULE
-            || m == DBG_MODULE
-            || m == TRACE_MODULE
+        if OUR_MODULES.contains(&m.as_str())
             || !(handle.loaded_by_us.contains(m) || matches!(m.as_str(), "beam_lib" | "sys"))
         {
             continue;
@@ -158,7 +173,7 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     }
     // The agent goes last: it may be running a call right now.
     if !handle.shared {
-        for m in [TRACE_MODULE, DBG_MODULE, MODULE] {
+        for m in OUR_MODULES {
             if now.contains(m) {
                 ours.push(m.to_string());
             }
@@ -167,13 +182,10 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     for m in &ours {
         conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
         // Only our own calls can run the agent's code, so a hard purge is safe for it.
-        let purge = if m == MODULE || m == DBG_MODULE || m == TRACE_MODULE {
-            "purge"
-        } else {
-            "soft_purge"
-        };
+        let ours_only = OUR_MODULES.contains(&m.as_str());
+        let purge = if ours_only { "purge" } else { "soft_purge" };
         let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
-        if m != MODULE && m != DBG_MODULE && m != TRACE_MODULE && !term::is_atom(&purged, "true") {
+        if !ours_only && !term::is_atom(&purged, "true") {
             // Someone runs it after all: make it current again rather than leave it half-gone.
             let _ = conn.rpc("code", "load_file", vec![atom(m)], STEP).await;
             tracing::warn!(module = %m, "left a module loaded: a process is running it");

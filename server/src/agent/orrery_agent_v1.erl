@@ -5,7 +5,7 @@
 -module(orrery_agent_v1).
 -export([query/1, summary/0, modules/1, names/2, ets_info/2, trunc/2, processes/1,
          call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1, swap/3,
-         swap_finish/2]).
+         swap_finish/2, callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
 
@@ -28,6 +28,7 @@ run(modules, Mods, Limits) ->
 run(names, Names, Limits) -> names(Names, Limits);
 run(ets, Tabs, Limits) -> ets_info(Tabs, Limits);
 run(calls, Mods, _) -> call_counts(Mods);
+run(named, Named, Limits) -> orrery_names_v1:lookup(Named, Limits);
 run(processes, Opts, _) -> processes(Opts);
 run(Other, _, _) -> {error, {unknown_query, Other}}.
 

@@ -2,7 +2,9 @@
 //! processes and ETS tables of the open documents. One batched agent query per node per
 //! refresh; the snapshot says whether anything changed so clients refresh only then.
 
+pub mod calltime;
 pub mod docs;
+pub mod named;
 pub mod render;
 pub mod trace;
 pub mod views;
@@ -12,8 +14,10 @@ use crate::agent;
 use crate::attach::Session;
 use crate::beam::pretty;
 use crate::beam::term::{self, atom, list, map};
+use crate::workspace::index::NameDef;
 use eetf::Term;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -46,6 +50,8 @@ pub struct ModuleOnNode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcOnNode {
     pub node: String,
+    /// The name it was found under when that is not the module (`{:global, :kv}`).
+    pub label: Option<String>,
     pub pid: String,
     /// Pretty state in Elixir syntax, or why it is not available.
     pub state: Result<String, String>,
@@ -60,6 +66,7 @@ impl Default for ProcOnNode {
     fn default() -> Self {
         Self {
             node: String::new(),
+            label: None,
             pid: String::new(),
             state: Err(String::new()),
             state_compact: String::new(),
@@ -68,6 +75,18 @@ impl Default for ProcOnNode {
             reductions: 0,
         }
     }
+}
+
+/// Processes of a Registry (names with a computed key) that run a module, on one node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RegistryProcs {
+    pub node: String,
+    /// `{:via, Registry, {KV.Names, _}}`.
+    pub name: String,
+    /// How many run the module.
+    pub count: i64,
+    /// The first few, by key: (key in Elixir syntax, process).
+    pub items: Vec<(String, ProcOnNode)>,
 }
 
 /// An ETS table on one node.
@@ -81,6 +100,9 @@ pub struct TableOnNode {
     pub rows: String,
 }
 
+/// Timed calls of one function on one node: (node, calls, total µs).
+pub type CallTime = (String, i64, i64);
+
 /// Everything known right now, keyed by Elixir-style names (`KV.Bucket`, `:kv_table`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
@@ -89,6 +111,10 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, Vec<TableOnNode>>,
     /// module -> "fun/arity" -> (node, calls)
     pub calls: BTreeMap<String, BTreeMap<String, Vec<(String, i64)>>>,
+    /// module -> Registry processes found through names with a computed key.
+    pub registries: BTreeMap<String, Vec<RegistryProcs>>,
+    /// module -> "fun/arity" -> (node, calls, total µs); only with `liveCallTime`.
+    pub times: BTreeMap<String, BTreeMap<String, Vec<CallTime>>>,
 }
 
 impl Snapshot {
@@ -102,6 +128,12 @@ impl Snapshot {
                 p.memory = 0;
             }
         }
+        for regs in v.registries.values_mut() {
+            for (_, p) in regs.iter_mut().flat_map(|r| r.items.iter_mut()) {
+                p.reductions = 0;
+                p.memory = 0;
+            }
+        }
         v
     }
 }
@@ -111,6 +143,8 @@ impl Snapshot {
 pub struct Interest {
     pub modules: BTreeSet<String>,
     pub tables: BTreeSet<String>,
+    /// Process names written in the modules' code, per module.
+    pub names: BTreeMap<String, Vec<NameDef>>,
 }
 
 /// The live model for one session.
@@ -119,6 +153,9 @@ pub struct LiveModel {
     /// When processes per module were last counted (that walks every process).
     last_count: Mutex<Option<std::time::Instant>>,
     traced: Mutex<BTreeSet<String>>,
+    /// `liveCallTime`: wanted, and whether something is set on the nodes now.
+    call_time: AtomicBool,
+    call_time_on: AtomicBool,
 }
 
 impl Default for LiveModel {
@@ -144,6 +181,24 @@ impl LiveModel {
             snapshot: Mutex::new(Snapshot::default()),
             last_count: Mutex::new(None),
             traced: Mutex::new(BTreeSet::new()),
+            call_time: AtomicBool::new(false),
+            call_time_on: AtomicBool::new(false),
+        }
+    }
+
+    /// Mean call times (`liveCallTime`) on or off from the next refresh.
+    pub fn set_call_time(&self, on: bool) {
+        self.call_time.store(on, Ordering::SeqCst);
+    }
+
+    /// Count call times for the modules of `interest` when wanted; undo when not.
+    async fn sync_call_time(&self, session: &Session, interest: &Interest, snap: &mut Snapshot) {
+        let want = self.call_time.load(Ordering::SeqCst) && !interest.modules.is_empty();
+        if want {
+            calltime::sync(session, &interest.modules, snap).await;
+            self.call_time_on.store(true, Ordering::SeqCst);
+        } else if self.call_time_on.swap(false, Ordering::SeqCst) {
+            calltime::stop(session).await;
         }
     }
 
@@ -189,6 +244,7 @@ impl LiveModel {
         if call_counts {
             self.forget_untraced(&snap);
         }
+        self.sync_call_time(session, interest, &mut snap).await;
         let mut cur = match self.snapshot.lock() {
             Ok(c) => c,
             Err(e) => e.into_inner(),
@@ -220,6 +276,7 @@ impl LiveModel {
             ("names", list(mods.clone())),
             ("ets", list(tabs)),
             ("calls", list(if call_counts { mods } else { vec![] })),
+            ("named", named::query(&interest.names)),
             ("limits", limits_with_count(count_procs)),
         ]);
         let mut snap = Snapshot::default();
@@ -234,6 +291,12 @@ impl LiveModel {
                 }
             };
             merge_node(&mut snap, &node, &reply);
+            named::merge(
+                &mut snap,
+                &node,
+                &interest.names,
+                term::get(&reply, "named"),
+            );
         }
         snap
     }
@@ -287,6 +350,9 @@ impl LiveModel {
     /// Switch off every call counter we switched on (before detach).
     pub async fn stop_tracing(&self, session: &Session) {
         self.sync_tracing(session, &BTreeSet::new()).await;
+        if self.call_time_on.swap(false, Ordering::SeqCst) {
+            calltime::stop(session).await;
+        }
     }
 
     /// Forget everything (after a detach).
@@ -297,6 +363,7 @@ impl LiveModel {
         if let Ok(mut t) = self.traced.lock() {
             t.clear();
         }
+        self.call_time_on.store(false, Ordering::SeqCst);
     }
 }
 
@@ -329,27 +396,10 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
             if term::is_atom(v, "nil") {
                 continue;
             }
-            let state_term = term::get(v, "state");
-            let state = match state_term.and_then(agent::ok_value) {
-                Some(s) => Ok(pretty::to_elixir(s, &pretty::Limits::hover())),
-                None => Err("state not available (not an OTP process, or busy)".to_string()),
-            };
-            let state_compact = state_term
-                .and_then(agent::ok_value)
-                .map(|s| pretty::to_elixir_compact(s, 30))
-                .unwrap_or_default();
             snap.procs
                 .entry(pretty::module_name(name))
                 .or_default()
-                .push(ProcOnNode {
-                    node: node.to_string(),
-                    pid: term::get(v, "pid").map(pid_text).unwrap_or_default(),
-                    state,
-                    state_compact,
-                    queue: term::get_int(v, "message_queue_len").unwrap_or(0),
-                    memory: term::get_int(v, "memory").unwrap_or(0),
-                    reductions: term::get_int(v, "reductions").unwrap_or(0),
-                });
+                .push(proc_on_node(node, v));
         }
     }
     if let Some(Term::Map(tabs)) = term::get(reply, "ets") {
@@ -404,5 +454,28 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
                 }
             }
         }
+    }
+}
+
+/// A process as the agent's `pid_info` describes it.
+pub(crate) fn proc_on_node(node: &str, v: &Term) -> ProcOnNode {
+    let state_term = term::get(v, "state");
+    let state = match state_term.and_then(agent::ok_value) {
+        Some(s) => Ok(pretty::to_elixir(s, &pretty::Limits::hover())),
+        None => Err("state not available (not an OTP process, or busy)".to_string()),
+    };
+    let state_compact = state_term
+        .and_then(agent::ok_value)
+        .map(|s| pretty::to_elixir_compact(s, 30))
+        .unwrap_or_default();
+    ProcOnNode {
+        node: node.to_string(),
+        label: None,
+        pid: term::get(v, "pid").map(pid_text).unwrap_or_default(),
+        state,
+        state_compact,
+        queue: term::get_int(v, "message_queue_len").unwrap_or(0),
+        memory: term::get_int(v, "memory").unwrap_or(0),
+        reductions: term::get_int(v, "reductions").unwrap_or(0),
     }
 }

@@ -1,6 +1,6 @@
 //! Text for hovers, inlay hints and code lenses, from a snapshot. Markdown, no protocol.
 
-use super::{ModuleOnNode, ProcOnNode, Snapshot, TableOnNode};
+use super::{ModuleOnNode, ProcOnNode, RegistryProcs, Snapshot, TableOnNode};
 
 /// Longest inlay hint label.
 pub const HINT_MAX: usize = 40;
@@ -39,7 +39,8 @@ fn per_node_suffix(n: usize) -> String {
 pub fn module_hover(name: &str, snap: &Snapshot) -> Option<String> {
     let mods = snap.modules.get(name);
     let procs = snap.procs.get(name);
-    if mods.is_none() && procs.is_none() {
+    let regs = snap.registries.get(name);
+    if mods.is_none() && procs.is_none() && regs.is_none() {
         return None;
     }
     let mut out = format!("**{name}** — live\n\n");
@@ -51,8 +52,11 @@ pub fn module_hover(name: &str, snap: &Snapshot) -> Option<String> {
     }
     if let Some(procs) = procs {
         for p in procs {
-            out.push_str(&proc_block(name, p));
+            out.push_str(&proc_block(p.label.as_deref().unwrap_or(name), p));
         }
+    }
+    for r in regs.into_iter().flatten() {
+        out.push_str(&registry_block(name, r));
     }
     Some(out)
 }
@@ -101,6 +105,31 @@ fn proc_block(name: &str, p: &ProcOnNode) -> String {
     out
 }
 
+fn registry_block(module: &str, r: &RegistryProcs) -> String {
+    let mut out = format!(
+        "\n{} process{} of `{module}` under `{}` on `{}`",
+        r.count,
+        if r.count == 1 { "" } else { "es" },
+        r.name,
+        r.node
+    );
+    if r.count > r.items.len() as i64 {
+        out.push_str(&format!(" (first {} by key)", r.items.len()));
+    }
+    out.push_str("\n\n");
+    for (key, p) in &r.items {
+        let state = match &p.state {
+            Ok(_) => format!("`{}`", p.state_compact),
+            Err(_) => "_state not available_".to_string(),
+        };
+        out.push_str(&format!(
+            "- `{key}` → {} · queue {} · {state}\n",
+            p.pid, p.queue
+        ));
+    }
+    out
+}
+
 /// Hover for an ETS table.
 pub fn table_hover(name: &str, tables: &[TableOnNode]) -> String {
     let mut out = format!("**ETS {name}** — live\n\n");
@@ -124,11 +153,34 @@ pub fn calls(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<(i64, usi
     Some((per.iter().map(|(_, n)| n).sum(), per.len()))
 }
 
-/// Hover lines for a function's call count.
+/// Mean time per call of `module.fun/arity` in microseconds over every node, from the
+/// calls timed (`liveCallTime`: calls of processes Orrery could flag).
+pub fn mean_us(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<f64> {
+    let per = snap.times.get(module)?.get(fun_arity)?;
+    let calls: i64 = per.iter().map(|(_, c, _)| c).sum();
+    let us: i64 = per.iter().map(|(_, _, u)| u).sum();
+    (calls > 0).then(|| us as f64 / calls as f64)
+}
+
+/// `3.4 µs`, `12 ms`, `1.2 s`.
+pub fn human_us(us: f64) -> String {
+    if us >= 1_000_000.0 {
+        format!("{:.1} s", us / 1_000_000.0)
+    } else if us >= 1000.0 {
+        format!("{:.1} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+/// Hover lines for a function's call count (and mean time with `liveCallTime`).
 pub fn function_hover(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
     let (total, nodes) = calls(snap, module, fun_arity)?;
+    let mean = mean_us(snap, module, fun_arity)
+        .map(|m| format!(" · mean {} per call", human_us(m)))
+        .unwrap_or_default();
     Some(format!(
-        "**{module}.{fun_arity}** — {total} call{} since attach{}",
+        "**{module}.{fun_arity}** — {total} call{} since attach{}{mean}",
         if total == 1 { "" } else { "s" },
         per_node_suffix(nodes)
     ))
@@ -137,9 +189,12 @@ pub fn function_hover(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<
 /// Inlay hint after a `def` head.
 pub fn function_hint(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
     let (total, nodes) = calls(snap, module, fun_arity)?;
+    let mean = mean_us(snap, module, fun_arity)
+        .map(|m| format!(" · {}", human_us(m)))
+        .unwrap_or_default();
     Some(clip(
         &format!(
-            "{total} call{}{}",
+            "{total} call{}{}{mean}",
             if total == 1 { "" } else { "s" },
             per_node_suffix(nodes)
         ),

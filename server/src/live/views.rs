@@ -5,6 +5,7 @@ use crate::agent;
 use crate::attach::Session;
 use crate::beam::pretty::{self, Limits};
 use crate::beam::term::{self, atom, charlist, int, list, map};
+use crate::workspace::index::ProcName;
 use eetf::Term;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -36,6 +37,17 @@ async fn resolve_target(
     if t.is_empty() {
         return Err("no process given: pass a module, a registered name or a pid".into());
     }
+    if t.starts_with('{') {
+        // `{:global, name}` / `{:via, Mod, name}` with literal parts: the agent's spec.
+        return match crate::workspace::index::parse_proc_name(t) {
+            Some(name @ (ProcName::Global(_) | ProcName::Via { .. })) => {
+                Ok(super::named::spec(&name, true))
+            }
+            _ => Err(format!(
+                "{t} is not a process name with literal parts ({{:global, name}} or {{:via, Module, name}})"
+            )),
+        };
+    }
     Ok(atom(&term::module_atom(t)))
 }
 
@@ -54,6 +66,27 @@ pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
         let who = resolve_target(session, &n.conn, target).await?;
         let limits = agent::limits(12, 200, 4096, 50_000);
         let info = match &who {
+            Term::Tuple(_) => n
+                .conn
+                .rpc(
+                    agent::NAMES_MODULE,
+                    "lookup",
+                    vec![
+                        list(vec![term::tuple(vec![
+                            atom("nil"),
+                            list(vec![who.clone()]),
+                        ])]),
+                        limits,
+                    ],
+                    TIMEOUT,
+                )
+                .await
+                .map(|m| {
+                    term::get(&m, "nil")
+                        .and_then(|r| term::list_ref(r).first().cloned())
+                        .filter(|r| term::as_tuple(r).is_none())
+                        .unwrap_or(atom("nil"))
+                }),
             Term::Pid(_) => {
                 agent::call(&n.conn, "pid_info", vec![who.clone(), limits], TIMEOUT).await
             }

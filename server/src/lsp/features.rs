@@ -78,6 +78,7 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
                     let session = core.session()?;
                     let interest = Interest {
                         modules: [name.clone()].into(),
+                        names: core.names_of(name).into_iter().collect(),
                         ..Default::default()
                     };
                     let one = LiveModel::fetch(&session, &interest, false).await;
@@ -365,13 +366,15 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
                 data: None,
             });
         }
-        if snap.procs.contains_key(&m.name) {
+        if let Some(p) = snap.procs.get(&m.name).and_then(|p| p.first()) {
+            // A process found under another name is inspected by that name.
+            let target = p.label.clone().unwrap_or_else(|| m.name.clone());
             out.push(CodeLens {
                 range: r,
                 command: Some(Command {
                     title: "Inspect state".into(),
                     command: "orrery.inspectState".into(),
-                    arguments: Some(vec![serde_json::json!(m.name)]),
+                    arguments: Some(vec![serde_json::json!(target)]),
                 }),
                 data: None,
             });

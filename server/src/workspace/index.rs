@@ -145,6 +145,76 @@ pub struct ModuleDef {
     pub line_of_use: Option<u32>,
     /// `:ets.new(name, ..)` calls in this module: atom name and the range of the call.
     pub ets_tables: Vec<(String, Range)>,
+    /// Process names written in this module: `{:global, ..}`, `{:via, Mod, ..}` tuples.
+    pub names: Vec<NameDef>,
+}
+
+/// A term written literally in the source. Atoms carry their Erlang text (`kv_main`,
+/// `Elixir.KV.Names` for an alias or `__MODULE__`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lit {
+    Atom(String),
+    Str(String),
+    Int(i64),
+    Tuple(Vec<Lit>),
+}
+
+impl Lit {
+    /// Elixir syntax: `:kv_main`, `KV.Names`, `"main"`, `{:w, 1}`.
+    pub fn elixir(&self) -> String {
+        match self {
+            Lit::Atom(a) => match a.strip_prefix("Elixir.") {
+                Some(m) => m.to_string(),
+                None if a.chars().all(|c| c.is_alphanumeric() || c == '_') => format!(":{a}"),
+                None => format!(":{a:?}"),
+            },
+            Lit::Str(s) => format!("{s:?}"),
+            Lit::Int(i) => i.to_string(),
+            Lit::Tuple(items) => format!(
+                "{{{}}}",
+                items.iter().map(Lit::elixir).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// A process name as `GenServer.whereis/1` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProcName {
+    /// `{:global, name}`.
+    Global(Lit),
+    /// `{:via, Mod, name}` (`Registry` included when its key is literal); `module` is the
+    /// Erlang atom text (`Elixir.Registry`).
+    Via { module: String, name: Lit },
+    /// `{:via, Registry, {Reg, key}}` whose key is not a literal: every process of `Reg`.
+    RegistryAny { registry: String },
+}
+
+impl ProcName {
+    /// Elixir syntax; a non-literal Registry key shows as `_`.
+    pub fn elixir(&self) -> String {
+        match self {
+            ProcName::Global(n) => format!("{{:global, {}}}", n.elixir()),
+            ProcName::Via { module, name } => format!(
+                "{{:via, {}, {}}}",
+                Lit::Atom(module.clone()).elixir(),
+                name.elixir()
+            ),
+            ProcName::RegistryAny { registry } => format!(
+                "{{:via, Registry, {{{}, _}}}}",
+                Lit::Atom(registry.clone()).elixir()
+            ),
+        }
+    }
+}
+
+/// A process name found in a module's source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameDef {
+    pub name: ProcName,
+    /// Given as `name:` (so the module starts the process under it), not just used.
+    pub registers: bool,
+    pub range: Range,
 }
 
 impl ModuleDef {
@@ -174,6 +244,12 @@ impl FileIndex {
         let module = self.module_at(pos)?;
         Some((module, module.function_at(pos)?))
     }
+}
+
+/// Parse a process name written as Elixir (`{:global, :kv}`, `{:via, Registry, {R, "k"}}`).
+pub fn parse_proc_name(src: &str) -> Option<ProcName> {
+    let tree = syntax::parse(src)?;
+    indexer::proc_name_in(&tree, src)
 }
 
 /// Index one Elixir source text.

@@ -19,6 +19,7 @@ M.defaults = {
   refresh_ms = nil,
   attach_peers = nil,
   inlay_hints = nil, -- { calls = true, processes = true, ets = true }
+  live_call_time = nil, -- mean call times (off by default: Orrery becomes the tracer)
   settings = nil, -- extra raw settings merged into the `orrery` section
   -- Client side.
   filetypes = { 'elixir', 'eelixir', 'heex' },
@@ -72,6 +73,7 @@ function M.settings()
     refreshMs = c.refresh_ms,
     attachPeers = c.attach_peers,
     inlayHints = c.inlay_hints,
+    liveCallTime = c.live_call_time,
   }
   s = vim.tbl_extend('force', s, c.settings or {})
   if vim.tbl_isempty(s) then

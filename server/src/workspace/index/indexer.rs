@@ -5,10 +5,10 @@ use tree_sitter::{Node, Tree};
 
 use super::syntax::{
     alias_entries, atom_name, call_args, call_name, detached_body, do_block, keyword_arg, kids,
-    module_expr, operator, parse_head, text, Aliases,
+    module_expr, operator, pair_key, parse_head, text, Aliases,
 };
 use super::text::LineIndex;
-use super::{FileIndex, FunKind, FunctionDef, ModuleDef};
+use super::{FileIndex, FunKind, FunctionDef, Lit, ModuleDef, NameDef, ProcName};
 
 /// Where in a module a node sits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,12 @@ impl Indexer<'_> {
             "call" => self.call(node, module, env, level),
             // Parse errors and `(a; b)` blocks keep the level of their surroundings.
             "ERROR" | "block" => self.container(node, module, env, level),
+            "tuple" => {
+                if let Some(m) = module {
+                    self.proc_name(node, m, env);
+                }
+                self.descend(node, module, env, level.deeper());
+            }
             "unary_operator" => {
                 if let (Level::Body, Some(m)) = (level, module) {
                     self.attribute(node, m);
@@ -205,6 +211,7 @@ impl Indexer<'_> {
             uses: Vec::new(),
             line_of_use: None,
             ets_tables: Vec::new(),
+            names: Vec::new(),
         });
         self.attrs.push(Vec::new());
         let idx = self.modules.len() - 1;
@@ -283,6 +290,29 @@ impl Indexer<'_> {
         }
     }
 
+    /// A `{:global, ..}` / `{:via, ..}` tuple: record it as a process name.
+    fn proc_name(&mut self, tuple: Node, m: usize, env: &Aliases) {
+        let current = self.modules[m].name.clone();
+        let Some(name) = proc_name_of(tuple, self.src, env, &current) else {
+            return;
+        };
+        let registers = tuple
+            .parent()
+            .filter(|p| p.kind() == "pair")
+            .is_some_and(|p| pair_key(p, self.src) == "name");
+        let range = self.lines.range(tuple.byte_range());
+        let names = &mut self.modules[m].names;
+        if let Some(same) = names.iter_mut().find(|n| n.name == name) {
+            same.registers |= registers;
+        } else {
+            names.push(NameDef {
+                name,
+                registers,
+                range,
+            });
+        }
+    }
+
     /// `:ets.new(name, opts)`: record the table's atom name.
     fn ets_new(&mut self, call: Node, m: usize, env: &Aliases) {
         let src = self.src;
@@ -328,4 +358,74 @@ impl Indexer<'_> {
             self.modules[m].ets_tables.push((name, range));
         }
     }
+}
+
+/// A literal term: atoms, aliases and `__MODULE__` (as atoms), strings without
+/// interpolation, integers, and tuples of those.
+fn literal(node: Node, src: &str, env: &Aliases, current: &str) -> Option<Lit> {
+    match node.kind() {
+        "atom" | "quoted_atom" => atom_name(node, src).map(Lit::Atom),
+        "alias" | "identifier" | "dot" => module_expr(node, src, env, current)
+            .filter(|m| !m.starts_with(':'))
+            .map(|m| Lit::Atom(format!("Elixir.{m}"))),
+        "integer" => text(node, src).replace('_', "").parse().ok().map(Lit::Int),
+        "string" => {
+            let parts = kids(node);
+            if parts.iter().any(|p| p.kind() != "quoted_content") {
+                return None;
+            }
+            Some(Lit::Str(
+                parts.iter().map(|p| text(*p, src)).collect::<String>(),
+            ))
+        }
+        "tuple" => kids(node)
+            .into_iter()
+            .map(|k| literal(k, src, env, current))
+            .collect::<Option<Vec<_>>>()
+            .map(Lit::Tuple),
+        _ => None,
+    }
+}
+
+/// `{:global, name}`, `{:via, Mod, name}` with literal parts; `{:via, Registry, {Reg, key}}`
+/// with a non-literal key is `RegistryAny`.
+fn proc_name_of(tuple: Node, src: &str, env: &Aliases, current: &str) -> Option<ProcName> {
+    let items = kids(tuple);
+    let tag = atom_name(*items.first()?, src)?;
+    match (tag.as_str(), items.as_slice()) {
+        ("global", [_, name]) => Some(ProcName::Global(literal(*name, src, env, current)?)),
+        ("via", [_, module, name]) => {
+            let module = match literal(*module, src, env, current)? {
+                Lit::Atom(a) => a,
+                _ => return None,
+            };
+            if let Some(name) = literal(*name, src, env, current) {
+                return Some(ProcName::Via { module, name });
+            }
+            // A Registry with a literal registry name and a computed key.
+            let pair = kids(*name);
+            match (module.as_str(), name.kind(), pair.as_slice()) {
+                ("Elixir.Registry", "tuple", [reg, _key]) => {
+                    match literal(*reg, src, env, current)? {
+                        Lit::Atom(registry) => Some(ProcName::RegistryAny { registry }),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The first process name in a parsed snippet (for `orrery/state` targets).
+pub(crate) fn proc_name_in(tree: &Tree, src: &str) -> Option<ProcName> {
+    fn find<'t>(n: Node<'t>) -> Option<Node<'t>> {
+        if n.kind() == "tuple" {
+            return Some(n);
+        }
+        kids(n).into_iter().find_map(find)
+    }
+    let tuple = find(tree.root_node())?;
+    proc_name_of(tuple, src, &Aliases::default(), "")
 }

@@ -583,3 +583,43 @@ fn index_dir_walks_mix_layout() {
     assert_eq!(path, root.join("lib/kv/bucket.ex"));
     assert_eq!(WorkspaceIndex::new().index_dir(&root.join("missing")), 0);
 }
+
+#[test]
+fn process_names_with_literal_parts() {
+    let src = r#"defmodule KV.Named do
+  alias KV.Names, as: N
+  def start_link(_), do: GenServer.start_link(__MODULE__, 1, name: {:via, Registry, {N, "main"}})
+  def g, do: GenServer.start_link(__MODULE__, 1, name: {:global, {:kv, 1}})
+  def w(id), do: GenServer.start_link(__MODULE__, id, name: {:via, Registry, {KV.Names, id}})
+  def call, do: GenServer.call({:via, :my_reg, :"a b"}, :x)
+  def skip(id), do: {:global, id}
+  def interp(id), do: {:global, "x#{id}"}
+end
+"#;
+    let file = index_source(src);
+    let names: Vec<(String, bool)> = module(&file, "KV.Named")
+        .names
+        .iter()
+        .map(|n| (n.name.elixir(), n.registers))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (r#"{:via, Registry, {KV.Names, "main"}}"#.to_string(), true),
+            ("{:global, {:kv, 1}}".to_string(), true),
+            ("{:via, Registry, {KV.Names, _}}".to_string(), true),
+            (r#"{:via, :my_reg, :"a b"}"#.to_string(), false),
+        ]
+    );
+    assert_eq!(
+        parse_proc_name(r#"{:via, Registry, {KV.Names, "main"}}"#),
+        Some(ProcName::Via {
+            module: "Elixir.Registry".into(),
+            name: Lit::Tuple(vec![
+                Lit::Atom("Elixir.KV.Names".into()),
+                Lit::Str("main".into())
+            ])
+        })
+    );
+    assert_eq!(parse_proc_name("KV.Bucket"), None);
+}

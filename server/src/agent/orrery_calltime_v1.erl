@@ -1,0 +1,142 @@
+%% Orrery's mean call times (the liveCallTime setting, off by default), loaded with the
+%% agent and removed with it. call_time only counts for processes that carry the `call`
+%% trace flag, and a process has one tracer at most. So a sink process owned by this
+%% module becomes the tracer of the processes that have no tracer yet (and of new ones),
+%% never of a process someone else traces; stop/0 undoes exactly what was set, and so
+%% does the sink by itself when Orrery's node goes away.
+%% The sink forwards trace messages to Orrery's call tracer (orrery_trace_v1) when that
+%% runs, so "Trace calls" keeps seeing calls of the processes flagged here.
+%% Keep this file ASCII only, no macros, no -include.
+-module(orrery_calltime_v1).
+-export([sync/2, stop/0, times/1, sink/2]).
+
+%% Count call times for exactly Mods (loaded ones; others are tried again next time).
+%% Returns times(Mods). Owner: Orrery's node.
+sync([], _Owner) ->
+    stop(),
+    #{};
+sync(Mods, Owner) ->
+    Sink = sink_pid(Owner),
+    _ = ask(Sink, {sync, Mods}),
+    times(Mods).
+
+%% Undo everything: patterns, flags, the sink. ok.
+stop() ->
+    case whereis(orrery_calltime_v1) of
+        undefined -> ok;
+        Sink ->
+            _ = ask(Sink, stop),
+            ok
+    end.
+
+ask(Sink, Msg) ->
+    Ref = monitor(process, Sink),
+    Sink ! {Msg, self(), Ref},
+    receive
+        {Ref, R} -> demonitor(Ref, [flush]), R;
+        {'DOWN', Ref, _, _, _} -> ok
+    after 15000 -> demonitor(Ref, [flush]), timeout
+    end.
+
+%% #{Mod => #{{F, A} => {Calls, Microseconds}}} summed over processes.
+times(Mods) ->
+    maps:from_list([{M, fun_times(M)} || M <- Mods, code:is_loaded(M) =/= false]).
+
+fun_times(M) ->
+    lists:foldl(fun({F, A}, Acc) ->
+                        case erlang:trace_info({M, F, A}, call_time) of
+                            {call_time, L} when is_list(L) ->
+                                {C, Us} = lists:foldl(fun({_, N, S, U}, {CA, UA}) ->
+                                                              {CA + N, UA + S * 1000000 + U}
+                                                      end, {0, 0}, L),
+                                Acc#{{F, A} => {C, Us}};
+                            _ -> Acc
+                        end
+                end, #{}, erlang:get_module_info(M, functions)).
+
+sink_pid(Owner) ->
+    case whereis(orrery_calltime_v1) of
+        undefined ->
+            Parent = self(),
+            P = spawn(fun() ->
+                              register(orrery_calltime_v1, self()),
+                              Parent ! {orrery_calltime_v1, ready},
+                              sink(Owner, #{mods => [], flagged => false, new => false})
+                      end),
+            receive {orrery_calltime_v1, ready} -> P after 5000 -> P end;
+        P -> P
+    end.
+
+sink(Owner, S) ->
+    erlang:monitor_node(Owner, true),
+    loop(Owner, S).
+
+loop(Owner, S) ->
+    receive
+        {{sync, Mods}, From, Ref} ->
+            S2 = patterns(Mods, flags(S)),
+            From ! {Ref, ok},
+            loop(Owner, S2);
+        {stop, From, Ref} ->
+            undo(S),
+            From ! {Ref, ok};
+        {nodedown, Owner} ->
+            undo(S);
+        T when element(1, T) =:= trace; element(1, T) =:= trace_ts ->
+            case whereis(orrery_trace_v1) of
+                undefined -> ok;
+                Relay -> Relay ! T
+            end,
+            loop(Owner, S);
+        _ ->
+            loop(Owner, S)
+    end.
+
+%% The call flag on every process without a tracer, and on new processes when nobody
+%% else set flags for those. Done again when someone cleared them (trace(all, false, ..)).
+flags(S = #{flagged := true, new := New}) ->
+    case New andalso erlang:trace_info(new, tracer) =/= {tracer, self()} of
+        true -> flags(S#{flagged := false, new := false});
+        false -> S
+    end;
+flags(S) ->
+    Me = self(),
+    New = case erlang:trace_info(new, tracer) of
+              {tracer, []} ->
+                  try erlang:trace(new_processes, true, [call, {tracer, Me}]), true
+                  catch _:_ -> false
+                  end;
+              _ -> false
+          end,
+    [catch erlang:trace(P, true, [call, {tracer, Me}])
+     || P <- erlang:processes(), P =/= Me,
+        erlang:trace_info(P, tracer) =:= {tracer, []}],
+    S#{flagged := true, new := New}.
+
+%% call_time on for Mods, off for the modules no longer wanted; set again for a module
+%% whose code was reloaded (that drops its patterns).
+patterns(Mods, S = #{mods := Had}) ->
+    [catch erlang:trace_pattern({M, '_', '_'}, false, [call_time])
+     || M <- Had, not lists:member(M, Mods)],
+    On = [M || M <- Mods, code:is_loaded(M) =/= false,
+               (lists:member(M, Had) andalso is_on(M))
+                   orelse erlang:trace_pattern({M, '_', '_'}, true, [call_time]) > 0],
+    S#{mods := On}.
+
+is_on(M) ->
+    case catch erlang:trace_info({M, module_info, 0}, call_time) of
+        {call_time, L} when is_list(L) -> true;
+        _ -> false
+    end.
+
+undo(#{mods := Mods, new := New}) ->
+    Me = self(),
+    [catch erlang:trace_pattern({M, '_', '_'}, false, [call_time]) || M <- Mods],
+    case New andalso erlang:trace_info(new, tracer) =:= {tracer, Me} of
+        true -> catch erlang:trace(new_processes, false, [call]);
+        false -> ok
+    end,
+    [catch erlang:trace(P, false, [call])
+     || P <- erlang:processes(), P =/= Me,
+        erlang:trace_info(P, tracer) =:= {tracer, Me}],
+    ok.
