@@ -474,7 +474,7 @@ fn recording_stays_within_its_bounds_under_a_flood() {
     c.wait_event("initialized", LONG);
     // A breakpoint that never stops (its condition is false) instruments the module.
     c.ok("setBreakpoints", json!({"source": {"path": node.dir.join("lib/kv/steps.ex")}, "breakpoints": [{"line": 5, "condition": "false"}]}));
-    // 2,000 calls, 6 events each: far more than the limit.
+    // 2,000 calls, 8 events each (6 lines, 2 returns): far more than the limit.
     let script = "Enum.each(1..2000, &KV.Steps.run/1)";
     let r = rpc(
         &node,
@@ -489,9 +489,13 @@ fn recording_stays_within_its_bounds_under_a_flood() {
     );
     let total = tl["total"].as_i64().unwrap();
     assert!(total <= 200 && total > 100, "ring holds {total} events");
-    // The newest events are kept: the last call was run(2000).
-    let last = tl["events"].as_array().unwrap().last().unwrap().clone();
-    assert!(last["bindings"]["n"] == "2000", "{last}");
+    // The newest events are kept: the last call was run(2000), which returned 6003.
+    let events = tl["events"].as_array().unwrap();
+    let last_line = events.iter().rev().find(|e| e["kind"] == "line").unwrap();
+    assert!(last_line["bindings"]["n"] == "2000", "{last_line}");
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "return", "{last}");
+    assert_eq!(last["result"], "6003", "{last}");
     // The node is fine and answers.
     let r = rpc(
         &node,

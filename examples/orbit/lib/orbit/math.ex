@@ -19,4 +19,16 @@ defmodule Orbit.Math do
 
     total
   end
+
+  @doc "The most frequent words of a text: a typical data-shaping pipeline."
+  def top_words(text, n \\ 5) when is_binary(text) do
+    words =
+      text
+      |> String.downcase()
+      |> String.split(~r/[^a-z']+/, trim: true)
+
+    counts = Enum.frequencies(words)
+    sorted = Enum.sort_by(counts, fn {word, count} -> {-count, word} end)
+    Enum.take(sorted, n)
+  end
 end
