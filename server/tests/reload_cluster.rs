@@ -209,7 +209,7 @@ async fn a_held_swap_aborts_when_orrery_goes_away() {
         ("hold", term::int(60_000)),
         ("owner", term::atom(conn.local_name())),
     ]);
-    let r = orrery::agent::call(
+    let r = orrery::agent::call_swap(
         &conn,
         "swap",
         vec![term::atom("Elixir.KV.Bucket"), bin, opts],

@@ -24,8 +24,12 @@ const NAMES_SOURCE: &str = include_str!("orrery_names_v1.erl");
 /// Mean call times (`call_time`), opt-in: owns the `call` trace flags it sets.
 pub const CALLTIME_MODULE: &str = "orrery_calltime_v1";
 const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
+/// The hot-swap runtime (two-phase loads with state migration and rollback).
+pub const SWAP_MODULE: &str = "orrery_swap_v1";
+const SWAP_SOURCE: &str = include_str!("orrery_swap_v1.erl");
 /// Every module Orrery loads on a node, the agent last (it is removed last).
-pub const OUR_MODULES: [&str; 5] = [
+pub const OUR_MODULES: [&str; 6] = [
+    SWAP_MODULE,
     NAMES_MODULE,
     CALLTIME_MODULE,
     TRACE_MODULE,
@@ -70,6 +74,7 @@ pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
     compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
     compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
     compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
+    compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
     let after = loaded_modules(conn).await?;
     Ok(AgentHandle {
         loaded_by_us: after.difference(&before).cloned().collect(),
@@ -194,7 +199,17 @@ pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamE
     Ok(())
 }
 
-/// Call one of the agent's exported functions.
+/// Call one of the hot-swap runtime's functions (`swap/3`, `swap_finish/2`).
+pub async fn call_swap(
+    conn: &Connection,
+    function: &str,
+    args: Vec<Term>,
+    timeout: Duration,
+) -> Result<Term, BeamError> {
+    conn.rpc(SWAP_MODULE, function, args, timeout).await
+}
+
+/// Call a function of the agent.
 pub async fn call(
     conn: &Connection,
     function: &str,

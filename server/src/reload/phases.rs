@@ -67,7 +67,7 @@ pub(super) async fn prepare(
         Term::Binary(eetf::Binary::from(bin.to_vec())),
         term::map(opts),
     ];
-    let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
+    let r = agent::call_swap(&n.conn, "swap", args, SWAP_TIMEOUT)
         .await
         .map_err(|e| {
             format!(
@@ -102,7 +102,7 @@ pub(super) async fn prepare(
 pub(super) async fn finish(n: &AttachedNode, h: &Held, what: &str) -> Result<(), String> {
     match &h.token {
         Some(token) => {
-            let r = agent::call(
+            let r = agent::call_swap(
                 &n.conn,
                 "swap_finish",
                 vec![token.clone(), atom(what)],
@@ -127,7 +127,7 @@ pub(super) async fn finish(n: &AttachedNode, h: &Held, what: &str) -> Result<(),
                 h.prev.clone(),
                 term::map(vec![("timeout", term::int(5000))]),
             ];
-            let r = agent::call(&n.conn, "swap", args, SWAP_TIMEOUT)
+            let r = agent::call_swap(&n.conn, "swap", args, SWAP_TIMEOUT)
                 .await
                 .map_err(|e| e.to_string())?;
             agent::ok_value(&r)

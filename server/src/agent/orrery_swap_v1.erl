@@ -1,0 +1,213 @@
+%% Orrery's hot-swap runtime on the target node: compiled from this source at attach with
+%% the agent, removed at detach. Keep this file ASCII only (it is sent to the node as a
+%% charlist) and free of macros and includes (no epp on the way).
+-module(orrery_swap_v1).
+-export([swap/3, swap_finish/2]).
+%% ---- hot swap ----------------------------------------------------------------------
+%% Load Bin as Mod the safe way: refuse while a process still runs old code; suspend the
+%% OTP processes whose callback module is Mod, back up their states, load, run
+%% sys:change_code when the version changed, resume. On any failure load the previous
+%% binary back, restore the states, resume, and say what failed. Never leaves a process
+%% suspended. Returns {ok, Info} | {error, Reason}; Info carries the previous binary.
+%%
+%% With Opts hold => Ms (two-phase, for all-or-none swaps across modules and nodes): the
+%% new code is loaded and the states migrated, but the processes stay suspended until
+%% swap_finish(Token, commit | abort) (abort: previous code and backed-up states back) or
+%% until Ms pass or Orrery's node (Opts owner) goes down (then abort). Info then carries
+%% token => Token. No process runs the new code before Orrery has heard that every node
+%% accepted it.
+swap(Mod, Bin, Opts) ->
+    case maps:get(hold, Opts, nil) of
+        Hold when is_integer(Hold), Hold > 0 ->
+            Caller = self(),
+            Ref = make_ref(),
+            {Pid, MRef} = spawn_monitor(fun() -> held(Caller, Ref, Mod, Bin, Opts, Hold) end),
+            receive
+                {Ref, Reply} -> erlang:demonitor(MRef, [flush]), Reply;
+                {'DOWN', MRef, process, Pid, Why} -> {error, {swap_crashed, Why}}
+            end;
+        _ ->
+            case prepare_swap(Mod, Bin, Opts) of
+                {ok, Info, Undo} -> finish_swap(commit, Undo), {ok, Info};
+                Error -> Error
+            end
+    end.
+
+%% Commit or abort a held swap. ok | {error, Reason}; {error, expired} when the hold had
+%% already ended (it aborted by itself).
+swap_finish(Token, What) when is_pid(Token), (What =:= commit orelse What =:= abort) ->
+    MRef = erlang:monitor(process, Token),
+    Token ! {swap_finish, self(), MRef, What},
+    receive
+        {MRef, Reply} -> erlang:demonitor(MRef, [flush]), Reply;
+        {'DOWN', MRef, process, _, _} -> {error, expired}
+    end.
+
+held(Caller, Ref, Mod, Bin, Opts, Hold) ->
+    %% Orrery's node (opts owner): when it goes away mid-swap, abort at once.
+    Owner = case maps:get(owner, Opts, nil) of
+                O when is_atom(O), O =/= nil -> erlang:monitor_node(O, true), O;
+                _ -> nil
+            end,
+    case prepare_swap(Mod, Bin, Opts) of
+        {ok, Info, Undo} ->
+            Caller ! {Ref, {ok, Info#{token => self()}}},
+            receive
+                {swap_finish, From, FRef, What} -> From ! {FRef, finish_swap(What, Undo)};
+                {nodedown, Owner} -> finish_swap(abort, Undo)
+            after Hold ->
+                finish_swap(abort, Undo)
+            end;
+        Error ->
+            Caller ! {Ref, Error}
+    end.
+
+%% Everything but the resume: {ok, Info, Undo} with the processes still suspended, or
+%% {error, Reason} with every process resumed.
+prepare_swap(Mod, Bin, Opts) ->
+    Timeout = maps:get(timeout, Opts, 5000),
+    Extra = maps:get(extra, Opts, []),
+    Loaded = code:is_loaded(Mod),
+    File = case Loaded of
+               {file, F} when is_list(F) -> F;
+               _ -> maps:get(file, Opts, atom_to_list(Mod) ++ ".beam")
+           end,
+    OldMd5 = case Loaded of false -> nil; _ -> erlang:get_module_info(Mod, md5) end,
+    OldVsn = vsn_of(Mod),
+    Prev = case maps:get(previous, Opts, nil) of
+               nil -> disk_binary(Mod, OldMd5);
+               P -> P
+           end,
+    case erlang:check_old_code(Mod) andalso not code:soft_purge(Mod) of
+        true ->
+            {error, {old_code_in_use, Mod}};
+        false ->
+            Procs = otp_procs(Mod),
+            case suspend_all(Procs, Timeout, []) of
+                {error, Who, Why} ->
+                    {error, {suspend_failed, Who, Why}};
+                ok ->
+                    Result = try do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5)
+                             catch C:R -> {error, {C, R}}
+                             end,
+                    case Result of
+                        {ok, Info, States} ->
+                            {ok, Info, {Mod, File, Prev, OldMd5, Procs, States, Timeout}};
+                        Error ->
+                            resume_all(Procs, Timeout),
+                            Error
+                    end
+            end
+    end.
+
+%% Resume the processes of a prepared swap; on abort first put the previous code (or no
+%% code, for a module that was not loaded before) and the backed-up states back.
+finish_swap(commit, {_Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout}) ->
+    resume_all(Procs, Timeout),
+    ok;
+finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout}) ->
+    R = try
+            case {Prev, OldMd5} of
+                {nil, nil} ->
+                    _ = code:delete(Mod),
+                    _ = code:soft_purge(Mod),
+                    ok;
+                _ ->
+                    case restore(Mod, File, Prev, States, Timeout) of
+                        {module, Mod} -> ok;
+                        Other -> {error, Other}
+                    end
+            end
+        catch C:E -> {error, {C, E}}
+        end,
+    resume_all(Procs, Timeout),
+    R.
+
+resume_all(Procs, Timeout) ->
+    [catch sys:resume(P, Timeout) || P <- Procs],
+    ok.
+
+do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
+    States = [{P, catch sys:get_state(P, Timeout)} || P <- Procs],
+    case code:load_binary(Mod, File, Bin) of
+        {module, Mod} ->
+            NewVsn = vsn_of(Mod),
+            Migrate = case NewVsn =:= OldVsn of
+                          true -> [];
+                          false -> Procs
+                      end,
+            case change_all(Migrate, Mod, OldVsn, Extra, Timeout) of
+                ok ->
+                    {ok, #{md5_before => OldMd5,
+                           md5_after => erlang:get_module_info(Mod, md5),
+                           processes => length(Procs),
+                           migrated => length(Migrate),
+                           previous => Prev}, States};
+                {error, Who, Why} ->
+                    Restored = restore(Mod, File, Prev, States, Timeout),
+                    {error, {code_change_failed, Who, Why, Restored}}
+            end;
+        {error, Why} ->
+            {error, {load_failed, Why}}
+    end.
+
+restore(_Mod, _File, nil, _States, _Timeout) -> no_previous_binary;
+restore(Mod, File, Prev, States, Timeout) ->
+    _ = code:soft_purge(Mod),
+    Loaded = code:load_binary(Mod, File, Prev),
+    [catch sys:replace_state(P, fun(_) -> S end, Timeout) || {P, S} <- States,
+                                                            not is_tuple(S) orelse element(1, S) =/= 'EXIT'],
+    Loaded.
+
+change_all([], _, _, _, _) -> ok;
+change_all([P | Ps], Mod, OldVsn, Extra, Timeout) ->
+    case catch sys:change_code(P, Mod, OldVsn, Extra, Timeout) of
+        ok -> change_all(Ps, Mod, OldVsn, Extra, Timeout);
+        Other -> {error, P, Other}
+    end.
+
+suspend_all([], _, _) -> ok;
+suspend_all([P | Ps], Timeout, Done) ->
+    case catch sys:suspend(P, Timeout) of
+        ok -> suspend_all(Ps, Timeout, [P | Done]);
+        Other ->
+            [catch sys:resume(D, Timeout) || D <- Done],
+            {error, P, Other}
+    end.
+
+%% OTP processes (started by proc_lib, so they answer system messages) running Mod.
+otp_procs(Mod) ->
+    [P || P <- erlang:processes(), P =/= self(),
+          case erlang:process_info(P, dictionary) of
+              {dictionary, D} ->
+                  case lists:keyfind('$initial_call', 1, D) of
+                      {_, {supervisor, Mod, _}} -> true;
+                      {_, {Mod, _, _}} -> true;
+                      _ -> false
+                  end;
+              _ -> false
+          end].
+
+vsn_of(Mod) ->
+    case code:is_loaded(Mod) of
+        false -> undefined;
+        _ ->
+            Attrs = erlang:get_module_info(Mod, attributes),
+            case lists:keyfind(vsn, 1, Attrs) of
+                {vsn, [V]} -> V;
+                {vsn, V} -> V;
+                false -> undefined
+            end
+    end.
+
+%% The module's beam on disk, when it is what is loaded now.
+disk_binary(_Mod, nil) -> nil;
+disk_binary(Mod, Md5) ->
+    case code:get_object_code(Mod) of
+        {Mod, B, _} ->
+            case beam_lib:md5(B) of
+                {ok, {_, Md5}} -> B;
+                _ -> nil
+            end;
+        error -> nil
+    end.
