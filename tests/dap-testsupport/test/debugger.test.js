@@ -295,7 +295,10 @@ describe('orrery dap, driven by @vscode/debugadapter-testsupport', () => {
     assert.equal(await call, '6');
 
     const tl = await dc.customRequest('orrery/timeline', { module: 'KV.Steps' });
-    assert.deepEqual(tl.body.events.slice(0, 6).map((e) => e.line), [5, 6, 12, 13, 7, 8]);
+    const lines = tl.body.events.filter((e) => e.kind === 'line').map((e) => e.line);
+    assert.deepEqual(lines.slice(0, 6), [5, 6, 12, 13, 7, 8]);
+    const returns = tl.body.events.filter((e) => e.kind === 'return').map((e) => [e.function, e.result]);
+    assert.deepEqual(returns.slice(0, 2), [['double/1', '4'], ['run/1', '6']]);
   });
 
   it('disconnect while paused resumes the process and restores the pristine code', T, async () => {
