@@ -294,3 +294,64 @@ fn orrery_dap_runs_on_the_language_servers_connection_when_one_serves_the_worksp
     assert!(l.shutdown().success());
     assert!(!socket.exists(), "the socket is removed at exit");
 }
+
+#[test]
+fn debug_test_lens_launches_that_test_under_the_debugger() {
+    let dir = support::fixture_copy("kv");
+    let test_file = dir.path().join("test/steps_test.exs");
+    let steps = dir.path().join("lib/kv/steps.ex");
+    let mut l = support::lsp::LspClient::start(&[]);
+    l.initialize(dir.path(), json!({}));
+    let uri = l.open(&test_file);
+    let lenses = support::wait_until(LONG, "Debug test lenses", || {
+        let r = l.call(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": uri}}),
+        );
+        let debug: Vec<Value> = r
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["command"]["command"] == "orrery.debugTest")
+            .collect();
+        (debug.len() >= 2).then_some(debug)
+    });
+    let titles: Vec<&str> = lenses
+        .iter()
+        .map(|c| c["command"]["title"].as_str().unwrap())
+        .collect();
+    assert!(titles.contains(&"Debug tests in file"), "{titles:?}");
+    let one = lenses
+        .iter()
+        .find(|c| c["command"]["title"] == "Debug test")
+        .unwrap();
+    assert_eq!(one["range"]["start"]["line"], json!(3), "{one}");
+    let config = one["command"]["arguments"][0].clone();
+    assert_eq!(
+        config["taskArgs"],
+        json!(["test/steps_test.exs:4"]),
+        "{config}"
+    );
+
+    // The editor starts that configuration with orrery dap.
+    let mut c = DapClient::start();
+    initialize(&mut c);
+    c.ok("launch", config);
+    c.wait_event("initialized", LONG);
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": steps}, "breakpoints": [{"line": 12}]}),
+    );
+    c.ok("configurationDone", json!({}));
+    let stopped = c.wait_event("stopped", LONG);
+    let t = stopped["body"]["threadId"].as_i64().unwrap();
+    let st = c.ok("stackTrace", json!({"threadId": t}));
+    assert_eq!(st["stackFrames"][0]["name"], "KV.Steps.double/1", "{st}");
+    c.ok("continue", json!({"threadId": t}));
+    let (text, exited) = output_until(&mut c, "exited");
+    assert!(text.contains("1 test, 0 failures"), "{text}");
+    assert_eq!(exited["body"]["exitCode"], json!(0));
+    c.ok("disconnect", json!({}));
+    assert!(l.shutdown().success());
+}

@@ -91,6 +91,10 @@ pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Valu
                 }
             ))))
         }
+        super::test_lenses::DEBUG_TEST => Err(failed(format!(
+            "this editor has no handler for {cmd}: start this launch configuration with its \
+             debugger (orrery dap): {args}"
+        ))),
         _ => Err(Error::invalid_params(format!("unknown command {cmd}"))),
     }
 }

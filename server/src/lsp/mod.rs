@@ -8,6 +8,7 @@ mod custom;
 mod features;
 mod guard;
 mod reload;
+mod test_lenses;
 
 use crate::config::Settings;
 use crate::core::{normalize, Core};
@@ -493,7 +494,14 @@ impl LanguageServer for Backend {
     }
 
     async fn code_lens(&self, p: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
-        Ok(features::code_lenses(&self.core, &p.text_document.uri))
+        let mut lenses = features::code_lenses(&self.core, &p.text_document.uri);
+        if let Some(path) = convert::to_path(&p.text_document.uri) {
+            let tests = test_lenses::lenses(&self.core, &crate::core::normalize(&path));
+            if !tests.is_empty() {
+                lenses.get_or_insert_with(Vec::new).extend(tests);
+            }
+        }
+        Ok(lenses)
     }
 
     async fn execute_command(&self, p: ExecuteCommandParams) -> Result<Option<LSPAny>> {
