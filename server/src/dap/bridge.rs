@@ -39,6 +39,16 @@ fn runtime_dir() -> PathBuf {
     base.join(format!("orrery-{uid}"))
 }
 
+/// Whether `dir` belongs to this user and nobody else can enter it: whoever can reach the
+/// socket can drive the debugger (and evaluate code on the node).
+fn is_private(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+}
+
 /// Removes the socket file when the language server ends.
 pub struct Listening(PathBuf);
 
@@ -60,6 +70,13 @@ pub fn listen(core: Arc<Core>, root: &Path) -> Option<Listening> {
         .create(dir)
     {
         tracing::warn!("debug bridge: cannot create {}: {e}", dir.display());
+        return None;
+    }
+    if !is_private(dir) {
+        tracing::warn!(
+            "debug bridge: {} is not a directory only this user can use; not listening",
+            dir.display()
+        );
         return None;
     }
     // A live server already listens for this workspace: leave it be.
@@ -131,7 +148,11 @@ pub async fn offer(
     command: &str,
     args: &Value,
 ) -> Option<(wire::Reader<tokio::net::unix::OwnedReadHalf>, Out)> {
-    let stream = UnixStream::connect(socket_path(root)).await.ok()?;
+    let path = socket_path(root);
+    if !is_private(path.parent()?) {
+        return None;
+    }
+    let stream = UnixStream::connect(path).await.ok()?;
     let (rd, wr) = stream.into_split();
     let mut reader = wire::Reader::new(rd);
     let (out, _writer) = wire::writer(wr);
