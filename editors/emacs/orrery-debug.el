@@ -25,6 +25,9 @@
 ;; `orrery-cookie-file' and `orrery-debug-record' unless the configuration
 ;; sets them; a launch starts the workspace's app itself.
 ;;
+;; In ExUnit files, `orrery-debug-test-at-point' debugs the test at point
+;; (the server's "Debug test" code lenses, which eglot does not show).
+;;
 ;; Neither client has a button for time travel, so this file adds
 ;; `orrery-step-back' and `orrery-reverse-continue', which send the DAP
 ;; requests stepBack and reverseContinue for the stopped thread of the
@@ -37,6 +40,7 @@
 ;;; Code:
 
 (require 'cl-lib)
+(require 'seq)
 (require 'orrery)
 
 ;; dap-mode (optional).
@@ -174,6 +178,109 @@ The node is `orrery-node'; recording follows `orrery-debug-record'.")
   "Add Orrery's configurations to `dape-configs'."
   (dolist (config orrery-dape-configs)
     (setf (alist-get (car config) dape-configs) (copy-tree (cdr config)))))
+
+;;;; Debug test
+
+;; In ExUnit files (*_test.exs) the server offers the code lenses "Debug
+;; test", "Debug describe" and "Debug tests in file".  Their command
+;; "orrery.debugTest" is for the client: its argument is a complete launch
+;; configuration ("mix test FILE:LINE" under "orrery dap").
+
+(declare-function dape "ext:dape" (config &optional skip-compile))
+(declare-function dap-debug "ext:dap-mode" (debug-args))
+(declare-function eglot--signal-textDocument/didChange "eglot" ())
+(declare-function eglot--TextDocumentIdentifier "eglot" ())
+
+(defconst orrery-debug-test-command "orrery.debugTest"
+  "The command of the server's \"Debug test\" code lenses.")
+
+(defun orrery-debug-test-pick (lenses line)
+  "Return the \"Debug test\" lens of LENSES for the 0-based LINE.
+LENSES is a textDocument/codeLens result: a list or vector of lens
+plists.  Of the lenses whose command is `orrery-debug-test-command',
+the one closest at or above LINE wins (the test around point, else
+its describe block, else the whole file); nil if there is none."
+  (let (best best-line)
+    (seq-doseq (lens (or lenses []))
+      (let ((command (plist-get lens :command))
+            (at (plist-get (plist-get (plist-get lens :range) :start) :line)))
+        (when (and (equal (plist-get command :command) orrery-debug-test-command)
+                   (integerp at) (<= at line)
+                   (or (null best-line) (> at best-line)))
+          (setq best lens best-line at))))
+    best))
+
+(defun orrery-debug-test--config (lens)
+  "Return the launch configuration LENS carries, as a plist, or nil."
+  (let ((args (plist-get (plist-get lens :command) :arguments)))
+    (and (> (length args) 0)
+         (let ((config (elt args 0)))
+           (and (consp config) (plist-get config :type) config)))))
+
+(defcustom orrery-debug-client nil
+  "The DAP client `orrery-debug-test-at-point' starts sessions with.
+nil: dape when it is loaded, else dap-mode when it is loaded, else
+whichever of the two is installed."
+  :type '(choice (const :tag "Automatic" nil)
+                 (const :tag "dape" dape)
+                 (const :tag "dap-mode" dap-mode)))
+
+(defun orrery-debug--client ()
+  "Return the DAP client to start sessions with: `dape', `dap-mode' or nil."
+  (or orrery-debug-client
+      (and (featurep 'dape) 'dape)
+      (and (featurep 'dap-mode) 'dap-mode)
+      (and (require 'dape nil t) 'dape)
+      (and (require 'dap-mode nil t) 'dap-mode)))
+
+(defun orrery-debug-test-start (config)
+  "Start the launch CONFIG of a \"Debug test\" lens.
+CONFIG is a plist such as (:type \"orrery\" :request \"launch\"
+:cwd DIR :task \"test\" :taskArgs [\"test/kv_test.exs:12\"]).
+The client is `orrery-debug-client': by default dape when it is
+loaded, else dap-mode."
+  (unless (and (consp config) (equal (plist-get config :type) orrery-debug-type))
+    (user-error "Orrery: not an Orrery launch configuration: %S" config))
+  (pcase (orrery-debug--client)
+    ('dape
+     (unless (fboundp 'dape) (require 'dape))
+     (let ((base (cdr (assq 'orrery-launch orrery-dape-configs))))
+       (dape (orrery-dape--fill
+              (orrery-debug--fill
+               (copy-tree config)
+               (list 'modes (plist-get base 'modes)
+                     'command (orrery-dape--command)
+                     'command-args (plist-get base 'command-args)
+                     'command-cwd (or (plist-get config :cwd) (orrery--root))))))))
+    ('dap-mode
+     (unless (fboundp 'dap-debug) (require 'dap-mode))
+     (dap-debug (copy-tree config)))
+    (_ (user-error "Orrery: \"Debug test\" needs dape or dap-mode: \
+install one (M-x package-install RET dape RET)"))))
+
+;;;###autoload
+(defun orrery-debug-test-at-point ()
+  "Debug the ExUnit test at point with dape or dap-mode.
+Asks the Orrery server for the buffer's code lenses and starts the
+\"Debug test\" one closest at or above point: the test around point,
+else its describe block, else the whole file.  Breakpoints are armed
+before \"mix test\" starts."
+  (interactive)
+  (let ((server (orrery--server)))
+    (when (fboundp 'eglot--signal-textDocument/didChange)
+      (eglot--signal-textDocument/didChange))
+    (let* ((lenses (orrery-request :textDocument/codeLens
+                                   (list :textDocument (eglot--TextDocumentIdentifier))
+                                   server))
+           (lens (orrery-debug-test-pick
+                  lenses (1- (line-number-at-pos (point) t))))
+           (config (and lens (orrery-debug-test--config lens))))
+      (unless config
+        (user-error "Orrery: no test at or above point (\"Debug test\" works in \
+*_test.exs files of the mix project)"))
+      (message "Orrery: %s" (or (plist-get config :name) "debug test"))
+      (orrery-debug-test-start config)
+      config)))
 
 ;;;; Time travel
 

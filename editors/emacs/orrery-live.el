@@ -31,6 +31,7 @@
 (defvar eglot-inlay-hints-mode)         ; Emacs 29+ eglot only.
 (defvar orrery-live-mode)
 (declare-function eglot-inlay-hints-mode "eglot" (&optional arg))
+(declare-function orrery-debug-test-start "orrery-debug" (config))
 (declare-function eglot--update-hints-1 "eglot" (from to))
 
 (defvar-local orrery--inflight nil
@@ -55,6 +56,10 @@ An alist from kind to (SERVER START-TIME ASKED-AGAIN).")
       ("orrery.inspectState"
        (pop-to-buffer (orrery-inspect (and (> (length arguments) 0)
                                            (aref arguments 0)))))
+      ;; Client-side: the argument is a launch configuration.
+      ("orrery.debugTest"
+       (orrery-debug-test-start (and (> (length arguments) 0)
+                                     (aref arguments 0))))
       (_ (orrery-request :workspace/executeCommand
                          (list :command command :arguments arguments))))))
 

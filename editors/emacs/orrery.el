@@ -569,6 +569,7 @@ Shows the server's answer, or its error when it cannot."
     (define-key map (kbd "R") #'orrery-rollback)
     (define-key map (kbd "b") #'orrery-step-back)
     (define-key map (kbd "B") #'orrery-reverse-continue)
+    (define-key map (kbd "t") #'orrery-debug-test-at-point)
     map)
   "Orrery's commands, for binding to a prefix key.")
 (fset 'orrery-command-map orrery-command-map)
@@ -577,6 +578,10 @@ Shows the server's answer, or its error when it cannot."
   "Step back one step in the stopped debug session." t)
 (autoload 'orrery-reverse-continue "orrery-debug"
   "Run backwards to the previous breakpoint in the stopped debug session." t)
+(autoload 'orrery-debug-test-at-point "orrery-debug"
+  "Debug the ExUnit test at point with dape or dap-mode." t)
+(autoload 'orrery-debug-test-start "orrery-debug"
+  "Start the launch CONFIG of a \"Debug test\" lens.")
 
 (provide 'orrery)
 

@@ -132,6 +132,134 @@
     (should-error (orrery-step-back) :type 'user-error)
     (should-error (orrery-reverse-continue) :type 'user-error)))
 
+;;;; Debug test (the server's "Debug test" code lenses)
+
+(defconst orrery-debug-test--config
+  '(:type "orrery" :request "launch" :name "Debug test \"stores\""
+          :cwd "/abs/project" :task "test" :taskArgs ["test/kv_test.exs:12"])
+  "A launch configuration as the server's lenses carry it.")
+
+(defun orrery-debug-test--lens (line &optional command title)
+  "Return a code lens plist on the 0-based LINE.
+COMMAND defaults to \"orrery.debugTest\", TITLE to \"Debug test\"."
+  (list :range (list :start (list :line line :character 0)
+                     :end (list :line line :character 0))
+        :command (list :title (or title "Debug test")
+                       :command (or command "orrery.debugTest")
+                       :arguments (vector (list :type "orrery" :request "launch"
+                                                :taskArgs (vector (format "t.exs:%d" (1+ line))))))))
+
+(ert-deftest orrery-debug-0-test-pick ()
+  "The lens for a line: the closest \"Debug test\" lens at or above it."
+  (let* ((lenses (vector (orrery-debug-test--lens 0 nil "Debug tests in file")
+                         (orrery-debug-test--lens 3 nil "Debug describe")
+                         (orrery-debug-test--lens 5 "orrery.inspectState" "Inspect state")
+                         (orrery-debug-test--lens 4)
+                         (orrery-debug-test--lens 9)))
+         (line-of (lambda (line)
+                    (let ((lens (orrery-debug-test-pick lenses line)))
+                      (and lens (plist-get (plist-get (plist-get lens :range) :start)
+                                           :line))))))
+    (should (eql (funcall line-of 4) 4))
+    (should (eql (funcall line-of 6) 4))  ; the inspect lens on 5 is not a test
+    (should (eql (funcall line-of 8) 4))
+    (should (eql (funcall line-of 3) 3))
+    (should (eql (funcall line-of 1) 0))
+    (should (eql (funcall line-of 100) 9))
+    ;; Lists work too; nothing at or above: nil.
+    (should (eql (plist-get (plist-get (plist-get (orrery-debug-test-pick (append lenses nil) 9)
+                                                  :range)
+                                       :start)
+                            :line)
+                 9))
+    (should-not (orrery-debug-test-pick (vector (orrery-debug-test--lens 2)) 1))
+    (should-not (orrery-debug-test-pick nil 1))
+    (should-not (orrery-debug-test-pick [] 1))
+    (should (equal (orrery-debug-test--config (orrery-debug-test-pick lenses 9))
+                   '(:type "orrery" :request "launch" :taskArgs ["t.exs:10"])))))
+
+(ert-deftest orrery-debug-0-test-start ()
+  "A lens configuration starts with dape or dap-mode (`orrery-debug-client')."
+  (require 'dap-mode)
+  (let ((orrery-executable "/opt/o/orrery")
+        (orrery-cookie-file nil)
+        dape-got dap-got)
+    (cl-letf (((symbol-function 'dape) (lambda (config &rest _) (setq dape-got config)))
+              ((symbol-function 'dap-debug) (lambda (config) (setq dap-got config))))
+      ;; dape: its config has the command to run, the lens's arguments kept.
+      (let ((orrery-debug-client 'dape))
+        (orrery-debug-test-start orrery-debug-test--config))
+      (should-not dap-got)
+      (should (equal (plist-get dape-got 'command) "/opt/o/orrery"))
+      (should (equal (plist-get dape-got 'command-args) '("dap")))
+      (should (equal (plist-get dape-got 'command-cwd) "/abs/project"))
+      (should (memq 'elixir-mode (plist-get dape-got 'modes)))
+      (dolist (key '(:type :request :name :cwd :task :taskArgs))
+        (should (equal (plist-get dape-got key)
+                       (plist-get orrery-debug-test--config key))))
+      (should (plist-member dape-got :record))
+      ;; dap-mode: the configuration as it is (the provider completes it).
+      (setq dape-got nil)
+      (let ((orrery-debug-client 'dap-mode))
+        (orrery-debug-test-start orrery-debug-test--config))
+      (should-not dape-got)
+      (should (equal dap-got orrery-debug-test--config))
+      ;; Not an Orrery configuration: a clear error, nothing started.
+      (setq dap-got nil)
+      (should-error (orrery-debug-test-start nil) :type 'user-error)
+      (should-error (orrery-debug-test-start '(:type "python")) :type 'user-error)
+      (should-not dap-got)
+      ;; Neither client: says what to install.
+      (cl-letf (((symbol-function 'orrery-debug--client) #'ignore))
+        (should (string-match-p
+                 "needs dape or dap-mode"
+                 (cadr (should-error (orrery-debug-test-start orrery-debug-test--config)
+                                     :type 'user-error))))))))
+
+(ert-deftest orrery-debug-1-test-at-point ()
+  "`orrery-debug-test-at-point' asks for the lenses and starts the one for point."
+  (require 'orrery-live)
+  (let (asked started)
+    (cl-letf (((symbol-function 'orrery--server) (lambda (&rest _) 'server))
+              ((symbol-function 'eglot--signal-textDocument/didChange) #'ignore)
+              ((symbol-function 'eglot--TextDocumentIdentifier)
+               (lambda () '(:uri "file:///abs/project/test/kv_test.exs")))
+              ((symbol-function 'orrery-request)
+               (lambda (method params server)
+                 (push (list method params server) asked)
+                 (vector (orrery-debug-test--lens 0 nil "Debug tests in file")
+                         (orrery-debug-test--lens 4)
+                         (orrery-debug-test--lens 9))))
+              ((symbol-function 'orrery-debug-test-start)
+               (lambda (config) (push config started))))
+      (with-temp-buffer
+        (dotimes (i 12) (insert (format "line %d\n" (1+ i))))
+        (goto-char (point-min))
+        (forward-line 6)                ; line 7 (0-based 6): the lens on 4
+        (should (equal (orrery-debug-test-at-point)
+                       '(:type "orrery" :request "launch" :taskArgs ["t.exs:5"])))
+        (should (equal (car asked)
+                       '(:textDocument/codeLens
+                         (:textDocument (:uri "file:///abs/project/test/kv_test.exs"))
+                         server)))
+        (forward-line 5)                ; line 12: the lens on 9
+        (orrery-debug-test-at-point)
+        (should (equal (plist-get (car started) :taskArgs) ["t.exs:10"]))
+        ;; Narrowed: lines still count from the start of the buffer.
+        (save-restriction
+          (narrow-to-region (line-beginning-position) (point-max))
+          (orrery-debug-test-at-point)
+          (should (equal (plist-get (car started) :taskArgs) ["t.exs:10"])))
+        (should (= (length started) 3))
+        ;; The overlay lens (drawn by orrery-live) runs the same command.
+        (funcall (orrery--lens-action "orrery.debugTest"
+                                      (vector orrery-debug-test--config)))
+        (should (equal (car started) orrery-debug-test--config)))
+      ;; No lens at or above point: a clear error.
+      (cl-letf (((symbol-function 'orrery-request) (lambda (&rest _) nil)))
+        (with-temp-buffer
+          (should-error (orrery-debug-test-at-point) :type 'user-error))))))
+
 ;;;; End to end (ORRERY_TEST_DAP=1)
 
 (defvar dap-breakpoints-file)

@@ -246,6 +246,47 @@ The first call connects; the next ones reuse the connection."
     (should (cl-find-if (lambda (s) (string-match-p "[0-9]+ calls?" s))
                         (orrery-test--line-overlays 10 'orrery-lens)))))
 
+(declare-function orrery-debug-test-start "orrery-debug" (config))
+
+(ert-deftest orrery-live-4-debug-test ()
+  "In an ExUnit file, `orrery-debug-test-at-point' starts the server's lens config.
+The server's \"Debug test\" lens above `test' (line 4 of
+test/steps_test.exs) carries `mix test test/steps_test.exs:4'; the
+overlays show the lenses."
+  (orrery-test-live-buffer)
+  ;; Loaded now, so that the stand-in below is not replaced by the autoload.
+  (require 'orrery-debug)
+  (let ((buf (find-file-noselect (expand-file-name "test/steps_test.exs"
+                                                   orrery-test-fixture)))
+        started)
+    (unwind-protect
+        (with-current-buffer buf
+          (orrery-test-wait "eglot to manage steps_test.exs with Orrery" 30
+                            (lambda () (and (bound-and-true-p eglot--managed-mode)
+                                            (orrery--server-p (eglot-current-server))
+                                            orrery-live-mode)))
+          (orrery-test-wait
+           "the \"Debug test\" overlay on line 4" 60
+           (lambda ()
+             (cl-find-if (lambda (s) (string-match-p "Debug test" s))
+                         (orrery-test--line-overlays 4 'orrery-lens))))
+          (goto-char (point-min))
+          (forward-line 4)              ; line 5: inside the test
+          (cl-letf (((symbol-function 'orrery-debug-test-start)
+                     (lambda (config) (push config started))))
+            (orrery-debug-test-at-point)
+            (goto-char (point-min))     ; line 1: the whole file
+            (orrery-debug-test-at-point))
+          (let ((test (cadr started)) (file (car started)))
+            (should (equal (plist-get test :type) "orrery"))
+            (should (equal (plist-get test :request) "launch"))
+            (should (equal (plist-get test :task) "test"))
+            (should (equal (plist-get test :taskArgs) ["test/steps_test.exs:4"]))
+            (should (equal (file-name-as-directory (plist-get test :cwd))
+                           orrery-test-fixture))
+            (should (equal (plist-get file :taskArgs) ["test/steps_test.exs"]))))
+      (kill-buffer buf))))
+
 (ert-deftest orrery-live-5-inlay-hints ()
   "An inlay hint after `use GenServer' (line 6) shows \"1 proc\" and the state.
 On Emacs 29+ eglot draws it; on Emacs 28 this package does."

@@ -93,7 +93,11 @@ function fake_session.request(_, command, arguments, cb)
     cb(nil, {})
   end
 end
+local dap_runs = {}
 local fake_dap = {
+  run = function(config)
+    table.insert(dap_runs, config)
+  end,
   adapters = {},
   configurations = { elixir = { { type = 'mix_task', request = 'launch', name = 'not ours' } } },
   session = function()
@@ -110,7 +114,8 @@ run('setup', function()
   check('user commands defined', vim.fn.exists(':OrreryStatus') == 2 and vim.fn.exists(':OrreryAttach') == 2
     and vim.fn.exists(':OrreryInspect') == 2 and vim.fn.exists(':OrreryProcesses') == 2
     and vim.fn.exists(':OrreryRollback') == 2 and vim.fn.exists(':OrreryStepBack') == 2
-    and vim.fn.exists(':OrreryReverseContinue') == 2)
+    and vim.fn.exists(':OrreryReverseContinue') == 2 and vim.fn.exists(':OrreryDebugTest') == 2)
+  check('lens command orrery.debugTest handled client-side', type(vim.lsp.commands['orrery.debugTest']) == 'function')
 end)
 
 local file = ROOT .. '/lib/kv/bucket.ex'
@@ -423,6 +428,105 @@ run('DAP registration', function()
     #dap_requests == 2 and messages():find('no debug session', 1, true) ~= nil)
 end)
 
+-- "Debug test" lenses in an ExUnit file: their command (client-side) and :OrreryDebugTest
+-- hand the lens's launch configuration to nvim-dap's dap.run().
+run('debug test', function()
+  local dapmod = require('orrery.dap')
+  local function lens(line, title)
+    return { range = { start = { line = line, character = 0 } }, command = { title = title or 'Debug test',
+      command = 'orrery.debugTest', arguments = { { line = line } } } }
+  end
+  local inspect = lens(5, 'Inspect state')
+  inspect.command.command = 'orrery.inspectState'
+  local picks = { lens(0), lens(3), inspect, lens(4), lens(9) }
+  local function pick(line)
+    local l = dapmod.nearest_test_lens(picks, line)
+    return l and l.range.start.line
+  end
+  check('nearest lens: the test at or above the cursor, else describe, else the file',
+    pick(4) == 4 and pick(6) == 4 and pick(8) == 4 and pick(100) == 9 and pick(1) == 0 and pick(3) == 3
+      and dapmod.nearest_test_lens({ lens(2) }, 1) == nil and dapmod.nearest_test_lens(vim.NIL, 1) == nil,
+    vim.inspect({ pick(4), pick(6), pick(100), pick(1) }))
+
+  local rel = 'test/kv_debug_test.exs'
+  vim.fn.mkdir(ROOT .. '/test', 'p')
+  write_file(ROOT .. '/' .. rel, table.concat({
+    'defmodule KV.DebugTest do', --  1
+    '  use ExUnit.Case', --          2
+    '', --                           3
+    '  describe "put" do', --        4
+    '    test "stores" do', --       5
+    '      assert 1 + 1 == 2', --    6
+    '    end', --                    7
+    '  end', --                      8
+    '', --                           9
+    '  test "other" do', --         10
+    '    assert true', --           11
+    '  end', --                     12
+    'end', --                       13
+    '',
+  }, '\n'))
+  vim.cmd('edit ' .. vim.fn.fnameescape(ROOT .. '/' .. rel))
+  local tbuf = vim.api.nvim_get_current_buf()
+  local lenses = {}
+  local function titles()
+    local t = {}
+    for _, l in ipairs(lenses) do
+      table.insert(t, (l.range.start.line + 1) .. ':' .. (l.command and l.command.title or '?'))
+    end
+    return table.concat(t, ' | ')
+  end
+  check('lenses "Debug tests in file", "Debug describe", "Debug test"', wait(LONG, function()
+    lenses = vim.lsp.codelens.get(tbuf)
+    local t = titles()
+    return t:find('1:Debug tests in file', 1, true) and t:find('4:Debug describe', 1, true)
+      and t:find('5:Debug test', 1, true) and t:find('10:Debug test', 1, true)
+  end), titles())
+  local stores
+  for _, l in ipairs(lenses) do
+    if l.range.start.line == 4 and l.command and l.command.command == 'orrery.debugTest' then
+      stores = l
+    end
+  end
+  if stores then
+    -- What vim.lsp.codelens.run() does on that line.
+    local tclient = util.clients({ name = 'orrery', bufnr = tbuf })[1]
+    vim.lsp.commands['orrery.debugTest'](stores.command, { bufnr = tbuf, client_id = tclient and tclient.id })
+    local c = dap_runs[1] or {}
+    check('lens command runs its configuration with dap.run', #dap_runs == 1
+      and vim.deep_equal(c, stores.command.arguments[1]) and c.type == 'orrery' and c.request == 'launch'
+      and c.cwd == ROOT and c.task == 'test' and vim.deep_equal(c.taskArgs, { rel .. ':5' }), vim.inspect(dap_runs))
+  end
+  local function at_cursor(row)
+    vim.api.nvim_win_set_cursor(0, { row, 4 })
+    local n, started = #dap_runs, false
+    vim.cmd('OrreryDebugTest')
+    wait(10000, function()
+      started = #dap_runs > n
+      return started
+    end)
+    return started and dap_runs[#dap_runs].taskArgs[1] or nil
+  end
+  check(':OrreryDebugTest in a test debugs that test', at_cursor(6) == rel .. ':5', vim.inspect(dap_runs))
+  check(':OrreryDebugTest between tests: the describe', at_cursor(4) == rel .. ':4')
+  check(':OrreryDebugTest in the last test', at_cursor(12) == rel .. ':10')
+  check(':OrreryDebugTest on the module line: the whole file', at_cursor(1) == rel)
+
+  -- Without nvim-dap: an actionable message, nothing started.
+  package.loaded.dap = nil
+  vim.cmd('messages clear')
+  local n = #dap_runs
+  vim.lsp.commands['orrery.debugTest'](stores and stores.command or { arguments = { { type = 'orrery' } } }, {})
+  check('without nvim-dap: says to install it', #dap_runs == n and messages():find('nvim-dap', 1, true) ~= nil
+    and messages():find('install', 1, true) ~= nil, messages())
+  package.loaded.dap = fake_dap
+  vim.cmd('messages clear')
+  vim.lsp.commands['orrery.debugTest']({ arguments = {} }, {})
+  check('without a configuration: says where to get one', #dap_runs == n
+    and messages():find(':OrreryDebugTest', 1, true) ~= nil, messages())
+  vim.api.nvim_set_current_buf(buf)
+end)
+
 run(':checkhealth orrery', function()
   vim.cmd('checkhealth orrery')
   local hbuf = vim.api.nvim_get_current_buf()
@@ -447,7 +551,8 @@ run('help tags', function()
   local ok, err = pcall(vim.cmd, 'helptags ' .. vim.fn.fnameescape(rtp .. '/doc'))
   check(':helptags accepts doc/orrery.txt', ok, err)
   for _, tag in ipairs({ 'orrery', 'orrery.setup()', ':OrreryAttach', ':OrreryStatus', ':OrreryRollback',
-    ':OrreryInspect', ':OrreryProcesses', ':OrreryStepBack', ':OrreryReverseContinue',
+    ':OrreryInspect', ':OrreryProcesses', ':OrreryStepBack', ':OrreryReverseContinue', ':OrreryDebugTest',
+    'orrery-debug-test',
     'orrery-health', 'orrery-dap' }) do
     local hok, herr = pcall(vim.cmd, 'help ' .. tag)
     check(':help ' .. tag, hok and vim.bo.buftype == 'help', herr)

@@ -17,6 +17,7 @@ import {
 import { classifyServerMessage, parseSwapMessage, type Action, type SwapSummary } from "./messages";
 import { Methods, ServerCommands, type StatusResult } from "./protocol";
 import { resolveServerPath } from "./serverPath";
+import { keepLens } from "./testLens";
 import { RESTART_KEYS, describeTarget, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
 
 export const CHOICE_KEY = "orrery.attachChoice";
@@ -183,7 +184,11 @@ export class OrreryClient implements vscode.Disposable {
           return next(command, args);
         },
         provideInlayHints: (doc, range, token, next) => (this.liveHints ? next(doc, range, token) : []),
-        provideCodeLenses: (doc, token, next) => (this.liveHints ? next(doc, token) : []),
+        // Live hints off hides the live lenses; the "Debug test" lenses stay.
+        provideCodeLenses: async (doc, token, next) => {
+          const lenses = await next(doc, token);
+          return this.liveHints ? lenses : lenses?.filter((l) => keepLens(l.command?.command, false));
+        },
       },
     };
 

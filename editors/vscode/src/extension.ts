@@ -10,6 +10,7 @@ import { errorText, parseSwapMessage, unsupportedCommandText, type Action } from
 import { ServerCommands, type StatusResult } from "./protocol";
 import type { AttachChoice } from "./settings";
 import { SCHEME, StateDocuments } from "./stateDocs";
+import { DEBUG_TEST_COMMAND, checkTestConfig, folderIndexFor, nearestTestLens } from "./testLens";
 import { ProcessesProvider, SupervisionTreeProvider, targetOfTreeItem } from "./views";
 
 let orrery: Orrery | undefined;
@@ -85,6 +86,8 @@ export class Orrery {
     cmd("orrery.restartServer", () => this.client.restart());
     cmd("orrery.refreshViews", () => this.refreshViews());
     cmd("orrery.pickNode", () => this.pickNodeName());
+    // Client-side (not in the server's executeCommandProvider): the "Debug test" lenses.
+    cmd(DEBUG_TEST_COMMAND, (config) => this.debugTest(config));
     registerDebugger(ctx, this.client);
     this.statusItem.show();
     void this.updateStatus();
@@ -354,6 +357,64 @@ export class Orrery {
     void this.updateStatus();
   }
 
+  // ---------------------------------------------------------------- debug test
+
+  /**
+   * `orrery.debugTest`: start the launch configuration a "Debug test" lens carries; without
+   * one (command palette), the lens closest at or above the cursor.
+   */
+  private async debugTest(arg: unknown): Promise<boolean> {
+    const raw = arg ?? (await this.testConfigAtCursor());
+    if (raw === undefined) return false;
+    const r = checkTestConfig(raw);
+    if (!r.ok) {
+      void vscode.window.showErrorMessage(r.message);
+      return false;
+    }
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    const i = folderIndexFor(r.config.cwd, folders.map((f) => f.uri.fsPath));
+    let failure: string | undefined;
+    try {
+      if (!(await vscode.debug.startDebugging(i === undefined ? undefined : folders[i], r.config as vscode.DebugConfiguration))) {
+        failure = "the debug session did not start";
+      }
+    } catch (e) {
+      failure = errorText(e);
+    }
+    if (failure === undefined) return true;
+    const msg = `Orrery: ${r.config.name}: ${failure}. See the Orrery output.`;
+    this.client.output.appendLine(msg);
+    void vscode.window.showErrorMessage(msg, "Show Log").then((p) => p && this.client.output.show(true));
+    return false;
+  }
+
+  /** The configuration of the "Debug test" lens for the cursor (after telling the user why not). */
+  private async testConfigAtCursor(): Promise<unknown> {
+    const ed = vscode.window.activeTextEditor;
+    if (!ed || ed.document.languageId !== "elixir" || ed.document.uri.scheme !== "file") {
+      void vscode.window.showWarningMessage("Orrery: open an ExUnit file (*_test.exs) and put the cursor in a test first.");
+      return undefined;
+    }
+    let lenses: LspCodeLens[] | null;
+    try {
+      lenses = await this.client.request<LspCodeLens[] | null>("textDocument/codeLens", { textDocument: { uri: ed.document.uri.toString() } });
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Orrery: could not ask for the test lenses: ${errorText(e)}`);
+      return undefined;
+    }
+    const pick = nearestTestLens(
+      (lenses ?? []).map((l) => ({ line: l.range.start.line, command: l.command?.command, arguments: l.command?.arguments })),
+      ed.selection.active.line,
+    );
+    if (!pick) {
+      void vscode.window.showWarningMessage(
+        "Orrery: no test at or above the cursor. “Debug test” works in ExUnit files (*_test.exs) of the mix project.",
+      );
+      return undefined;
+    }
+    return pick.arguments?.[0];
+  }
+
   private async rollback(module?: string): Promise<void> {
     const m = (
       module ??
@@ -375,6 +436,11 @@ export class Orrery {
   }
 }
 
+/** A code lens as the server sends it (LSP shape). */
+interface LspCodeLens {
+  range: { start: { line: number } };
+  command?: { command: string; arguments?: unknown[] };
+}
 /** A one-line summary of a command's result, when the server did not report it itself. */
 function summarize(r: unknown): string | undefined {
   if (typeof r === "string") return parseSwapMessage(r) ? undefined : r;

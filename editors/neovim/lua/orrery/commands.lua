@@ -1,5 +1,6 @@
 -- User commands and the views they open: :OrreryAttach, :OrreryStatus, :OrreryRollback,
--- :OrreryInspect, :OrreryProcesses, :OrreryStepBack, :OrreryReverseContinue.
+-- :OrreryInspect, :OrreryProcesses, :OrreryStepBack, :OrreryReverseContinue,
+-- :OrreryDebugTest; and the client-side lens commands.
 local util = require('orrery.util')
 
 local M = {}
@@ -306,7 +307,15 @@ function M.create()
   cmd('OrreryReverseContinue', function()
     require('orrery.dap').reverse_continue()
   end, { nargs = 0, desc = 'Orrery: continue backwards (nvim-dap session)' })
+  cmd('OrreryDebugTest', function()
+    require('orrery.dap').debug_test_at_cursor()
+  end, { nargs = 0, desc = 'Orrery: debug the test at (or above) the cursor with nvim-dap' })
   vim.lsp.commands['orrery.inspectState'] = inspect_lens
+  -- Lenses "Debug test" / "Debug describe" / "Debug tests in file" (client-side command,
+  -- argument a launch configuration), run with vim.lsp.codelens.run().
+  vim.lsp.commands['orrery.debugTest'] = function(command)
+    require('orrery.dap').debug_test(command.arguments and command.arguments[1])
+  end
 end
 
 return M

@@ -1,5 +1,6 @@
 -- nvim-dap integration: the `orrery` adapter (`orrery dap` over stdio), launch/attach
--- configurations for Elixir, and step back / reverse continue on the current session.
+-- configurations for Elixir, "Debug test" lenses, and step back / reverse continue on the
+-- current session.
 local util = require('orrery.util')
 
 local M = {}
@@ -144,6 +145,82 @@ local function session_request(command)
     end
   end)
   return true
+end
+
+-- "Debug test" lenses in ExUnit files (`*_test.exs`): the server's lenses carry the
+-- client-side command `orrery.debugTest` with a complete launch configuration
+-- (`mix test file:line` under `orrery dap`).
+
+M.DEBUG_TEST = 'orrery.debugTest'
+
+--- Start a "Debug test" launch configuration with nvim-dap. Returns true if started;
+--- without nvim-dap (or without a configuration) says what to do and returns false.
+function M.debug_test(config)
+  if type(config) ~= 'table' or config.type ~= 'orrery' then
+    vim.notify('Orrery: "Debug test" needs the launch configuration of a test lens: put the cursor in a test of a '
+      .. '*_test.exs file and run :OrreryDebugTest', vim.log.levels.WARN)
+    return false
+  end
+  local ok, dap = pcall(require, 'dap')
+  if not ok or type(dap) ~= 'table' or type(dap.run) ~= 'function' then
+    vim.notify('Orrery: "Debug test" runs the test under nvim-dap, which is not installed: install '
+      .. 'mfussenegger/nvim-dap (then restart, or call require("orrery.dap").register()). Without it, run '
+      .. '`orrery dap` with this configuration from another DAP client: ' .. vim.fn.json_encode(config),
+      vim.log.levels.WARN)
+    return false
+  end
+  if type(dap.adapters) ~= 'table' or dap.adapters.orrery == nil then
+    -- nvim-dap loaded after setup(), or setup({ dap = false }).
+    M.register(dap)
+  end
+  dap.run(vim.deepcopy(config))
+  return true
+end
+
+--- Of LSP code lenses, the "Debug test" one closest at or above the 0-based `line` (the
+--- test, else its describe, else the whole file), or nil.
+function M.nearest_test_lens(lenses, line)
+  if type(lenses) ~= 'table' then
+    return nil -- no lenses: nil or vim.NIL (JSON null)
+  end
+  local best
+  for _, l in ipairs(lenses) do
+    local c = l.command
+    local at = l.range and l.range.start and l.range.start.line
+    if type(c) == 'table' and c.command == M.DEBUG_TEST and type(at) == 'number' and at <= line
+      and (not best or at > best.range.start.line) then
+      best = l
+    end
+  end
+  return best
+end
+
+--- :OrreryDebugTest: ask the Orrery server for the buffer's lenses and debug the test at
+--- (or above) the cursor. `cb(config)` gets what was started (nil if nothing was).
+function M.debug_test_at_cursor(cb)
+  local done = cb or function() end
+  local bufnr = vim.api.nvim_get_current_buf()
+  local line = vim.api.nvim_win_get_cursor(0)[1] - 1
+  local client = util.clients({ name = 'orrery', bufnr = bufnr })[1]
+  if not client or util.is_stopped(client) then
+    util.error('no Orrery server for this buffer: open a *_test.exs file of the mix project '
+      .. '(after require("orrery").setup())')
+    return done(nil)
+  end
+  local params = { textDocument = vim.lsp.util.make_text_document_params(bufnr) }
+  util.request(client, 'textDocument/codeLens', params, function(err, result)
+    if err then
+      util.error('textDocument/codeLens: ' .. util.err_text(err))
+      return done(nil)
+    end
+    local lens = M.nearest_test_lens(result, line)
+    if not lens then
+      util.error('no test at or above the cursor ("Debug test" works in *_test.exs files of the mix project)')
+      return done(nil)
+    end
+    local config = lens.command.arguments and lens.command.arguments[1]
+    done(M.debug_test(config) and config or nil)
+  end, bufnr)
 end
 
 function M.step_back()

@@ -361,6 +361,12 @@ end
 function M.rollback(module, cb)
   return require('orrery.commands').rollback(module, cb)
 end
+function M.debug_test(config)
+  return require('orrery.dap').debug_test(config)
+end
+function M.debug_test_at_cursor(cb)
+  return require('orrery.dap').debug_test_at_cursor(cb)
+end
 function M.step_back()
   return require('orrery.dap').step_back()
 end

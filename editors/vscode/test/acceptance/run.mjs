@@ -628,6 +628,35 @@ async function main() {
         log(`after Step Back the top frame is at ${await frameLine.innerText()}`);
         await shot("dap-step-back");
         await page.keyboard.press("Shift+F5");
+        await page.locator(".debug-toolbar").waitFor({ state: "hidden", timeout: 30_000 });
+      });
+
+      await step("code lens “Debug test” runs the test under the debugger and stops at the breakpoint", async () => {
+        await page.keyboard.press("Control+P");
+        const input = page.locator(".quick-input-widget input");
+        await input.waitFor({ timeout: 10_000 });
+        await input.fill("test/steps_test.exs");
+        await page.locator(".quick-input-list .monaco-list-row", { hasText: "steps_test.exs" }).first().waitFor({ timeout: 30_000 });
+        await page.keyboard.press("Enter");
+        await page.locator(".editor-instance .view-lines", { hasText: "defmodule KV.StepsTest do" }).waitFor({ timeout: 30_000 });
+        // The server's lens (command orrery.debugTest, handled by the extension) carries a
+        // launch configuration: `mix test test/steps_test.exs:<line>` under `orrery dap`.
+        await page.locator(".contentWidgets .codelens-decoration a", { hasText: "Debug tests in file" }).first().waitFor({ timeout: 30_000 });
+        const lens = page.locator(".contentWidgets .codelens-decoration a", { hasText: /^Debug test$/ }).first();
+        await lens.waitFor({ timeout: 30_000 });
+        await shot("debug-test-lens");
+        await lens.click();
+        // The breakpoint of the previous step (KV.Steps.run/1) is still set; the test calls run/1.
+        await Promise.race([
+          page.waitForFunction(
+            (line) => [...document.querySelectorAll(".debug-call-stack .line-number")].some((e) => e.textContent?.startsWith(`${line}:`)),
+            breakpointLine,
+            { timeout: 180_000 },
+          ),
+          noErrorDialog(180_000),
+        ]);
+        await shot("debug-test-breakpoint");
+        await page.keyboard.press("Shift+F5");
       });
     } else {
       log("NOTICE: debugger step skipped (set ORRERY_TEST_DAP=1 once `orrery dap` exists)");
