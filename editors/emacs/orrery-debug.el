@@ -31,7 +31,8 @@
 ;; Neither client has a button for time travel, so this file adds
 ;; `orrery-step-back' and `orrery-reverse-continue', which send the DAP
 ;; requests stepBack and reverseContinue for the stopped thread of the
-;; current dape or dap-mode session.
+;; current dape or dap-mode session.  The recording views are in
+;; orrery-history.el.
 ;;
 ;; Registration happens when dap-mode or dape is loaded (orrery.el
 ;; arranges that), or by calling `orrery-dap-register' and
@@ -41,6 +42,7 @@
 
 (require 'cl-lib)
 (require 'seq)
+(require 'subr-x)
 (require 'orrery)
 
 ;; dap-mode (optional).
@@ -343,9 +345,6 @@ Works in dape and dap-mode sessions of Orrery's debug adapter when
 the session records a timeline."
   (interactive)
   (orrery-debug-send "reverseContinue"))
-
-(when (featurep 'dap-mode) (orrery-dap-register))
-(when (featurep 'dape) (orrery-dape-register))
 
 (provide 'orrery-debug)
 ;;; orrery-debug.el ends here

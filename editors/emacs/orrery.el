@@ -570,6 +570,9 @@ Shows the server's answer, or its error when it cannot."
     (define-key map (kbd "b") #'orrery-step-back)
     (define-key map (kbd "B") #'orrery-reverse-continue)
     (define-key map (kbd "t") #'orrery-debug-test-at-point)
+    (define-key map (kbd "T") #'orrery-timeline)
+    (define-key map (kbd "S") #'orrery-state-history)
+    (define-key map (kbd "V") #'orrery-value-history)
     map)
   "Orrery's commands, for binding to a prefix key.")
 (fset 'orrery-command-map orrery-command-map)
@@ -582,6 +585,12 @@ Shows the server's answer, or its error when it cannot."
   "Debug the ExUnit test at point with dape or dap-mode." t)
 (autoload 'orrery-debug-test-start "orrery-debug"
   "Start the launch CONFIG of a \"Debug test\" lens.")
+(autoload 'orrery-timeline "orrery-history"
+  "Show the recorded timeline of MODULE in the current debug session." t)
+(autoload 'orrery-state-history "orrery-history"
+  "Show the state history of the GenServer MODULE in the current debug session." t)
+(autoload 'orrery-value-history "orrery-history"
+  "Show every value VARIABLE took in the current debug session's recording." t)
 
 (provide 'orrery)
 

@@ -13,6 +13,7 @@
 (require 'orrery-test-helpers)
 (require 'orrery)
 (require 'orrery-debug)
+(require 'orrery-history)
 
 (defvar dape-configs)
 
@@ -283,6 +284,208 @@ Fail the test at once if the session failed or ended."
                         (dap--debug-session-state session)
                         (dap--debug-session-error-message session))))
     (and (hash-table-p frame) (gethash "line" frame))))
+
+;;;; Recording views (orrery/timeline, orrery/stateHistory, orrery/valueHistory)
+
+(defconst orrery-debug-test--timeline-json
+  "{\"total\": 3, \"events\": [
+     {\"seq\": 10, \"timeUs\": 1000000, \"node\": \"kv@h\", \"pid\": \"#PID<0.150.0>\",
+      \"module\": \"KV.Steps\", \"function\": \"run/1\", \"line\": 5, \"depth\": 0,
+      \"kind\": \"line\", \"bindings\": {\"x\": \"1\"}},
+     {\"seq\": 11, \"timeUs\": 1001500, \"node\": \"kv@h\", \"pid\": \"#PID<0.150.0>\",
+      \"module\": \"KV.Steps\", \"function\": \"run/1\", \"line\": 6, \"depth\": 0,
+      \"kind\": \"line\", \"bindings\": {\"x\": \"1\", \"y\": \"[1, 2]\"}},
+     {\"seq\": 12, \"timeUs\": 1002250, \"node\": \"kv@h\", \"pid\": \"#PID<0.150.0>\",
+      \"module\": \"KV.Calc\", \"function\": \"add/2\", \"line\": 7, \"depth\": 1,
+      \"kind\": \"return\", \"bindings\": {}, \"result\": \"{:ok, 3 | 4}\"}]}"
+  "An orrery/timeline answer.")
+
+(defconst orrery-debug-test--state-json
+  "{\"module\": \"KV.Bucket\", \"history\": [
+     {\"seq\": 3, \"timeUs\": 100, \"pid\": \"#PID<0.140.0>\", \"node\": \"kv@h\",
+      \"callback\": \"handle_call/3\", \"message\": {\"request\": \"{:put, :a, 1}\"},
+      \"stateBefore\": \"%{}\", \"stateAfter\": \"%{a: 1}\",
+      \"returned\": \"{:reply, :ok, %{a: 1}}\", \"line\": 20},
+     {\"seq\": 9, \"timeUs\": 2100, \"pid\": \"#PID<0.140.0>\", \"node\": \"kv@h\",
+      \"callback\": \"handle_call/3\", \"message\": {\"request\": \"{:get, :a}\"},
+      \"stateBefore\": \"%{a: 1}\", \"stateAfter\": \"%{a: 1}\", \"line\": 24},
+     {\"seq\": 12, \"timeUs\": 3100, \"pid\": \"#PID<0.140.0>\", \"node\": \"kv@h\",
+      \"callback\": \"handle_cast/2\", \"message\": {\"msg\": \":reset\", \"extra\": \"1\"},
+      \"stateBefore\": \"%{a: 1}\", \"stateAfter\": null}]}"
+  "An orrery/stateHistory answer.")
+
+(defconst orrery-debug-test--values-json
+  "{\"variable\": \"acc\", \"changes\": [
+     {\"seq\": 4, \"timeUs\": 10, \"pid\": \"#PID<0.9.0>\", \"node\": \"kv@h\",
+      \"module\": \"KV.Steps\", \"function\": \"sum/2\", \"line\": 8, \"value\": \"0\",
+      \"with\": {\"x\": \"1\"}},
+     {\"seq\": 7, \"timeUs\": 1010, \"pid\": \"#PID<0.9.0>\", \"node\": \"kv@h\",
+      \"module\": \"KV.Steps\", \"function\": \"sum/2\", \"line\": 8, \"value\": \"1\",
+      \"with\": {}}]}"
+  "An orrery/valueHistory answer.")
+
+(defun orrery-debug-test--dape-body (json)
+  "Return JSON decoded as dape does (plists, vectors, nil for null)."
+  (json-parse-string json :object-type 'plist :null-object nil :false-object :json-false))
+
+(defun orrery-debug-test--dap-body (json)
+  "Return JSON decoded as dap-mode does (hash tables)."
+  (json-parse-string json :object-type 'hash-table :null-object nil :false-object :json-false))
+
+(defun orrery-debug-test--lines (text)
+  "Return the table rows of TEXT (lines starting with \"| \" but the header)."
+  (seq-filter (lambda (l) (and (string-prefix-p "| " l) (not (string-prefix-p "| seq" l))))
+              (split-string text "\n")))
+
+(ert-deftest orrery-debug-0-timeline-render ()
+  "The timeline: one row per event, relative ms, bindings, returns as → result."
+  (let* ((text (orrery-timeline-render
+                (orrery-debug-test--dape-body orrery-debug-test--timeline-json) "KV.Steps"))
+         (rows (orrery-debug-test--lines text)))
+    (should (string-prefix-p "Orrery timeline — KV.Steps\n" text))
+    (should (string-match-p "| seq | time | pid | function:line | bindings / result |" text))
+    (should (string-match-p "^3 events" (cadr (split-string text "\n" t))))
+    (should (equal rows
+                   '("| 10 | +0.000 ms | #PID<0.150.0> | run/1:5 | x = 1 |"
+                     "| 11 | +1.500 ms | #PID<0.150.0> | run/1:6 | x = 1, y = [1, 2] |"
+                     "| 12 | +2.250 ms | #PID<0.150.0> |   KV.Calc.add/2:7 | → {:ok, 3 \\| 4} |")))
+    ;; dap-mode's hash tables render the same.
+    (should (equal text (orrery-timeline-render
+                         (orrery-debug-test--dap-body orrery-debug-test--timeline-json)
+                         "KV.Steps"))))
+  ;; A page of a longer recording says which events; an empty one says why.
+  (should (string-match-p "events 1501–1501 of 2500"
+                          (orrery-timeline-render
+                           '(:total 2500 :events [(:seq 1501 :timeUs 0 :function "f/0")])
+                           nil nil 1500)))
+  (let ((empty (orrery-timeline-render '(:total 0 :events []) "KV.Steps")))
+    (should (string-match-p "Nothing recorded" empty))
+    (should (string-match-p "breakpoint" empty))
+    (should-not (orrery-debug-test--lines empty)))
+  ;; Cells stay on one line and bounded.
+  (should (equal (orrery-debug--cell "%{\n  a: 1\n}") "%{ a: 1 }"))
+  (let ((orrery-timeline-cell-max 10))
+    (should (equal (orrery-debug--cell (make-string 50 ?x)) "xxxxxxxxx…"))))
+
+(ert-deftest orrery-debug-0-state-history-render ()
+  "The state history: callback, message, state before → after, returned."
+  (let* ((text (orrery-state-history-render
+                (orrery-debug-test--dap-body orrery-debug-test--state-json)))
+         (rows (orrery-debug-test--lines text)))
+    (should (string-prefix-p "Orrery state history — KV.Bucket\n" text))
+    (should (string-match-p "| callback | message | state before → state after | returned |" text))
+    (should (equal rows
+                   '("| 3 | +0.000 ms | #PID<0.140.0> | handle_call/3:20 | {:put, :a, 1} | %{} → %{a: 1} | {:reply, :ok, %{a: 1}} |"
+                     "| 9 | +2.000 ms | #PID<0.140.0> | handle_call/3:24 | {:get, :a} | %{a: 1} (unchanged) |  |"
+                     "| 12 | +3.000 ms | #PID<0.140.0> | handle_cast/2 | msg = :reset, extra = 1 | %{a: 1} → ? |  |")))
+    (should (equal text (orrery-state-history-render
+                         (orrery-debug-test--dape-body orrery-debug-test--state-json)))))
+  (should (string-match-p "No recorded callback of KV.Bucket"
+                          (orrery-state-history-render '(:module "KV.Bucket" :history [])))))
+
+(ert-deftest orrery-debug-0-value-history-render ()
+  "The value history: each value, where, with the other bindings."
+  (let ((rows (orrery-debug-test--lines
+               (orrery-value-history-render
+                (orrery-debug-test--dape-body orrery-debug-test--values-json)))))
+    (should (equal rows
+                   '("| 4 | +0.000 ms | #PID<0.9.0> | KV.Steps.sum/2:8 | 0 | x = 1 |"
+                     "| 7 | +1.000 ms | #PID<0.9.0> | KV.Steps.sum/2:8 | 1 |  |"))))
+  (should (string-match-p "No recorded value of zz"
+                          (orrery-value-history-render '(:variable "zz" :changes nil))))
+  (should (equal (orrery-timeline--args "KV.Steps") '(:module "KV.Steps")))
+  (should (equal (orrery-timeline--args "<0.1.0>") '(:pid "#PID<0.1.0>")))
+  (should-not (orrery-timeline--args "  ")))
+
+(ert-deftest orrery-debug-1-recording-views-dape ()
+  "On a dape session the commands send the requests and render the answers."
+  (let (sent (type "orrery"))
+    (cl-letf (((symbol-function 'dape--live-connection)
+               (lambda (kind &rest _) (and (eq kind 'last) 'conn)))
+              ((symbol-function 'dape--config) (lambda (_conn) (list :type type)))
+              ((symbol-function 'dape-request)
+               (lambda (conn command arguments &optional cb)
+                 (push (list conn command arguments) sent)
+                 (funcall cb (orrery-debug-test--dape-body
+                              (pcase command
+                                ("orrery/timeline" orrery-debug-test--timeline-json)
+                                ("orrery/stateHistory" orrery-debug-test--state-json)
+                                (_ orrery-debug-test--values-json)))
+                          nil))))
+      (orrery-timeline "KV.Steps")
+      (should (equal (car sent)
+                     '(conn "orrery/timeline" (:module "KV.Steps" :offset 0 :limit 1000))))
+      (with-current-buffer orrery-timeline-buffer
+        (should (derived-mode-p 'special-mode))
+        (should buffer-read-only)
+        (should (string-match-p "| run/1:5 | x = 1 |" (buffer-string))))
+      (orrery-state-history "KV.Bucket")
+      (should (equal (car sent) '(conn "orrery/stateHistory" (:module "KV.Bucket"))))
+      (with-current-buffer orrery-timeline-buffer
+        (should (string-match-p "%{} → %{a: 1}" (buffer-string)))
+        ;; g asks again.
+        (revert-buffer)
+        (should (equal (car sent) '(conn "orrery/stateHistory" (:module "KV.Bucket")))))
+      (should (= (length sent) 3))
+      (orrery-value-history "acc")
+      (should (equal (car sent) '(conn "orrery/valueHistory" (:variable "acc"))))
+      (with-current-buffer orrery-timeline-buffer
+        (should (string-match-p "| 0 | x = 1 |" (buffer-string))))
+      ;; Another debugger's session: a clear error, nothing sent.
+      (setq type "python" sent nil)
+      (should-error (orrery-timeline "KV.Steps") :type 'user-error)
+      (should-not sent))))
+
+(ert-deftest orrery-debug-1-recording-views-dap-mode ()
+  "On a dap-mode session the commands send the requests and render the answers."
+  (require 'dap-mode)
+  (let* ((session (make-dap--debug-session :name "orrery test" :state 'running
+                                           :launch-args (list :type "orrery")))
+         (pages 0)
+         sent)
+    (cl-letf (((symbol-function 'orrery-debug--live-dape) #'ignore)
+              ((symbol-function 'dap--cur-session) (lambda () session))
+              ((symbol-function 'dap--send-message)
+               (lambda (message callback s)
+                 (push (cons message s) sent)
+                 (let ((args (plist-get message :arguments))
+                       (reply (make-hash-table :test 'equal)))
+                   (puthash "success" t reply)
+                   (puthash "body"
+                            (if (> (plist-get args :limit) 0)
+                                (progn
+                                  (setq pages (1+ pages))
+                                  (orrery-debug-test--dap-body
+                                   (format "{\"total\": 2500, \"events\": [{\"seq\": %d, \"timeUs\": 0, \"function\": \"f/0\", \"kind\": \"line\"}]}"
+                                           (1+ (plist-get args :offset)))))
+                              nil)
+                            reply)
+                   (funcall callback reply)))))
+      (orrery-timeline "")
+      ;; More than a page: the newest events.
+      (should (= pages 2))
+      (should (equal (mapcar (lambda (m) (plist-get (car m) :command)) sent)
+                     '("orrery/timeline" "orrery/timeline")))
+      (should (equal (plist-get (car (car sent)) :arguments) '(:offset 1500 :limit 1000)))
+      (should (eq (cdr (car sent)) session))
+      (with-current-buffer orrery-timeline-buffer
+        (should (string-match-p "events 1501–1501 of 2500" (buffer-string)))
+        (should (string-match-p "^Orrery timeline\n" (buffer-string))))
+      ;; A session of another type: refused.
+      (setq session (make-dap--debug-session :name "python" :state 'running
+                                             :launch-args (list :type "python"))
+            sent nil)
+      (should-error (orrery-value-history "acc") :type 'user-error)
+      (should-not sent))))
+
+(ert-deftest orrery-debug-1-recording-views-no-session ()
+  "Without a debug session the recording views say so."
+  (cl-letf (((symbol-function 'orrery-debug--live-dape) #'ignore)
+            ((symbol-function 'orrery-debug--dap-session) #'ignore))
+    (should-error (orrery-timeline "KV.Steps") :type 'user-error)
+    (should-error (orrery-state-history "KV.Bucket") :type 'user-error)
+    (should-error (orrery-value-history "state") :type 'user-error)
+    (should-error (orrery-value-history "Not.A.Var") :type 'user-error)))
 
 (ert-deftest orrery-debug-2-dap-mode-step-back ()
   "A dap-mode session of `orrery dap' hits a breakpoint; stepping back lands earlier.

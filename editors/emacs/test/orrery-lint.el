@@ -12,7 +12,8 @@
 (require 'checkdoc)
 
 (defconst orrery-lint-files
-  '("orrery.el" "orrery-live.el" "orrery-views.el" "orrery-debug.el")
+  '("orrery.el" "orrery-live.el" "orrery-views.el" "orrery-debug.el"
+    "orrery-history.el")
   "The package's files.")
 
 (defconst orrery-lint-dir

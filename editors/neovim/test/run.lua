@@ -81,16 +81,23 @@ vim.o.columns = 200
 vim.opt.runtimepath:prepend(PLUGIN)
 
 -- A stand-in for nvim-dap with the fields nvim-dap's users and this plugin touch:
--- `adapters`, `configurations`, and `session()` whose session has `:request()`.
+-- `adapters`, `configurations`, and `session()` whose session has `:request()` (answering
+-- with the canned body `dap_bodies[command]`, a function of the arguments or a table, else {}).
 local dap_requests = {}
+local dap_bodies = {}
 local fake_session = {
   stopped_thread_id = 7,
   capabilities = { supportsStepBack = true },
+  config = { type = 'orrery', name = 'Orrery: attach' },
 }
 function fake_session.request(_, command, arguments, cb)
   table.insert(dap_requests, { command = command, arguments = arguments })
+  local body = dap_bodies[command] or {}
+  if type(body) == 'function' then
+    body = body(arguments)
+  end
   if cb then
-    cb(nil, {})
+    cb(nil, body)
   end
 end
 local dap_runs = {}
@@ -114,7 +121,9 @@ run('setup', function()
   check('user commands defined', vim.fn.exists(':OrreryStatus') == 2 and vim.fn.exists(':OrreryAttach') == 2
     and vim.fn.exists(':OrreryInspect') == 2 and vim.fn.exists(':OrreryProcesses') == 2
     and vim.fn.exists(':OrreryRollback') == 2 and vim.fn.exists(':OrreryStepBack') == 2
-    and vim.fn.exists(':OrreryReverseContinue') == 2 and vim.fn.exists(':OrreryDebugTest') == 2)
+    and vim.fn.exists(':OrreryReverseContinue') == 2 and vim.fn.exists(':OrreryDebugTest') == 2
+    and vim.fn.exists(':OrreryTimeline') == 2 and vim.fn.exists(':OrreryStateHistory') == 2
+    and vim.fn.exists(':OrreryValueHistory') == 2)
   check('lens command orrery.debugTest handled client-side', type(vim.lsp.commands['orrery.debugTest']) == 'function')
 end)
 
@@ -428,6 +437,165 @@ run('DAP registration', function()
     #dap_requests == 2 and messages():find('no debug session', 1, true) ~= nil)
 end)
 
+-- The recording views: rendering, and the commands against the fake session's canned bodies.
+run('recording views', function()
+  local h = require('orrery.history')
+  local steps = {
+    total = 3,
+    events = {
+      { seq = 10, timeUs = 1000000, node = 'kv@h', pid = '#PID<0.150.0>', module = 'KV.Steps', ['function'] = 'run/1',
+        line = 5, depth = 0, kind = 'line', bindings = { x = '1' } },
+      { seq = 11, timeUs = 1001500, node = 'kv@h', pid = '#PID<0.150.0>', module = 'KV.Steps', ['function'] = 'run/1',
+        line = 6, depth = 0, kind = 'line', bindings = { y = '[1, 2]', x = '1' } },
+      { seq = 12, timeUs = 1002250, node = 'kv@h', pid = '#PID<0.150.0>', module = 'KV.Calc', ['function'] = 'add/2',
+        line = 7, depth = 1, kind = 'return', bindings = {}, result = '{:ok, 3 | 4}' },
+    },
+  }
+  local lines = h.render_timeline(steps, { module = 'KV.Steps' })
+  check('timeline: title', lines[1] == '# Orrery timeline — KV.Steps', lines[1])
+  check('timeline: header', vim.tbl_contains(lines, '| seq | time | pid | function:line | bindings / result |'),
+    vim.inspect(lines))
+  check('timeline: a line event', vim.tbl_contains(lines, '| 10 | +0.000 ms | #PID<0.150.0> | run/1:5 | `x = 1` |'),
+    vim.inspect(lines))
+  check('timeline: bindings sorted, relative ms',
+    vim.tbl_contains(lines, '| 11 | +1.500 ms | #PID<0.150.0> | run/1:6 | `x = 1, y = [1, 2]` |'), vim.inspect(lines))
+  check('timeline: a return as → result, other module named, pipes escaped', vim.tbl_contains(lines,
+    '| 12 | +2.250 ms | #PID<0.150.0> |   KV.Calc.add/2:7 | → `{:ok, 3 \\| 4}` |'), vim.inspect(lines))
+  local empty = table.concat(h.render_timeline({ total = 0, events = {} }, {}), '\n')
+  check('timeline: nothing recorded says why', empty:find('record = true', 1, true) ~= nil, empty)
+  local paged = table.concat(h.render_timeline({ total = 2500, events = { steps.events[1] } }, { offset = 1500 }), '\n')
+  check('timeline: a page says which events', paged:find('events 1501–1501 of 2500', 1, true) ~= nil, paged)
+  local long = h.code(string.rep('x', 500))
+  check('cells: long values cut', vim.fn.strchars(long) <= h.CELL_MAX + 2 and long:find('…', 1, true) ~= nil, long)
+  check('cells: one line', h.code('%{\n  a: 1\n}') == '`%{ a: 1 }`', h.code('%{\n  a: 1\n}'))
+
+  local bucket = {
+    module = 'KV.Bucket',
+    history = {
+      { seq = 3, timeUs = 100, pid = '#PID<0.140.0>', node = 'kv@h', callback = 'handle_call/3',
+        message = { request = '{:put, :a, 1}' }, stateBefore = '%{}', stateAfter = '%{a: 1}',
+        returned = '{:reply, :ok, %{a: 1}}', line = 20 },
+      { seq = 9, timeUs = 2100, pid = '#PID<0.140.0>', node = 'kv@h', callback = 'handle_call/3',
+        message = { request = '{:get, :a}' }, stateBefore = '%{a: 1}', stateAfter = '%{a: 1}', line = 24 },
+      { seq = 12, timeUs = 3100, pid = '#PID<0.140.0>', callback = 'handle_cast/2',
+        message = { msg = ':reset' }, stateBefore = '%{a: 1}', stateAfter = vim.NIL },
+    },
+  }
+  lines = h.render_state_history(bucket)
+  check('state history: header', vim.tbl_contains(lines,
+    '| seq | time | pid | callback | message | state before → state after | returned |'), vim.inspect(lines))
+  check('state history: message, before → after, returned', vim.tbl_contains(lines, '| 3 | +0.000 ms | #PID<0.140.0> '
+    .. '| handle_call/3:20 | `{:put, :a, 1}` | `%{}` → `%{a: 1}` | `{:reply, :ok, %{a: 1}}` |'), vim.inspect(lines))
+  check('state history: unchanged', vim.tbl_contains(lines, '| 9 | +2.000 ms | #PID<0.140.0> | handle_call/3:24 '
+    .. '| `{:get, :a}` | `%{a: 1}` (unchanged) |  |'), vim.inspect(lines))
+  check('state history: unknown state after', vim.tbl_contains(lines,
+    '| 12 | +3.000 ms | #PID<0.140.0> | handle_cast/2 | `:reset` | `%{a: 1}` → ? |  |'), vim.inspect(lines))
+  local values = {
+    variable = 'acc',
+    changes = {
+      { seq = 4, timeUs = 10, pid = '#PID<0.9.0>', module = 'KV.Steps', ['function'] = 'sum/2', line = 8,
+        value = '0', with = { x = '1' } },
+      { seq = 7, timeUs = 1010, pid = '#PID<0.9.0>', module = 'KV.Steps', ['function'] = 'sum/2', line = 8,
+        value = '1', with = {} },
+    },
+  }
+  lines = h.render_value_history(values)
+  check('value history: rows', lines[1] == '# Orrery value history — `acc`'
+    and vim.tbl_contains(lines, '| 4 | +0.000 ms | #PID<0.9.0> | KV.Steps.sum/2:8 | `0` | `x = 1` |')
+    and vim.tbl_contains(lines, '| 7 | +1.000 ms | #PID<0.9.0> | KV.Steps.sum/2:8 | `1` |  |'), vim.inspect(lines))
+  check('timeline arguments: module, pid, all', vim.deep_equal(h.timeline_args('KV.Steps'), { module = 'KV.Steps' })
+    and vim.deep_equal(h.timeline_args('<0.1.0>'), { pid = '#PID<0.1.0>' }) and vim.deep_equal(h.timeline_args(''), {}))
+
+  -- The commands, on the (fake) nvim-dap session.
+  fake_dap.session = function()
+    return fake_session
+  end
+  dap_bodies['orrery/timeline'] = steps
+  dap_bodies['orrery/stateHistory'] = bucket
+  dap_bodies['orrery/valueHistory'] = values
+  local function last_request()
+    return dap_requests[#dap_requests] or {}
+  end
+  local function view(name)
+    local b = vim.fn.bufnr('orrery://' .. name)
+    return b ~= -1 and b or nil
+  end
+  vim.cmd('OrreryTimeline KV.Steps')
+  local r = last_request()
+  check(':OrreryTimeline sends orrery/timeline for the module', r.command == 'orrery/timeline'
+    and r.arguments.module == 'KV.Steps' and r.arguments.offset == 0 and r.arguments.limit == h.LIMIT, vim.inspect(r))
+  local tb = view('timeline/KV.Steps')
+  check(':OrreryTimeline opens a markdown scratch buffer', tb and vim.bo[tb].filetype == 'markdown'
+    and vim.bo[tb].buftype == 'nofile' and not vim.bo[tb].modifiable, tb)
+  check(':OrreryTimeline shows the events', tb and buffer_text(tb):find('| run/1:5 | `x = 1` |', 1, true) ~= nil,
+    tb and buffer_text(tb))
+  -- Default: the module around the cursor in an Elixir buffer.
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  vim.cmd('OrreryTimeline')
+  r = last_request()
+  check(':OrreryTimeline without an argument: the module of the buffer', r.arguments.module == 'KV.Bucket',
+    vim.inspect(r))
+  -- More than one page: the newest events.
+  local n = #dap_requests
+  dap_bodies['orrery/timeline'] = function(a)
+    return { total = 2500, events = { vim.tbl_extend('force', steps.events[1], { seq = a.offset + 1 }) } }
+  end
+  vim.cmd('OrreryTimeline *')
+  check(':OrreryTimeline * asks for everything, then the newest page', #dap_requests == n + 2
+    and dap_requests[n + 1].arguments.module == nil and dap_requests[n + 2].arguments.offset == 2500 - h.LIMIT,
+    vim.inspect(dap_requests))
+  local all = view('timeline/all')
+  check(':OrreryTimeline * says which events',
+    all and buffer_text(all):find('events 1501–1501 of 2500', 1, true) ~= nil, all and buffer_text(all))
+  vim.cmd('OrreryStateHistory KV.Bucket')
+  r = last_request()
+  check(':OrreryStateHistory sends orrery/stateHistory', r.command == 'orrery/stateHistory'
+    and r.arguments.module == 'KV.Bucket', vim.inspect(r))
+  local sb = view('state-history/KV.Bucket')
+  check(':OrreryStateHistory shows the callbacks', sb and vim.bo[sb].filetype == 'markdown'
+    and buffer_text(sb):find('`%{}` → `%{a: 1}`', 1, true) ~= nil, sb and buffer_text(sb))
+  vim.cmd('OrreryValueHistory acc')
+  r = last_request()
+  check(':OrreryValueHistory sends orrery/valueHistory', r.command == 'orrery/valueHistory'
+    and r.arguments.variable == 'acc', vim.inspect(r))
+  local vb = view('value-history/acc')
+  check(':OrreryValueHistory shows the values', vb and buffer_text(vb):find('| `0` | `x = 1` |', 1, true) ~= nil,
+    vb and buffer_text(vb))
+  -- Default: the word under the cursor.
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+  local row
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+    if l:find('state', 1, true) and not row then
+      row = i
+      vim.api.nvim_win_set_cursor(0, { i, (l:find('state', 1, true)) })
+    end
+  end
+  vim.cmd('OrreryValueHistory')
+  r = last_request()
+  check(':OrreryValueHistory without an argument: the word under the cursor',
+    row and r.command == 'orrery/valueHistory' and r.arguments.variable == 'state', vim.inspect(r))
+
+  -- Another debugger's session, or none: a clear message, no request.
+  n = #dap_requests
+  fake_session.config = { type = 'python', name = 'Launch file' }
+  vim.cmd('messages clear')
+  vim.cmd('OrreryTimeline KV.Steps')
+  check('not an Orrery session: says so', #dap_requests == n
+    and messages():find('not "orrery"', 1, true) ~= nil, messages())
+  fake_session.config = { type = 'orrery', name = 'Orrery: attach' }
+  fake_dap.session = function()
+    return nil
+  end
+  vim.cmd('messages clear')
+  vim.cmd('OrreryStateHistory KV.Bucket')
+  check('no session: says so', #dap_requests == n and messages():find('no debug session', 1, true) ~= nil, messages())
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+end)
+
 -- "Debug test" lenses in an ExUnit file: their command (client-side) and :OrreryDebugTest
 -- hand the lens's launch configuration to nvim-dap's dap.run().
 run('debug test', function()
@@ -552,6 +720,7 @@ run('help tags', function()
   check(':helptags accepts doc/orrery.txt', ok, err)
   for _, tag in ipairs({ 'orrery', 'orrery.setup()', ':OrreryAttach', ':OrreryStatus', ':OrreryRollback',
     ':OrreryInspect', ':OrreryProcesses', ':OrreryStepBack', ':OrreryReverseContinue', ':OrreryDebugTest',
+    ':OrreryTimeline', ':OrreryStateHistory', ':OrreryValueHistory', 'orrery-recording',
     'orrery-debug-test',
     'orrery-health', 'orrery-dap' }) do
     local hok, herr = pcall(vim.cmd, 'help ' .. tag)

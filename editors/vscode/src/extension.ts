@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import { CHOICE_KEY, LIVE_HINTS_KEY, OrreryClient, cookieSecretKey } from "./client";
 import { registerDebugger } from "./debug";
 import { fullNodeName, localNodes } from "./epmd";
+import { registerHistoryCommands } from "./historyDocs";
 import { moduleAt, moduleAtLine, statusView, type LastSwap } from "./format";
 import { errorText, parseSwapMessage, unsupportedCommandText, type Action } from "./messages";
 import { ServerCommands, type StatusResult } from "./protocol";
@@ -89,6 +90,8 @@ export class Orrery {
     // Client-side (not in the server's executeCommandProvider): the "Debug test" lenses.
     cmd(DEBUG_TEST_COMMAND, (config) => this.debugTest(config));
     registerDebugger(ctx, this.client);
+    // Timeline, state and value history of the active `orrery` debug session.
+    registerHistoryCommands(ctx);
     this.statusItem.show();
     void this.updateStatus();
     this.startPolling();

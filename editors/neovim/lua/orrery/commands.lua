@@ -1,6 +1,7 @@
 -- User commands and the views they open: :OrreryAttach, :OrreryStatus, :OrreryRollback,
 -- :OrreryInspect, :OrreryProcesses, :OrreryStepBack, :OrreryReverseContinue,
--- :OrreryDebugTest; and the client-side lens commands.
+-- :OrreryDebugTest, :OrreryTimeline, :OrreryStateHistory, :OrreryValueHistory; and the
+-- client-side lens commands.
 local util = require('orrery.util')
 
 local M = {}
@@ -307,6 +308,15 @@ function M.create()
   cmd('OrreryReverseContinue', function()
     require('orrery.dap').reverse_continue()
   end, { nargs = 0, desc = 'Orrery: continue backwards (nvim-dap session)' })
+  cmd('OrreryTimeline', function(o)
+    require('orrery.history').timeline(o.args)
+  end, { nargs = '?', desc = 'Orrery: recorded lines and returns of a module (* for all) in the nvim-dap session' })
+  cmd('OrreryStateHistory', function(o)
+    require('orrery.history').state_history(o.args)
+  end, { nargs = '?', desc = "Orrery: a GenServer's callbacks and states in the nvim-dap session's recording" })
+  cmd('OrreryValueHistory', function(o)
+    require('orrery.history').value_history(o.args)
+  end, { nargs = '?', desc = "Orrery: every value of a variable in the nvim-dap session's recording" })
   cmd('OrreryDebugTest', function()
     require('orrery.dap').debug_test_at_cursor()
   end, { nargs = 0, desc = 'Orrery: debug the test at (or above) the cursor with nvim-dap' })

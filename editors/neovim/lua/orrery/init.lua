@@ -373,5 +373,14 @@ end
 function M.reverse_continue()
   return require('orrery.dap').reverse_continue()
 end
+function M.timeline(module, cb)
+  return require('orrery.history').timeline(module, cb)
+end
+function M.state_history(module, cb)
+  return require('orrery.history').state_history(module, cb)
+end
+function M.value_history(var, cb)
+  return require('orrery.history').value_history(var, cb)
+end
 
 return M
