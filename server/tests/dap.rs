@@ -298,6 +298,20 @@ fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
         "{l:?}"
     );
     assert!(!l.iter().any(|(n, _)| n == "c"), "{l:?}");
+    // What the previous line's call returned is shown beside the locals.
+    let scopes = c.ok("scopes", json!({"frameId": top["id"]}));
+    let returned = scopes["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Returned")
+        .unwrap_or_else(|| panic!("{scopes}"));
+    let vars = c.ok(
+        "variables",
+        json!({"variablesReference": returned["variablesReference"]}),
+    );
+    assert_eq!(vars["variables"][0]["name"], "KV.Steps.double/1", "{vars}");
+    assert_eq!(vars["variables"][0]["value"], "4", "{vars}");
     // Back again: into double/1, where y was 4.
     c.ok("stepBack", json!({"threadId": t}));
     c.wait_event("stopped", LONG);

@@ -124,6 +124,7 @@ pub(crate) fn handle_event(
                     bindings,
                     stack,
                     history: vec![],
+                    returns: vec![],
                     cursor: None,
                 },
             );

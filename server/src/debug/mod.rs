@@ -92,6 +92,32 @@ pub struct Paused {
     pub history: Vec<Recorded>,
     /// Where in `history` the user is looking; `None` is the live point.
     pub cursor: Option<usize>,
+    /// Recorded returns of this process (oldest first), loaded with `history`.
+    pub returns: Vec<Recorded>,
+}
+
+impl Paused {
+    /// Calls that returned between the previous recorded line and the one at the cursor
+    /// (what the line before produced): (function, result).
+    pub fn returned_here(&self) -> Vec<(String, Term)> {
+        let Some(c) = self.cursor else {
+            return vec![];
+        };
+        let Some(here) = self.history.get(c) else {
+            return vec![];
+        };
+        let after = if c > 0 { self.history[c - 1].seq } else { 0 };
+        self.returns
+            .iter()
+            .filter(|r| r.seq > after && r.seq < here.seq)
+            .filter_map(|r| {
+                Some((
+                    format!("{}.{}", pretty::module_name(&r.module), r.function),
+                    r.result.clone()?,
+                ))
+            })
+            .collect()
+    }
 }
 
 /// One recorded probe event.
@@ -657,13 +683,13 @@ impl Debugger {
             .rpc(DBG_MODULE, "history", vec![pid, int(100_000)], T)
             .await
             .map_err(|e| e.to_string())?;
-        let events: Vec<Recorded> = term::list_ref(&h)
+        let (events, returns): (Vec<Recorded>, Vec<Recorded>) = term::list_ref(&h)
             .iter()
             .map(recorded)
-            .filter(Recorded::is_line)
-            .collect();
+            .partition(Recorded::is_line);
         if let Some(p) = lock(&self.state).paused.get_mut(&thread_id) {
             p.history = events;
+            p.returns = returns;
         }
         Ok(())
     }
@@ -862,6 +888,11 @@ impl Debugger {
         if frame_id % 1000 == 0 {
             let r = st.vars.add_named(Self::current_bindings(&p));
             out.push(("Locals".to_string(), r));
+            let returned = p.returned_here();
+            if !returned.is_empty() {
+                let r = st.vars.add_named(returned);
+                out.push(("Returned".to_string(), r));
+            }
         }
         let info = vec![
             ("pid".to_string(), p.pid.clone()),
