@@ -544,7 +544,15 @@ to run it (once `orrery dap' has landed)")
                             (lambda () (eql (orrery-debug-test--frame-line) 16)))
           (orrery-step-back)
           (orrery-test-wait "step back to land on line 15" 60
-                            (lambda () (eql (orrery-debug-test--frame-line) 15))))
+                            (lambda () (eql (orrery-debug-test--frame-line) 15)))
+          ;; The recording, as the real session answers it.
+          (orrery-timeline "KV.Client")
+          (orrery-test-wait "the timeline to list KV.Client's recorded lines" 60
+                            (lambda ()
+                              (let ((b (get-buffer orrery-timeline-buffer)))
+                                (and b (with-current-buffer b
+                                         (string-match-p "store_and_twice/1"
+                                                         (buffer-string))))))))
       (ignore-errors (dap-disconnect (dap--cur-session)))
       (when (and trigger (process-live-p trigger)) (delete-process trigger))
       (delete-file dap-breakpoints-file))))
