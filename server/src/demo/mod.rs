@@ -11,36 +11,46 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod test_run;
+
 /// The example app, embedded so `orrery demo` works from anywhere.
 const EXAMPLE: &[(&str, &str)] = &[
-    ("mix.exs", include_str!("../../examples/orbit/mix.exs")),
+    ("mix.exs", include_str!("../../../examples/orbit/mix.exs")),
     (
         "lib/orbit/application.ex",
-        include_str!("../../examples/orbit/lib/orbit/application.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/application.ex"),
     ),
     (
         "lib/orbit/cache.ex",
-        include_str!("../../examples/orbit/lib/orbit/cache.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/cache.ex"),
     ),
     (
         "lib/orbit/counter.ex",
-        include_str!("../../examples/orbit/lib/orbit/counter.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/counter.ex"),
     ),
     (
         "lib/orbit/greeter.ex",
-        include_str!("../../examples/orbit/lib/orbit/greeter.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/greeter.ex"),
     ),
     (
         "lib/orbit/math.ex",
-        include_str!("../../examples/orbit/lib/orbit/math.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/math.ex"),
     ),
     (
         "lib/orbit/worker.ex",
-        include_str!("../../examples/orbit/lib/orbit/worker.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/worker.ex"),
     ),
     (
         "lib/orbit/worker_supervisor.ex",
-        include_str!("../../examples/orbit/lib/orbit/worker_supervisor.ex"),
+        include_str!("../../../examples/orbit/lib/orbit/worker_supervisor.ex"),
+    ),
+    (
+        "test/test_helper.exs",
+        include_str!("../../../examples/orbit/test/test_helper.exs"),
+    ),
+    (
+        "test/math_test.exs",
+        include_str!("../../../examples/orbit/test/math_test.exs"),
     ),
 ];
 
@@ -165,6 +175,9 @@ async fn walk(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
     session.detach().await;
     if out.is_ok() {
         out = debug_tour(root, managed).await;
+    }
+    if out.is_ok() {
+        out = test_run::debug_a_test(root).await;
     }
     out
 }

@@ -1,0 +1,90 @@
+//! The demo's last stop: `mix test` under the debugger. The test node is held at its gate
+//! until the breakpoint is armed, stops in the code under test, and runs to its summary.
+
+use super::{heading, pretty_name, show_locals};
+use crate::debug::{BreakpointReq, Debugger, Event};
+use crate::managed::{Launch, ManagedNode};
+use anyhow::{bail, Context};
+use std::path::Path;
+use std::time::Duration;
+
+/// The first line of `path` containing `needle` (1-based).
+fn line_of(path: &Path, needle: &str) -> anyhow::Result<u32> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i as u32 + 1)
+        .with_context(|| format!("no `{needle}` in {}", path.display()))
+}
+
+pub(super) async fn debug_a_test(root: &Path) -> anyhow::Result<()> {
+    heading("Debugging a test: `mix test test/math_test.exs` stops in the code under test");
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let launch = Launch {
+        task: Some("test".into()),
+        task_args: vec!["test/math_test.exs".into(), "--seed".into(), "0".into()],
+        gated: true,
+        ..Default::default()
+    };
+    let node = ManagedNode::launch(root, &launch, out_tx)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("could not start `mix test`")?;
+    let mut exit = node.exit_status();
+    let (name, cookie) = (node.node.clone(), node.cookie.clone());
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let dbg = Debugger::attach(root, &name, &cookie, Some(node), tx)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let result = async {
+        let math = root.join("lib/orbit/math.ex");
+        let line = line_of(&math, "counts = Enum.frequencies(words)")?;
+        let bp = dbg
+            .set_breakpoints(
+                &math,
+                &[BreakpointReq {
+                    line,
+                    ..Default::default()
+                }],
+            )
+            .await;
+        if !bp[0].verified {
+            bail!("breakpoint not set: {:?}", bp[0].message);
+        }
+        println!("breakpoint at math.ex:{line}, then the tests start (they waited at a gate)");
+        dbg.release_gate().await.map_err(anyhow::Error::msg)?;
+        let thread = loop {
+            match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+                Ok(Some(Event::Stopped { thread_id, .. })) => break thread_id,
+                Ok(Some(_)) => continue,
+                _ => bail!("the breakpoint was not hit by the test"),
+            }
+        };
+        let p = dbg.paused(thread).context("no paused process")?;
+        println!(
+            "hit in the test process: {}:{} — {}",
+            pretty_name(&p.module),
+            p.line,
+            show_locals(&p.bindings)
+        );
+        dbg.resume(thread, "continue")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let code = tokio::time::timeout(Duration::from_secs(60), exit.wait_for(|c| c.is_some()))
+            .await
+            .context("mix test did not finish")?
+            .map_err(|_| anyhow::anyhow!("mix test's status was lost"))?
+            .unwrap_or(-1);
+        let mut summary = String::new();
+        while let Ok(line) = out_rx.try_recv() {
+            if line.contains(" failure") {
+                summary = line;
+            }
+        }
+        println!("continued: {summary} (exit status {code})");
+        anyhow::Ok(())
+    }
+    .await;
+    dbg.disconnect().await;
+    result
+}
