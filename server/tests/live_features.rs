@@ -5,9 +5,8 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
-use support::lsp::LspClient;
+use support::lsp::{after, hover, start_attached as start, LspClient};
 use support::TestNode;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -15,16 +14,8 @@ const LONG: Duration = Duration::from_secs(90);
 /// A workspace holding a copy of the fixture's sources (so `.orrery/audit.log` lands in a
 /// temp dir), plus a scratch file with half-typed calls.
 fn workspace(node: &TestNode) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib/kv");
-    std::fs::create_dir_all(&lib).unwrap();
-    for e in std::fs::read_dir(node.dir.join("lib/kv"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
-    }
-    std::fs::write(lib.join("scratch.ex"), SCRATCH).unwrap();
+    let dir = support::lib_copy(node);
+    std::fs::write(dir.path().join("lib/kv/scratch.ex"), SCRATCH).unwrap();
     dir
 }
 
@@ -45,28 +36,6 @@ const SCRATCH: &str = "defmodule KV.Scratch do
   end
 end
 ";
-
-fn start(node: &TestNode, root: &Path, extra: Value) -> LspClient {
-    let mut c = LspClient::start(&[]);
-    let mut opts = json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200});
-    for (k, v) in extra.as_object().unwrap() {
-        opts[k] = v.clone();
-    }
-    c.initialize(root, opts);
-    c.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
-    c
-}
-
-/// (line, character) just after the first occurrence of `needle` in `src`.
-fn after(src: &str, needle: &str) -> (u32, u32) {
-    src.lines()
-        .enumerate()
-        .find_map(|(i, l)| {
-            l.find(needle)
-                .map(|c| (i as u32, (c + needle.len()) as u32))
-        })
-        .unwrap_or_else(|| panic!("{needle} not in source"))
-}
 
 /// End of the line that is exactly `text`.
 fn eol(src: &str, text: &str) -> (u32, u32) {
@@ -90,14 +59,6 @@ fn complete(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> Valu
         "textDocument/completion",
         json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
     )
-}
-
-fn hover(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> String {
-    let r = c.call(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
-    );
-    r["contents"]["value"].as_str().unwrap_or("").to_string()
 }
 
 fn command(c: &mut LspClient, name: &str, args: Value) -> Value {

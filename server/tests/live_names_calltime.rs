@@ -9,53 +9,10 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use support::lsp::LspClient;
-use support::{rpc, wait_until, TestNode};
+use support::lsp::{after, hover, start_attached as start};
+use support::{lib_copy as workspace, rpc, wait_until, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
-
-/// A workspace holding a copy of the fixture's sources.
-fn workspace(node: &TestNode) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let lib = dir.path().join("lib/kv");
-    std::fs::create_dir_all(&lib).unwrap();
-    for e in std::fs::read_dir(node.dir.join("lib/kv"))
-        .unwrap()
-        .flatten()
-    {
-        std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
-    }
-    dir
-}
-
-fn start(node: &TestNode, root: &Path, extra: Value) -> LspClient {
-    let mut c = LspClient::start(&[]);
-    let mut opts = json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200});
-    for (k, v) in extra.as_object().unwrap() {
-        opts[k] = v.clone();
-    }
-    c.initialize(root, opts);
-    c.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
-    c
-}
-
-/// (line, character) just after the first occurrence of `needle` in `src`.
-fn after(src: &str, needle: &str) -> (u32, u32) {
-    src.lines()
-        .enumerate()
-        .find_map(|(i, l)| {
-            l.find(needle)
-                .map(|c| (i as u32, (c + needle.len()) as u32))
-        })
-        .unwrap_or_else(|| panic!("{needle} not in source"))
-}
-
-fn hover(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> String {
-    let r = c.call(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
-    );
-    r["contents"]["value"].as_str().unwrap_or("").to_string()
-}
 
 fn hints(c: &mut LspClient, uri: &str) -> String {
     c.call(

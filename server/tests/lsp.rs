@@ -14,11 +14,7 @@ fn attached(s: &Value) -> bool {
 }
 
 fn hover_text(c: &mut LspClient, uri: &str, line: u32, character: u32) -> String {
-    let r = c.call(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
-    );
-    r["contents"]["value"].as_str().unwrap_or("").to_string()
+    support::lsp::hover(c, uri, (line, character))
 }
 
 #[test]

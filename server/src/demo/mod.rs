@@ -191,7 +191,7 @@ fn show_locals(vars: &[(String, eetf::Term)]) -> String {
 
 /// A breakpoint hit in a running function, then a step back to an earlier value.
 async fn debug_tour(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
-    use crate::debug::{BreakpointReq, Debugger, Event};
+    use crate::debug::{BreakpointReq, Debugger};
     heading(
         "Debugger: a breakpoint in Orbit.Math.sum_squares/1 (no :int, only this process pauses)",
     );
@@ -241,14 +241,7 @@ async fn debug_tour(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
                 .await
             }
         });
-        let thread = loop {
-            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-                Ok(Some(Event::Stopped { thread_id, .. })) => break thread_id,
-                Ok(Some(_)) => continue,
-                _ => bail!("the breakpoint was not hit"),
-            }
-        };
-        let p = dbg.paused(thread).context("no paused process")?;
+        let (thread, p) = wait_paused(&dbg, &mut events, "the breakpoint was not hit").await?;
         println!(
             "hit: {} paused at {}:{} — {}",
             p.name,
@@ -306,6 +299,24 @@ async fn debug_tour(root: &Path, managed: &ManagedNode) -> anyhow::Result<()> {
     dbg.disconnect().await;
     println!("debugger detached: the original Orbit.Math is loaded again");
     result
+}
+
+/// The next process the debugger stops (within a minute), or `why` as the error.
+async fn wait_paused(
+    dbg: &crate::debug::Debugger,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::debug::Event>,
+    why: &str,
+) -> anyhow::Result<(i64, crate::debug::Paused)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+            Ok(Some(crate::debug::Event::Stopped { thread_id, .. })) => {
+                let p = dbg.paused(thread_id).context("no paused process")?;
+                return Ok((thread_id, p));
+            }
+            Ok(Some(_)) => continue,
+            _ => bail!("{why}"),
+        }
+    }
 }
 
 fn pretty_name(module: &str) -> String {

@@ -1,8 +1,8 @@
 //! The demo's last stop: `mix test` under the debugger. The test node is held at its gate
 //! until the breakpoint is armed, stops in the code under test, and runs to its summary.
 
-use super::{heading, pretty_name, show_locals};
-use crate::debug::{BreakpointReq, Debugger, Event};
+use super::{heading, pretty_name, show_locals, wait_paused};
+use crate::debug::{BreakpointReq, Debugger};
 use crate::managed::{Launch, ManagedNode};
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -53,14 +53,8 @@ pub(super) async fn debug_a_test(root: &Path) -> anyhow::Result<()> {
         }
         println!("breakpoint at math.ex:{line}, then the tests start (they waited at a gate)");
         dbg.release_gate().await.map_err(anyhow::Error::msg)?;
-        let thread = loop {
-            match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
-                Ok(Some(Event::Stopped { thread_id, .. })) => break thread_id,
-                Ok(Some(_)) => continue,
-                _ => bail!("the breakpoint was not hit by the test"),
-            }
-        };
-        let p = dbg.paused(thread).context("no paused process")?;
+        let (thread, p) =
+            wait_paused(&dbg, &mut events, "the breakpoint was not hit by the test").await?;
         println!(
             "hit in the test process: {}:{} — {}",
             pretty_name(&p.module),

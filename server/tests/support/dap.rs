@@ -87,23 +87,7 @@ impl DapClient {
 
     /// Wait for the next event named `name` not yet consumed; consumes it.
     pub fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
-        if let Some(i) = self.events.iter().position(|e| e["event"] == name) {
-            return self.events.remove(i);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {name} event; events {:?}", self.events));
-            if v["type"] == "event" && v["event"] == name {
-                return v;
-            }
-            if v["type"] == "event" {
-                self.events.push(v);
-            }
-        }
+        self.wait_event_any(&[name], timeout)
     }
 
     /// Wait for the next event with one of `names`, in arrival order; consumes it.

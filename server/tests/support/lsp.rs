@@ -248,3 +248,38 @@ impl Drop for LspClient {
         let _ = self.child.kill();
     }
 }
+
+/// An LSP client attached to `node` with the workspace `root` (`refreshMs` 200, plus
+/// `extra` options).
+pub fn start_attached(node: &super::TestNode, root: &Path, extra: Value) -> LspClient {
+    let mut c = LspClient::start(&[]);
+    let mut opts = json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200});
+    for (k, v) in extra.as_object().unwrap() {
+        opts[k] = v.clone();
+    }
+    c.initialize(root, opts);
+    c.wait_status(Duration::from_secs(90), "attach", |s| {
+        s["attached"] == json!(true)
+    });
+    c
+}
+
+/// (line, character) just after the first occurrence of `needle` in `src`.
+pub fn after(src: &str, needle: &str) -> (u32, u32) {
+    src.lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            l.find(needle)
+                .map(|c| (i as u32, (c + needle.len()) as u32))
+        })
+        .unwrap_or_else(|| panic!("{needle} not in source"))
+}
+
+/// The hover text at a position.
+pub fn hover(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> String {
+    let r = c.call(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}),
+    );
+    r["contents"]["value"].as_str().unwrap_or("").to_string()
+}

@@ -309,3 +309,18 @@ pub fn edit_file(path: &Path, from: &str, to: &str) {
     assert!(s.contains(from), "{from} not in {}", path.display());
     std::fs::write(path, s.replacen(from, to, 1)).unwrap();
 }
+
+/// A workspace holding a copy of the fixture node's `lib/kv` sources (so files the server
+/// writes, like `.orrery/audit.log`, land in a temp dir).
+pub fn lib_copy(node: &TestNode) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib/kv");
+    std::fs::create_dir_all(&lib).unwrap();
+    for e in std::fs::read_dir(node.dir.join("lib/kv"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
+    }
+    dir
+}
