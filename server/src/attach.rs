@@ -2,7 +2,7 @@
 //! connection, re-attach by itself with backoff when the node comes back, and detach
 //! cleanly (agent removed, node as found).
 
-use crate::agent::{self, AgentHandle};
+use crate::agent::{self, AgentHandle, Owner};
 use crate::beam::term;
 use crate::beam::{BeamError, Connection};
 use eetf::Term;
@@ -96,6 +96,7 @@ struct Shared {
     status: watch::Sender<Status>,
     events: broadcast::Sender<Event>,
     stop: watch::Sender<bool>,
+    owner: Owner,
 }
 
 /// A session attached (or trying to attach) to one node and its peers.
@@ -118,12 +119,18 @@ impl Session {
             status,
             events,
             stop,
+            owner: Owner::new(),
         });
         tokio::spawn(supervise(shared.clone()));
         Session { shared }
     }
 
     /// The configured node name.
+    /// Whom the agents' guards know this session as.
+    pub fn owner(&self) -> &Owner {
+        &self.shared.owner
+    }
+
     pub fn node(&self) -> &str {
         &self.shared.node
     }
@@ -205,10 +212,8 @@ impl Session {
         let nodes =
             std::mem::take(&mut *self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner()));
         for n in nodes {
-            if !n.agent.shared {
-                if let Err(e) = agent::unload(&n.conn, &n.agent).await {
-                    tracing::warn!("could not remove the agent from {}: {e}", n.info.name);
-                }
+            if let Err(e) = agent::unload(&n.conn, &n.agent).await {
+                tracing::warn!("could not remove the agent from {}: {e}", n.info.name);
             }
             n.conn.close();
         }
@@ -232,9 +237,9 @@ fn set_status(shared: &Shared, s: Status) {
     });
 }
 
-async fn attach_one(node: &str, cookie: &str) -> Result<AttachedNode, BeamError> {
+async fn attach_one(node: &str, cookie: &str, owner: &Owner) -> Result<AttachedNode, BeamError> {
     let conn = Connection::connect(node, cookie, CONNECT_TIMEOUT).await?;
-    let agent = agent::load(&conn).await?;
+    let agent = agent::load(&conn, owner).await?;
     let summary = agent::call(&conn, "summary", vec![], RPC_TIMEOUT).await?;
     Ok(AttachedNode {
         info: NodeInfo::from_summary(&summary),
@@ -251,7 +256,7 @@ async fn supervise(shared: Arc<Shared>) {
             return;
         }
         let attempt = tokio::select! {
-            r = attach_one(&shared.node, &shared.cookie) => r,
+            r = attach_one(&shared.node, &shared.cookie, &shared.owner) => r,
             _ = stop.changed() => return,
         };
         match attempt {
@@ -261,7 +266,7 @@ async fn supervise(shared: Arc<Shared>) {
                 let mut nodes = vec![primary.clone()];
                 if shared.attach_peers {
                     for peer in &primary.info.nodes {
-                        match attach_one(peer, &shared.cookie).await {
+                        match attach_one(peer, &shared.cookie, &shared.owner).await {
                             Ok(p) => nodes.push(p),
                             Err(e) => tracing::warn!("could not attach to peer {peer}: {e}"),
                         }

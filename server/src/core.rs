@@ -7,7 +7,7 @@ use crate::config::Settings;
 use crate::live::{Interest, LiveModel};
 use crate::managed::{self, ManagedNode};
 use crate::reload::compile_node::{Compiled, Diagnostic, Severity};
-use crate::reload::{Reloader, SaveOutcome};
+use crate::reload::{Reloader, SaveOutcome, SwapKind};
 use crate::workspace::documents::{Document, Pos};
 use crate::workspace::index::{self, WorkspaceIndex};
 use std::collections::HashMap;
@@ -454,7 +454,12 @@ impl Core {
         };
         // Modules with breakpoints armed by a debug session are recompiled *with* their
         // probes, so the breakpoints survive the save.
+        let mut kind = SwapKind::Edit;
         if self.has_breakpoints(&session, &modules).await {
+            // What the guard puts back when the debug session ends: this edit, plain.
+            kind = SwapKind::Instrument {
+                restore_to: modules.iter().cloned().collect(),
+            };
             match self
                 .reloader
                 .instrument(&root, path, settings.compile_timeout())
@@ -493,7 +498,7 @@ impl Core {
         let modules = safe;
         match self
             .reloader
-            .swap(&session, Some(&root), modules, "hot_swap")
+            .swap(&session, Some(&root), modules, kind)
             .await
         {
             Ok(mut report) => {

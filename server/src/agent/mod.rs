@@ -27,15 +27,51 @@ const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
 /// The hot-swap runtime (two-phase loads with state migration and rollback).
 pub const SWAP_MODULE: &str = "orrery_swap_v1";
 const SWAP_SOURCE: &str = include_str!("orrery_swap_v1.erl");
-/// Every module Orrery loads on a node, the agent last (it is removed last).
-pub const OUR_MODULES: [&str; 6] = [
+/// The guard: undoes what an Orrery changed when it goes away (see the `.erl`).
+pub const GUARD_MODULE: &str = "orrery_guard_v1";
+const GUARD_SOURCE: &str = include_str!("orrery_guard_v1.erl");
+/// Every module Orrery loads on a node (the guard removes them, itself last).
+pub const OUR_MODULES: [&str; 8] = [
     SWAP_MODULE,
     NAMES_MODULE,
     CALLTIME_MODULE,
     TRACE_MODULE,
+    "orrery_dbg_v1_armed",
     DBG_MODULE,
     MODULE,
+    GUARD_MODULE,
 ];
+
+/// How long the guard waits for an Orrery whose node went away to come back before it
+/// undoes that Orrery's changes itself (`ORRERY_GRACE_MS` overrides it).
+pub fn grace() -> Duration {
+    std::env::var("ORRERY_GRACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// Who attaches: a stable id per Orrery session, kept across reconnects, so the guard
+/// knows a reconnect from a new Orrery.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: String,
+}
+
+impl Owner {
+    pub fn new() -> Owner {
+        Owner {
+            id: format!("orrery-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+        }
+    }
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -49,6 +85,8 @@ pub struct AgentHandle {
     pub shared: bool,
     /// Every module loaded before we attached.
     pub before: BTreeSet<String>,
+    /// Whom the guard knows us as.
+    pub owner: Owner,
 }
 
 async fn loaded_modules(conn: &Connection) -> Result<BTreeSet<String>, BeamError> {
@@ -59,28 +97,91 @@ async fn loaded_modules(conn: &Connection) -> Result<BTreeSet<String>, BeamError
         .collect())
 }
 
-/// Compile and load the agent on the node behind `conn`.
-pub async fn load(conn: &Connection) -> Result<AgentHandle, BeamError> {
+/// Compile and load the agent on the node behind `conn` (unless another Orrery, or this
+/// one before a reconnect, already did), and register `owner` with the guard.
+pub async fn load(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamError> {
     let before = loaded_modules(conn).await?;
-    if before.contains(MODULE) {
-        return Ok(AgentHandle {
-            loaded_by_us: vec![],
-            shared: true,
-            before,
+    let shared = before.contains(MODULE) && before.contains(GUARD_MODULE);
+    let mut loaded_by_us = vec![];
+    if !shared {
+        compile_and_load(conn, GUARD_MODULE, GUARD_SOURCE).await?;
+        compile_and_load(conn, MODULE, SOURCE).await?;
+        compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
+        compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
+        compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
+        compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
+        compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
+        let after = loaded_modules(conn).await?;
+        loaded_by_us = after.difference(&before).cloned().collect();
+    }
+    let opts = term::map(vec![
+        ("grace", term::int(grace().as_millis() as i64)),
+        ("before", list(before.iter().map(|m| atom(m)).collect())),
+        (
+            "loaded_by_us",
+            list(loaded_by_us.iter().map(|m| atom(m)).collect()),
+        ),
+    ]);
+    let r = conn
+        .rpc(
+            GUARD_MODULE,
+            "attach",
+            vec![
+                term::binary(&owner.id),
+                atom(conn.local_name()),
+                opts,
+            ],
+            STEP,
+        )
+        .await?;
+    if !term::is_atom(&r, "ok") {
+        return Err(BeamError::Protocol {
+            node: conn.peer().to_string(),
+            detail: format!("the agent's guard did not start: {r:?}"),
         });
     }
-    compile_and_load(conn, MODULE, SOURCE).await?;
-    compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
-    compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
-    compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
-    compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
-    compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
-    let after = loaded_modules(conn).await?;
     Ok(AgentHandle {
-        loaded_by_us: after.difference(&before).cloned().collect(),
-        shared: false,
+        loaded_by_us,
+        shared,
         before,
+        owner: owner.clone(),
     })
+}
+
+/// Leave an undo step with the guard: if this Orrery goes away without detaching, the
+/// guard runs `module:function(args)` after the grace period. `key` replaces an earlier
+/// step of the same key.
+pub async fn undo_on_loss(
+    conn: &Connection,
+    owner: &Owner,
+    key: &str,
+    mfa: (&str, &str, Vec<Term>),
+) -> Result<(), BeamError> {
+    let (m, f, a) = mfa;
+    conn.rpc(
+        GUARD_MODULE,
+        "undo_on_loss",
+        vec![
+            term::binary(&owner.id),
+            atom(key),
+            eetf::Tuple::from(vec![atom(m), atom(f), list(a)]).into(),
+        ],
+        STEP,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Take back an undo step (its change was undone the normal way).
+pub async fn forget_undo(conn: &Connection, owner: &Owner, key: &str) -> Result<(), BeamError> {
+    conn.rpc(
+        GUARD_MODULE,
+        "forget_undo",
+        vec![term::binary(&owner.id), atom(key)],
+        STEP,
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn compile_and_load(conn: &Connection, module: &str, source: &str) -> Result<(), BeamError> {
@@ -147,56 +248,48 @@ async fn compile_and_load(conn: &Connection, module: &str, source: &str) -> Resu
     Ok(())
 }
 
-/// Remove the agent and the OTP library modules (compiler, stdlib: `compile`, `erl_parse`,
-/// `beam_lib`, ...) that loading it or its queries made the node load. Nothing else is
-/// touched: a module some other code loaded meanwhile (say, by a starting app) stays.
+/// Detach `handle`'s owner from the node: the guard runs the undo steps this Orrery left,
+/// and when no other Orrery is attached it restores instrumented modules and removes the
+/// agent and the OTP library modules loading it pulled in (`compile`, `erl_parse`,
+/// `beam_lib`, ...; nothing some other code loaded meanwhile). Waits until it is gone.
 pub async fn unload(conn: &Connection, handle: &AgentHandle) -> Result<(), BeamError> {
-    // Stop the debugger first: it disarms and resumes every paused process.
-    let _ = conn.rpc(DBG_MODULE, "stop", vec![], STEP).await;
-    let _ = conn.rpc(TRACE_MODULE, "stop_all", vec![], STEP).await;
-    let _ = conn.rpc(CALLTIME_MODULE, "stop", vec![], STEP).await;
-    let now = loaded_modules(conn).await?;
-    let mut libs = vec![];
-    for app in ["compiler", "stdlib"] {
-        let dir = conn.rpc("code", "lib_dir", vec![atom(app)], STEP).await?;
-        if let Some(d) = term::as_string(&dir).filter(|d| d.starts_with('/')) {
-            libs.push(format!("{d}/"));
+    // gen_server:call, so the calling process never runs the guard's code as it goes.
+    let r = conn
+        .rpc(
+            "gen_server",
+            "call",
+            vec![
+                atom(GUARD_MODULE),
+                eetf::Tuple::from(vec![atom("release"), term::binary(&handle.owner.id)]).into(),
+                term::int(60_000),
+            ],
+            Duration::from_secs(65),
+        )
+        .await?;
+    let last = term::as_tuple(&r)
+        .and_then(|t| t.first())
+        .is_some_and(|a| term::is_atom(a, "last"));
+    if !last {
+        return Ok(());
+    }
+    if let Some(left) = term::as_tuple(&r)
+        .and_then(|t| t.get(1))
+        .and_then(|i| term::get(i, "left"))
+    {
+        for m in term::list_ref(left) {
+            tracing::warn!(module = ?m, "left a module loaded: a process is running it");
         }
     }
-    let mut ours = vec![];
-    for m in now.difference(&handle.before) {
-        // Only what our own load step pulled in, beam_lib (staleness) and sys (state reads).
-        if OUR_MODULES.contains(&m.as_str())
-            || !(handle.loaded_by_us.contains(m) || matches!(m.as_str(), "beam_lib" | "sys"))
+    // The guard removes itself last, just after answering.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if !loaded_modules(conn).await?.contains(GUARD_MODULE)
+            || tokio::time::Instant::now() > deadline
         {
-            continue;
+            return Ok(());
         }
-        let which = conn.rpc("code", "which", vec![atom(m)], STEP).await?;
-        if term::as_string(&which).is_some_and(|w| libs.iter().any(|l| w.starts_with(l))) {
-            ours.push(m.clone());
-        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // The agent goes last: it may be running a call right now.
-    if !handle.shared {
-        for m in OUR_MODULES {
-            if now.contains(m) {
-                ours.push(m.to_string());
-            }
-        }
-    }
-    for m in &ours {
-        conn.rpc("code", "delete", vec![atom(m)], STEP).await?;
-        // Only our own calls can run the agent's code, so a hard purge is safe for it.
-        let ours_only = OUR_MODULES.contains(&m.as_str());
-        let purge = if ours_only { "purge" } else { "soft_purge" };
-        let purged = conn.rpc("code", purge, vec![atom(m)], STEP).await?;
-        if !ours_only && !term::is_atom(&purged, "true") {
-            // Someone runs it after all: make it current again rather than leave it half-gone.
-            let _ = conn.rpc("code", "load_file", vec![atom(m)], STEP).await;
-            tracing::warn!(module = %m, "left a module loaded: a process is running it");
-        }
-    }
-    Ok(())
 }
 
 /// Call one of the hot-swap runtime's functions (`swap/3`, `swap_finish/2`).

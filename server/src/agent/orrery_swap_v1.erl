@@ -82,17 +82,17 @@ prepare_swap(Mod, Bin, Opts) ->
         true ->
             {error, {old_code_in_use, Mod}};
         false ->
-            Procs = otp_procs(Mod),
-            case suspend_all(Procs, Timeout, []) of
+            case suspend_all(otp_procs(Mod), Timeout, []) of
                 {error, Who, Why} ->
                     {error, {suspend_failed, Who, Why}};
-                ok ->
+                {ok, Procs} ->
                     Result = try do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5)
                              catch C:R -> {error, {C, R}}
                              end,
                     case Result of
                         {ok, Info, States} ->
-                            {ok, Info, {Mod, File, Prev, OldMd5, Procs, States, Timeout}};
+                            {ok, Info, {Mod, File, Prev, OldMd5, Procs, States, Timeout,
+                                        journal(Mod, Prev, Opts)}};
                         Error ->
                             resume_all(Procs, Timeout),
                             Error
@@ -102,10 +102,11 @@ prepare_swap(Mod, Bin, Opts) ->
 
 %% Resume the processes of a prepared swap; on abort first put the previous code (or no
 %% code, for a module that was not loaded before) and the backed-up states back.
-finish_swap(commit, {_Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout}) ->
+finish_swap(commit, {_Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout, Journal}) ->
+    catch Journal(),
     resume_all(Procs, Timeout),
     ok;
-finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout}) ->
+finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout, _}) ->
     R = try
             case {Prev, OldMd5} of
                 {nil, nil} ->
@@ -124,7 +125,10 @@ finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout}) ->
     R.
 
 resume_all(Procs, Timeout) ->
-    [catch sys:resume(P, Timeout) || P <- Procs],
+    [case catch sys:resume(P, Timeout) of
+         ok -> ok;
+         _ -> queue_resume(P)
+     end || P <- Procs],
     ok.
 
 do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
@@ -132,9 +136,12 @@ do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
     case code:load_binary(Mod, File, Bin) of
         {module, Mod} ->
             NewVsn = vsn_of(Mod),
+            %% sys:change_code only for modules that define code_change/3 (a module written
+            %% against @behaviour GenServer without `use GenServer` may not); supervisors'
+            %% code_change is the supervisor module's.
             Migrate = case NewVsn =:= OldVsn of
                           true -> [];
-                          false -> Procs
+                          false -> [P || P <- Procs, migrates(P, Mod)]
                       end,
             case change_all(Migrate, Mod, OldVsn, Extra, Timeout) of
                 ok ->
@@ -151,6 +158,16 @@ do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
             {error, {load_failed, Why}}
     end.
 
+migrates(P, Mod) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {supervisor, Mod, _}} -> true;
+                _ -> erlang:function_exported(Mod, code_change, 3)
+            end;
+        _ -> false
+    end.
+
 restore(_Mod, _File, nil, _States, _Timeout) -> no_previous_binary;
 restore(Mod, File, Prev, States, Timeout) ->
     _ = code:soft_purge(Mod),
@@ -163,30 +180,75 @@ change_all([], _, _, _, _) -> ok;
 change_all([P | Ps], Mod, OldVsn, Extra, Timeout) ->
     case catch sys:change_code(P, Mod, OldVsn, Extra, Timeout) of
         ok -> change_all(Ps, Mod, OldVsn, Extra, Timeout);
-        Other -> {error, P, Other}
+        {'EXIT', {timeout, _}} -> {error, P, hung};
+        Other ->
+            case is_process_alive(P) of
+                true -> {error, P, Other};
+                %% It exited meanwhile: nothing left to migrate.
+                false -> change_all(Ps, Mod, OldVsn, Extra, Timeout)
+            end
     end.
 
-suspend_all([], _, _) -> ok;
+%% {ok, Suspended} | {error, Pid, Why} with every process resumed. A process that exits
+%% while it is being suspended has nothing to migrate: it is skipped. A suspend that timed
+%% out still sits in the process's mailbox: a resume is queued behind it, so the process
+%% goes on when it gets to them.
+suspend_all([], _, Done) -> {ok, lists:reverse(Done)};
 suspend_all([P | Ps], Timeout, Done) ->
     case catch sys:suspend(P, Timeout) of
         ok -> suspend_all(Ps, Timeout, [P | Done]);
         Other ->
-            [catch sys:resume(D, Timeout) || D <- Done],
-            {error, P, Other}
+            case is_process_alive(P) of
+                false ->
+                    suspend_all(Ps, Timeout, Done);
+                true ->
+                    queue_resume(P),
+                    [catch sys:resume(D, Timeout) || D <- Done],
+                    Why = case Other of
+                              {'EXIT', {timeout, _}} -> busy;
+                              _ -> Other
+                          end,
+                    {error, P, Why}
+            end
     end.
 
-%% OTP processes (started by proc_lib, so they answer system messages) running Mod.
+%% A resume for a process that may not read its system messages yet: sent, not awaited.
+queue_resume(P) ->
+    Tag = make_ref(),
+    P ! {system, {self(), Tag}, resume},
+    ok.
+
+%% OTP processes whose gen callback module is Mod (started by proc_lib as
+%% gen_server/gen_statem/gen_event/supervisor of Mod: '$initial_call' is {Mod, init, 1}, or
+%% {supervisor, Mod, 1}). Not: Agents and Tasks (their '$initial_call' names the user's
+%% fun, {Mod, '-fun-...', N}, but their callback module is Agent.Server / Task), plain
+%% proc_lib processes and spawned loops: for those the module is only loaded.
 otp_procs(Mod) ->
     [P || P <- erlang:processes(), P =/= self(),
           case erlang:process_info(P, dictionary) of
               {dictionary, D} ->
                   case lists:keyfind('$initial_call', 1, D) of
                       {_, {supervisor, Mod, _}} -> true;
-                      {_, {Mod, _, _}} -> true;
+                      {_, {Mod, init, 1}} -> true;
                       _ -> false
                   end;
               _ -> false
           end].
+
+%% What to tell the guard when the swap is committed (Opts kind): instrumented code keeps
+%% the binary that matches the source for the guard to put back; anything else is plain
+%% code again.
+journal(Mod, Prev, Opts) ->
+    case maps:get(kind, Opts, edit) of
+        instrument ->
+            case maps:get(restore_to, Opts, nil) of
+                B when is_binary(B) -> fun() -> orrery_guard_v1:set_restore(Mod, B, true) end;
+                _ when is_binary(Prev) -> fun() -> orrery_guard_v1:set_restore(Mod, Prev, false) end;
+                _ -> fun() -> ok end
+            end;
+        _ ->
+            fun() -> orrery_guard_v1:clear_restore(Mod) end
+    end.
 
 vsn_of(Mod) ->
     case code:is_loaded(Mod) of

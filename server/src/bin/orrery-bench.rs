@@ -134,7 +134,7 @@ async fn run(node: &str, cookie: &str, host: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let handle = agent::load(&conn).await?;
+    let handle = agent::load(&conn, &orrery::agent::Owner::new()).await?;
 
     for _ in 0..50 {
         conn.rpc("erlang", "node", vec![], t).await?;

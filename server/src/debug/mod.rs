@@ -15,7 +15,7 @@ use crate::beam::pretty;
 use crate::beam::term::{self, atom, binary, int, map};
 use crate::beam::Connection;
 use crate::managed::ManagedNode;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, SwapKind};
 use crate::workspace::index::WorkspaceIndex;
 use eetf::Term;
 use std::collections::{BTreeMap, HashMap};
@@ -322,6 +322,15 @@ impl Debugger {
                 .rpc(DBG_MODULE, "start", vec![Term::Pid(mailbox.pid.clone())], T)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Should this Orrery vanish, the guard ends the session on the node by itself.
+            crate::agent::undo_on_loss(
+                &n.conn,
+                dbg.session.owner(),
+                "debugger",
+                (crate::agent::GUARD_MODULE, "end_debug", vec![]),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let state = dbg.state.clone();
             let events = events.clone();
             let node_name = n.info.name.clone();
@@ -588,7 +597,9 @@ impl Debugger {
                 &self.session,
                 Some(&self.root),
                 inst.modules.clone(),
-                "instrument",
+                SwapKind::Instrument {
+                    restore_to: HashMap::new(),
+                },
             )
             .await?;
         let mut st = lock(&self.state);
@@ -976,16 +987,36 @@ impl Debugger {
             let _ = n.conn.rpc(DBG_MODULE, "stop", vec![], T).await;
         }
         lock(&self.state).paused.clear();
-        let pristine = self.reloader.pristine();
+        // The guard on the node knows, for every module with probes (whoever put them
+        // there), the plain code that matches its source: put that back.
+        let mut targets: Vec<(String, Vec<u8>)> = vec![];
+        for n in self.session.nodes() {
+            if let Ok(t) = n
+                .conn
+                .rpc(crate::agent::GUARD_MODULE, "restore_targets", vec![], T)
+                .await
+            {
+                for e in term::list_ref(&t) {
+                    if let Some([Term::Atom(m), Term::Binary(b)]) = term::as_tuple(e) {
+                        if !targets.iter().any(|(x, _)| *x == m.name) {
+                            targets.push((m.name.clone(), b.bytes.clone()));
+                        }
+                    }
+                }
+            }
+        }
         // A launched task that ended took its node with it: nothing to restore.
-        if !pristine.is_empty() && !self.session.nodes().is_empty() {
+        if !targets.is_empty() && !self.session.nodes().is_empty() {
             if let Err(e) = self
                 .reloader
-                .swap(&self.session, Some(&self.root), pristine, "restore")
+                .swap(&self.session, Some(&self.root), targets, SwapKind::Restore)
                 .await
             {
                 tracing::warn!("could not restore the original code: {e}");
             }
+        }
+        for n in self.session.nodes() {
+            let _ = crate::agent::forget_undo(&n.conn, self.session.owner(), "debugger").await;
         }
         self.reloader.forget();
         self.reloader.shutdown().await;

@@ -489,7 +489,7 @@ async fn hot_swap(root: &Path, session: &Session) -> anyhow::Result<()> {
             t.elapsed().as_millis()
         );
         let report = reloader
-            .swap(session, Some(root), modules, "hot_swap")
+            .swap(session, Some(root), modules, crate::reload::SwapKind::Edit)
             .await
             .map_err(anyhow::Error::msg)?;
         println!("swap:    {}", report.summary("swapped"));

@@ -7,9 +7,8 @@ pub mod compile_node;
 pub mod dependents;
 mod phases;
 
-use crate::attach::{AttachedNode, Session};
+use crate::attach::Session;
 use crate::audit;
-use crate::beam::term::{self, atom};
 use compile_node::{CompileNode, Compiled, Diagnostic};
 use eetf::Term;
 use phases::{abort, finish, prepare, Held};
@@ -21,6 +20,43 @@ use std::time::{Duration, Instant};
 /// Versions kept per module for rollback.
 const KEEP_VERSIONS: usize = 10;
 const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why code is loaded into a node: what it means for the version store, the audit log and
+/// the guard on the node (instrumented code is put back by the guard if Orrery goes away).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwapKind {
+    /// A saved edit (plain code of the source on disk).
+    Edit,
+    /// Debugger probes; per module, the plain code of the same source when known (the
+    /// guard puts it back at the end of the debug session; else what was loaded before).
+    Instrument { restore_to: HashMap<String, Vec<u8>> },
+    /// The end of a debug session: the code that matches the source, back.
+    Restore,
+    /// A previous version, on the user's request.
+    Rollback,
+}
+
+impl SwapKind {
+    /// The audit log's word for it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            SwapKind::Edit => "hot_swap",
+            SwapKind::Instrument { .. } => "instrument",
+            SwapKind::Restore => "restore",
+            SwapKind::Rollback => "rollback",
+        }
+    }
+
+    /// The agent's word for it (`kind` in `orrery_swap_v1:swap/3`).
+    pub(crate) fn agent_kind(&self) -> &'static str {
+        match self {
+            SwapKind::Edit => "edit",
+            SwapKind::Instrument { .. } => "instrument",
+            SwapKind::Restore => "restore",
+            SwapKind::Rollback => "rollback",
+        }
+    }
+}
 
 /// One loaded version of a module.
 #[derive(Debug, Clone)]
@@ -209,8 +245,9 @@ impl Reloader {
         session: &Session,
         root: Option<&Path>,
         modules: Vec<(String, Vec<u8>)>,
-        action: &str,
+        kind: SwapKind,
     ) -> Result<SwapReport, String> {
+        let action = kind.action();
         let started = Instant::now();
         let nodes = session.nodes();
         if nodes.is_empty() {
@@ -236,7 +273,7 @@ impl Reloader {
             let tries = nodes
                 .iter()
                 .enumerate()
-                .map(|(i, n)| prepare(i, n, module, bin, previous.as_deref()));
+                .map(|(i, n)| prepare(i, n, module, bin, previous.as_deref(), &kind));
             let mut failures = vec![];
             for r in futures::future::join_all(tries).await {
                 match r {
@@ -268,7 +305,8 @@ impl Reloader {
             }
             report.processes += h.processes;
             report.migrated += h.migrated;
-            if action != "rollback" {
+            // Versions are plain code the user can go back to: not probes, not rollbacks.
+            if kind == SwapKind::Edit {
                 self.record(&h.module, &h.prev, &h.before, &h.binary, &h.after);
             }
             if let Some(root) = root {
@@ -292,10 +330,9 @@ impl Reloader {
                 expired.join(", ")
             ));
         }
-        // Only real code changes go to disk; debugger instrumentation and its undoing do not.
-        if action == "hot_swap" || action == "rollback" {
-            report.written = write_beams(&nodes[0], &modules).await;
-        }
+        // Nothing goes to `_build`: what is there stays what `mix compile` wrote, and the
+        // saved source is newer than mix's manifest, so mix (and a node started with
+        // `mix run`) rebuilds it. Instrumented or rolled-back code never reaches disk.
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -351,7 +388,7 @@ impl Reloader {
                 session,
                 root,
                 vec![(module.to_string(), target.binary.clone())],
-                "rollback",
+                SwapKind::Rollback,
             )
             .await?;
         // The previous version is current again.
@@ -369,36 +406,4 @@ impl Reloader {
             cn.stop().await;
         }
     }
-}
-
-/// Write the new `.beam` files where the node loaded the module from, when that file is on
-/// this machine, so a restarted node runs the same code.
-async fn write_beams(node: &AttachedNode, modules: &[(String, Vec<u8>)]) -> Vec<PathBuf> {
-    let local = node
-        .info
-        .name
-        .split_once('@')
-        .is_some_and(|(_, h)| crate::config::is_local_host(h));
-    let mut written = vec![];
-    if !local {
-        return written;
-    }
-    for (module, bin) in modules {
-        let which = node
-            .conn
-            .rpc("code", "which", vec![atom(module)], Duration::from_secs(5))
-            .await
-            .ok()
-            .and_then(|w| term::as_string(&w));
-        let Some(path) = which
-            .map(PathBuf::from)
-            .filter(|p| p.extension().is_some_and(|e| e == "beam"))
-        else {
-            continue;
-        };
-        if path.parent().is_some_and(|d| d.is_dir()) && std::fs::write(&path, bin).is_ok() {
-            written.push(path);
-        }
-    }
-    written
 }

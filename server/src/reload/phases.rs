@@ -22,11 +22,26 @@ pub(super) fn describe(node: &str, module: &str, reason: &Term) -> String {
     let r = crate::beam::pretty::to_elixir_compact(reason, 300);
     match term::as_tuple(reason).and_then(|t| t.first()).and_then(term::as_atom) {
         Some("old_code_in_use") => format!("{m} not swapped on {node}: a process still runs its old code; try again in a moment"),
+        Some("suspend_failed") if hung(reason, 2, "busy") => format!("{m} not swapped on {node}: {} was busy for more than 5 s and could not be held for the swap; nothing changed and it runs on; save again when it is idle", who(reason)),
         Some("suspend_failed") => format!("{m} not swapped on {node}: a process did not suspend ({r}); nothing changed"),
+        Some("code_change_failed") if hung(reason, 2, "hung") => format!("{m} not swapped on {node}: code_change/3 did not return within 5 s in {}; that process is still inside it. The previous code is loaded again and its previous state is put back if code_change ever returns", who(reason)),
         Some("code_change_failed") => format!("{m} not swapped on {node}: code_change/3 failed ({r}); the previous code and state were restored"),
         Some("load_failed") => format!("{m} not swapped on {node}: the node refused the code ({r})"),
         _ => format!("{m} not swapped on {node}: {r}"),
     }
+}
+
+fn hung(reason: &Term, at: usize, what: &str) -> bool {
+    term::as_tuple(reason)
+        .and_then(|t| t.get(at))
+        .is_some_and(|a| term::is_atom(a, what))
+}
+
+fn who(reason: &Term) -> String {
+    term::as_tuple(reason)
+        .and_then(|t| t.get(1))
+        .map(|p| crate::beam::pretty::to_elixir_compact(p, 60))
+        .unwrap_or_else(|| "a process".into())
 }
 
 /// One module loaded on one node, its processes still suspended until committed.
@@ -51,6 +66,7 @@ pub(super) async fn prepare(
     module: &str,
     bin: &[u8],
     previous: Option<&[u8]>,
+    kind: &super::SwapKind,
 ) -> Result<Held, String> {
     let mut opts = vec![
         ("timeout", term::int(5000)),
@@ -58,7 +74,13 @@ pub(super) async fn prepare(
         // as our connection goes away, so no process stays suspended.
         ("hold", term::int(SWAP_TIMEOUT.as_millis() as i64)),
         ("owner", atom(n.conn.local_name())),
+        ("kind", atom(kind.agent_kind())),
     ];
+    if let super::SwapKind::Instrument { restore_to } = kind {
+        if let Some(b) = restore_to.get(module) {
+            opts.push(("restore_to", Term::Binary(eetf::Binary::from(b.clone()))));
+        }
+    }
     if let Some(p) = previous {
         opts.push(("previous", Term::Binary(eetf::Binary::from(p.to_vec()))));
     }

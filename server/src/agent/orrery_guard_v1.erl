@@ -1,0 +1,262 @@
+%% Orrery's guard on the target node: the part of the agent that makes sure the node ends
+%% as it was found, whatever happens to Orrery. Loaded with the agent, removed last.
+%%
+%% Every Orrery attached to this node is an owner (a stable id per Orrery session, and the
+%% hidden node it connects from, monitored with monitor_node). Pieces that change the node
+%% leave an undo entry for their owner (undo_on_loss/3): the debugger ("stop: resume every
+%% paused process, disarm, put the code that matches the source back"), call tracing,
+%% call times. Instrumented modules leave the binary to restore (set_restore/3).
+%%
+%% When an owner's node goes away and the owner does not attach again within the grace
+%% period, the guard runs that owner's undo entries itself; when no owner is left it also
+%% restores every instrumented module, removes every module Orrery loaded (and the OTP
+%% library modules loading them pulled in) and finally itself. A clean detach (release/1)
+%% runs the very same steps at once. The guard answers gen calls ('$gen_call'), so callers
+%% can use gen_server:call/3 and never run this module's code while it removes itself.
+%% Keep this file ASCII only, no macros, no -include.
+-module(orrery_guard_v1).
+-export([attach/3, undo_on_loss/3, forget_undo/2, set_restore/3, clear_restore/1,
+         restore_targets/0, restore_all/0, end_debug/0, status/0, init/1]).
+
+%% Modules Orrery loads, removed in this order; the guard itself goes last.
+ours() ->
+    [orrery_swap_v1, orrery_names_v1, orrery_calltime_v1, orrery_trace_v1,
+     orrery_dbg_v1_armed, orrery_dbg_v1, orrery_agent_v1].
+
+%% Register (or re-register, after a reconnect) owner Id connected from Node.
+%% Opts: #{grace => Ms, before => [Module], loaded_by_us => [Module]}.
+attach(Id, Node, Opts) when is_atom(Node), is_map(Opts) ->
+    Pid = ensure_started(),
+    gen_server:call(Pid, {attach, Id, Node, Opts}, 30000).
+
+%% Run MFA for owner Id if it goes away (or detaches); Key replaces an earlier entry.
+undo_on_loss(Id, Key, {M, F, A}) when is_atom(M), is_atom(F), is_list(A) ->
+    Prio = case Key of debugger -> 0; _ -> 1 end,
+    ets:insert(orrery_guard_v1_undo, {{Id, Key}, Prio, {M, F, A}}),
+    ok.
+
+forget_undo(Id, Key) ->
+    catch ets:delete(orrery_guard_v1_undo, {Id, Key}),
+    ok.
+
+%% The binary that matches the source of an instrumented module. Force = false keeps an
+%% earlier entry (a second instrumentation of the same code).
+set_restore(Mod, Bin, Force) when is_atom(Mod), is_binary(Bin) ->
+    case Force orelse not ets:member(orrery_guard_v1_restore, Mod) of
+        true -> ets:insert(orrery_guard_v1_restore, {Mod, Bin});
+        false -> ok
+    end,
+    ok.
+
+clear_restore(Mod) ->
+    catch ets:delete(orrery_guard_v1_restore, Mod),
+    ok.
+
+restore_targets() ->
+    try ets:tab2list(orrery_guard_v1_restore) catch _:_ -> [] end.
+
+%% Load the source's code back into every instrumented module. [{Mod, ok | Reason}].
+restore_all() ->
+    [{Mod, restore_one(Mod, Bin)} || {Mod, Bin} <- restore_targets()].
+
+restore_one(Mod, Bin) ->
+    R = try orrery_swap_v1:swap(Mod, Bin, #{kind => restore, timeout => 5000})
+        catch C:E -> {error, {C, E}}
+        end,
+    case R of
+        {ok, _} -> clear_restore(Mod), ok;
+        {error, Why} -> Why
+    end.
+
+%% What a debug session leaves behind, undone: resume and disarm, then the code back.
+end_debug() ->
+    catch orrery_dbg_v1:stop(),
+    restore_all().
+
+status() ->
+    case whereis(orrery_guard_v1) of
+        undefined -> #{running => false};
+        Pid -> gen_server:call(Pid, status, 10000)
+    end.
+
+%% ---- the guard process ----------------------------------------------------------------
+
+ensure_started() ->
+    case whereis(orrery_guard_v1) of
+        undefined ->
+            Parent = self(),
+            Ref = make_ref(),
+            {Pid, MRef} = spawn_monitor(orrery_guard_v1, init, [{Parent, Ref}]),
+            receive
+                {Ref, started} -> erlang:demonitor(MRef, [flush]), Pid;
+                {'DOWN', MRef, process, Pid, _} ->
+                    %% Someone else registered it first.
+                    case whereis(orrery_guard_v1) of
+                        undefined -> erlang:error(guard_did_not_start);
+                        Other -> Other
+                    end
+            after 10000 -> erlang:error(guard_did_not_start)
+            end;
+        Pid -> Pid
+    end.
+
+init({Parent, Ref}) ->
+    true = register(orrery_guard_v1, self()),
+    process_flag(trap_exit, true),
+    ets:new(orrery_guard_v1_undo, [named_table, public, set]),
+    ets:new(orrery_guard_v1_restore, [named_table, public, set]),
+    Parent ! {Ref, started},
+    loop(#{owners => #{}, before => nil, loaded_by_us => [], grace => 10000}).
+
+%% owners: Id => #{node => Node, lost => nil | TimerRef}
+loop(S) ->
+    receive
+        {'$gen_call', From, Req} ->
+            case call(Req, From, S) of
+                {reply, R, S2} -> gen:reply(From, R), loop(S2);
+                {stop, R} -> gen:reply(From, R), remove_self()
+            end;
+        {nodedown, Node} ->
+            loop(lost(Node, S));
+        {expire, Id, TRef} ->
+            case maps:get(Id, maps:get(owners, S), nil) of
+                #{lost := TRef} ->
+                    S2 = drop_owner(Id, S),
+                    case map_size(maps:get(owners, S2)) of
+                        0 -> cleanup(S2), remove_self();
+                        _ -> loop(S2)
+                    end;
+                _ -> loop(S)
+            end;
+        _ ->
+            loop(S)
+    end.
+
+call({attach, Id, Node, Opts}, _From, S = #{owners := Owners}) ->
+    case maps:get(Id, Owners, nil) of
+        #{lost := T} when T =/= nil -> erlang:cancel_timer(T);
+        _ -> ok
+    end,
+    erlang:monitor_node(Node, true),
+    Before = case maps:get(before, S) of
+                 nil -> maps:get(before, Opts, []);
+                 B -> B
+             end,
+    Loaded = lists:usort(maps:get(loaded_by_us, S) ++ maps:get(loaded_by_us, Opts, [])),
+    Grace = maps:get(grace, Opts, maps:get(grace, S)),
+    {reply, ok, S#{owners := Owners#{Id => #{node => Node, lost => nil}}, before := Before,
+                   loaded_by_us := Loaded, grace := Grace}};
+call({release, Id}, _From, S) ->
+    S2 = drop_owner(Id, S),
+    case map_size(maps:get(owners, S2)) of
+        0 -> {stop, {last, cleanup(S2)}};
+        N -> {reply, {others, N}, S2}
+    end;
+call(status, _From, S = #{owners := Owners}) ->
+    {reply, #{running => true,
+              owners => maps:map(fun(_, #{node := N, lost := L}) ->
+                                         #{node => N, lost => L =/= nil}
+                                 end, Owners),
+              undo => [K || {K, _, _} <- ets:tab2list(orrery_guard_v1_undo)],
+              restore => [M || {M, _} <- restore_targets()]}, S};
+call(_, _From, S) ->
+    {reply, {error, unknown_request}, S}.
+
+%% Every owner connected from Node is lost: undo their changes after the grace period,
+%% unless they attach again.
+lost(Node, S = #{owners := Owners, grace := Grace}) ->
+    Owners2 = maps:map(
+                fun(Id, O = #{node := N, lost := nil}) when N =:= Node ->
+                        TRef = make_ref(),
+                        erlang:send_after(Grace, self(), {expire, Id, TRef}),
+                        O#{lost := TRef};
+                   (_, O) -> O
+                end, Owners),
+    S#{owners := Owners2}.
+
+%% Run an owner's undo entries (the debugger first) and forget the owner.
+drop_owner(Id, S = #{owners := Owners}) ->
+    Entries = lists:keysort(2, [E || E = {{I, _}, _, _} <- ets:tab2list(orrery_guard_v1_undo),
+                                     I =:= Id]),
+    [begin
+         catch erlang:apply(M, F, A),
+         ets:delete(orrery_guard_v1_undo, K)
+     end || {K, _, {M, F, A}} <- Entries],
+    S#{owners := maps:remove(Id, Owners)}.
+
+%% No owner left: everything Orrery did goes, then the modules it loaded.
+%% Returns #{restored => [{Mod, Result}], left => [Module]}.
+cleanup(#{before := Before, loaded_by_us := LoadedByUs}) ->
+    [catch erlang:apply(M, F, A) || {_, _, {M, F, A}} <- ets:tab2list(orrery_guard_v1_undo)],
+    catch orrery_dbg_v1:stop(),
+    Restored = restore_all(),
+    catch orrery_trace_v1:stop_all(),
+    catch orrery_calltime_v1:stop(),
+    Left = unload_libs(before_set(Before), LoadedByUs) ++ unload_ours(),
+    #{restored => Restored, left => Left}.
+
+before_set(nil) -> #{};
+before_set(L) -> maps:from_list([{M, true} || M <- L]).
+
+%% OTP library modules (compiler, stdlib) that were not loaded before Orrery came and that
+%% loading the agent pulled in, plus beam_lib and sys (state reads). Nothing another
+%% process runs is removed. Returns the modules left loaded.
+unload_libs(Before, LoadedByUs) ->
+    Libs = [D ++ "/" || App <- [compiler, stdlib],
+                        D <- [code:lib_dir(App)], is_list(D)],
+    Mine = maps:from_list([{M, true} || M <- LoadedByUs ++ [beam_lib, sys]]),
+    Cands = [M || {M, F} <- code:all_loaded(), is_list(F),
+                  not maps:is_key(M, Before), maps:is_key(M, Mine),
+                  not lists:member(M, ours()), M =/= orrery_guard_v1,
+                  lists:any(fun(L) -> lists:prefix(L, F) end, Libs)],
+    lists:filtermap(fun(M) ->
+                            case code:soft_purge(M) andalso code:delete(M)
+                                andalso code:soft_purge(M) of
+                                true -> false;
+                                false ->
+                                    %% Someone runs it: keep it current.
+                                    _ = code:ensure_loaded(M),
+                                    {true, M}
+                            end
+                    end, Cands).
+
+%% Our own modules. The debugger runtime may still be run by instrumented code that could
+%% not be restored: it is removed only once no process runs it.
+unload_ours() ->
+    lists:filtermap(fun(M) -> case unload_one(M) of ok -> false; left -> {true, M} end end,
+                    ours()).
+
+unload_one(M) ->
+    case code:is_loaded(M) of
+        false -> ok;
+        _ ->
+            case M of
+                orrery_dbg_v1 -> soft_unload(M, 50);
+                orrery_dbg_v1_armed -> soft_unload(M, 50);
+                _ ->
+                    _ = code:purge(M),
+                    _ = code:delete(M),
+                    _ = code:purge(M),
+                    ok
+            end
+    end.
+
+soft_unload(M, 0) -> _ = code:is_loaded(M), left;
+soft_unload(M, N) ->
+    _ = code:soft_purge(M),
+    case code:delete(M) andalso code:soft_purge(M) of
+        true -> ok;
+        false ->
+            case code:is_loaded(M) of
+                false -> ok;
+                _ -> receive after 20 -> soft_unload(M, N - 1) end
+            end
+    end.
+
+%% The last step: this module goes too. The purge runs in a process that runs only OTP
+%% code, after this one has exited.
+remove_self() ->
+    _ = code:purge(orrery_guard_v1),
+    _ = code:delete(orrery_guard_v1),
+    _ = erlang:spawn(code, purge, [orrery_guard_v1]),
+    exit(normal).
