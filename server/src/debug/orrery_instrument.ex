@@ -19,7 +19,8 @@ defmodule OrreryInstrument.V1 do
         try do
           ast = file |> File.read!() |> Code.string_to_quoted!(file: file, token_metadata: true)
           ast = instrument_modules(ast, nil)
-          modules = Code.compile_quoted(ast, file)
+          # As `mix compile` would: the (umbrella) app's project, cwd and options.
+          modules = OrreryCompiler.V1.in_app_of(file, fn -> Code.compile_quoted(ast, file) end)
           lines = Process.get(:orrery_probe_lines)
           for {m, _} <- modules, do: (:code.purge(m); :code.delete(m))
           {:ok, modules, Map.new(lines, fn {m, ls} -> {m, ls |> Enum.uniq() |> Enum.sort()} end), []}

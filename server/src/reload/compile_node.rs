@@ -66,16 +66,53 @@ pub struct CompileNode {
     pub node: String,
     conn: Connection,
     child: Child,
+    /// Where its compiles write (private to this Orrery), removed at stop.
+    out: PathBuf,
+}
+
+/// The `MIX_ENV` compiles run in: `MIX_ENV` when set, else the first of dev, test, prod
+/// that the project has a build of (dev when none).
+pub fn mix_env(root: &Path) -> String {
+    if let Ok(e) = std::env::var("MIX_ENV") {
+        if !e.is_empty() {
+            return e;
+        }
+    }
+    ["dev", "test", "prod"]
+        .into_iter()
+        .find(|e| root.join("_build").join(e).is_dir())
+        .unwrap_or("dev")
+        .to_string()
+}
+
+/// A new directory only this user can enter, with an unpredictable name (created, never
+/// reused: a path someone else made first is refused).
+pub fn private_dir(prefix: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    for _ in 0..8 {
+        let dir = base.join(format!(
+            "{prefix}-{}",
+            crate::managed::random_token(16).to_lowercase()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("could not create {}: {e}", dir.display())),
+        }
+    }
+    Err("could not create a private directory".into())
 }
 
 /// `_build/<env>/lib/*/ebin` of the project (umbrella apps share `_build` at the root).
 pub fn code_paths(root: &Path) -> Vec<PathBuf> {
-    let build = root.join("_build");
-    let env = ["dev", "test", "prod"]
-        .into_iter()
-        .map(|e| build.join(e))
-        .find(|p| p.is_dir());
-    let Some(env) = env else { return vec![] };
+    let env = root.join("_build").join(mix_env(root));
+    if !env.is_dir() {
+        return vec![];
+    }
     let mut out = vec![];
     if let Ok(entries) = std::fs::read_dir(env.join("lib")) {
         for e in entries.flatten() {
@@ -182,7 +219,39 @@ impl CompileNode {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        Ok(CompileNode { node, conn, child })
+        // The project's compile environment: Mix, its config, its deps' code paths.
+        let out = private_dir("orrery-cc")?;
+        let env = mix_env(root);
+        let setup = conn
+            .rpc(
+                HELPER_MODULE,
+                "setup",
+                vec![
+                    binary(&root.to_string_lossy()),
+                    binary(&env),
+                    binary(&out.to_string_lossy()),
+                ],
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !term::is_atom(&setup, "ok") {
+            let why = term::as_tuple(&setup)
+                .and_then(|t| t.get(1))
+                .and_then(term::as_string)
+                .unwrap_or_else(|| format!("{setup:?}"));
+            let _ = std::fs::remove_dir_all(&out);
+            let _ = child.kill().await;
+            return Err(format!(
+                "could not load the project's mix environment (MIX_ENV={env}) on the compile node: {why}"
+            ));
+        }
+        Ok(CompileNode {
+            node,
+            conn,
+            child,
+            out,
+        })
     }
 
     /// Whether the node is still there.
@@ -352,6 +421,7 @@ impl CompileNode {
 
     /// Stop the node.
     pub async fn stop(mut self) {
+        let _ = std::fs::remove_dir_all(&self.out);
         self.conn.close();
         drop(self.child.stdin.take());
         if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
@@ -366,5 +436,11 @@ impl CompileNode {
             }
             let _ = self.child.wait().await;
         }
+    }
+}
+
+impl Drop for CompileNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.out);
     }
 }

@@ -5,6 +5,100 @@
 defmodule OrreryCompiler.V1 do
   @moduledoc false
 
+  # Put this node in the project's compile environment, as `mix compile` has it: Mix
+  # started in MIX_ENV `env`, the project (mix.exs) on the stack, its config
+  # (config/config.exs and what that imports) loaded, the code paths of its deps and
+  # umbrella siblings, the compiler options of the project. `out` is a directory private
+  # to this Orrery (compiles write there, never to a shared path).
+  #   :ok | {:error, message}
+  def setup(root, env, out) when is_binary(root) and is_binary(out) do
+    :persistent_term.put({__MODULE__, :out}, out)
+    :persistent_term.put({__MODULE__, :root}, root)
+
+    try do
+      File.cd!(root)
+      {:ok, _} = Application.ensure_all_started(:mix)
+      Mix.env(String.to_atom(env))
+      Code.compiler_options(ignore_module_conflict: true)
+
+      if File.regular?(Path.join(root, "mix.exs")) do
+        quiet(fn ->
+          _ = Code.require_file("mix.exs", root)
+          Mix.Task.run("loadconfig", [])
+          Mix.Task.run("loadpaths", ["--no-deps-check", "--no-archives-check",
+                                     "--no-elixir-version-check"])
+        end)
+      end
+
+      :ok
+    rescue
+      e -> {:error, Exception.message(e)}
+    catch
+      kind, reason -> {:error, inspect({kind, reason})}
+    end
+  end
+
+  # Run fun in the compile environment of the (umbrella) app that holds `file`: that
+  # app's project on the stack, its directory as cwd (paths relative to the app, as Mix
+  # has them), its compiler options, Logger's compile-time application.
+  def in_app_of(file, fun) do
+    root = :persistent_term.get({__MODULE__, :root}, nil)
+    project = Mix.Project.get()
+
+    cond do
+      root == nil or project == nil ->
+        fun.()
+
+      Mix.Project.umbrella?() ->
+        apps = Mix.Project.apps_paths() || %{}
+        full = Path.expand(file)
+
+        case Enum.find(apps, fn {_app, path} ->
+               String.starts_with?(full, Path.expand(path, root) <> "/")
+             end) do
+          {app, path} ->
+            Mix.Project.in_project(app, Path.expand(path, root), fn _ -> with_app_env(fun) end)
+
+          nil ->
+            fun.()
+        end
+
+      true ->
+        with_app_env(fun)
+    end
+  end
+
+  defp with_app_env(fun) do
+    config = Mix.Project.config()
+    app = config[:app]
+    previous_logger = Application.get_env(:logger, :compile_time_application)
+    previous_opts = Code.compiler_options()
+
+    try do
+      if app, do: Application.put_env(:logger, :compile_time_application, app)
+      Code.compiler_options(Keyword.take(config[:elixirc_options] || [],
+        [:debug_info, :docs, :ignore_module_conflict, :warnings_as_errors]))
+      fun.()
+    after
+      Application.put_env(:logger, :compile_time_application, previous_logger)
+      Code.compiler_options(Map.to_list(previous_opts) |> Keyword.take([:debug_info, :docs,
+        :warnings_as_errors]))
+    end
+  end
+
+  defp quiet(fun) do
+    {:ok, dev_null} = File.open("/dev/null", [:write])
+    old = Process.group_leader()
+    Process.group_leader(self(), dev_null)
+
+    try do
+      fun.()
+    after
+      Process.group_leader(self(), old)
+      File.close(dev_null)
+    end
+  end
+
   def compile(file, timeout) when is_binary(file) do
     case compile_stages([[file]], timeout) do
       {:ok, bins, warnings, _stale} -> {:ok, bins, warnings}
@@ -19,7 +113,8 @@ defmodule OrreryCompiler.V1 do
   # stale is [{file, message}]: dependents that did not compile (their errors are in the
   # diagnostics); the first stage failing fails the whole compile.
   def compile_stages([first | rest], timeout) when is_list(first) do
-    out = Path.join(System.tmp_dir!(), "orrery_cc_#{System.unique_integer([:positive])}")
+    base = :persistent_term.get({__MODULE__, :out})
+    out = Path.join(base, "c#{System.unique_integer([:positive])}")
     File.mkdir_p!(out)
 
     task =
@@ -28,33 +123,7 @@ defmodule OrreryCompiler.V1 do
         {:ok, dev_null} = File.open("/dev/null", [:write])
         Process.group_leader(self(), dev_null)
 
-        case Kernel.ParallelCompiler.compile_to_path(first, out, []) do
-          {:ok, modules, warnings} ->
-            acc = {modules, norm(warnings, :warning), []}
-
-            {modules, diags, stale} =
-              Enum.reduce(rest, acc, fn stage, acc ->
-                Enum.reduce(stage, acc, fn file, {ms, ds, st} ->
-                  case Kernel.ParallelCompiler.compile_to_path([file], out, []) do
-                    {:ok, more, w} ->
-                      {ms ++ more, ds ++ norm(w, :warning), st}
-
-                    {:error, e, w} ->
-                      errors = norm(e, :error)
-                      why = case errors do
-                        [{_, line, _, _, msg} | _] -> "line #{line}: #{msg}"
-                        [] -> "does not compile"
-                      end
-                      {ms, ds ++ errors ++ norm(w, :warning), st ++ [{file, why}]}
-                  end
-                end)
-              end)
-
-            {:ok, modules, diags, stale}
-
-          {:error, errors, warnings} ->
-            {:error, norm(errors, :error), norm(warnings, :warning)}
-        end
+        in_app_of(hd(first), fn -> stages(first, rest, out) end)
       end)
 
     result =
@@ -66,7 +135,7 @@ defmodule OrreryCompiler.V1 do
             end
 
           # Keep the compile node on the build's code: what was compiled here is only
-          # loaded into the target after a clean swap (which writes it to _build).
+          # loaded into the target, after a clean compile.
           for {m, _} <- bins do
             :code.purge(m)
             :code.delete(m)
@@ -88,20 +157,62 @@ defmodule OrreryCompiler.V1 do
     result
   end
 
-  # Modules in a binary that would be unsafe to hot-swap: NIFs and @on_load.
-  def unsafe(binary) do
-    case :beam_lib.chunks(binary, [:atoms, :attributes]) do
-      {:ok, {_, chunks}} ->
-        atoms = chunks |> Keyword.get(:atoms, []) |> Enum.map(&elem(&1, 1))
-        cond do
-          :load_nif in atoms -> :nif
-          :on_load in atoms -> :on_load
-          true -> :ok
-        end
+  defp stages(first, rest, out) do
+    case Kernel.ParallelCompiler.compile_to_path(first, out, []) do
+      {:ok, modules, warnings} ->
+        acc = {modules, norm(warnings, :warning), []}
 
-      _ ->
-        :ok
+        {modules, diags, stale} =
+          Enum.reduce(rest, acc, fn stage, acc ->
+            Enum.reduce(stage, acc, fn file, {ms, ds, st} ->
+              case Kernel.ParallelCompiler.compile_to_path([file], out, []) do
+                {:ok, more, w} ->
+                  {ms ++ more, ds ++ norm(w, :warning), st}
+
+                {:error, e, w} ->
+                  errors = norm(e, :error)
+                  why = case errors do
+                    [{_, line, _, _, msg} | _] -> "line #{line}: #{msg}"
+                    [] -> "does not compile"
+                  end
+                  {ms, ds ++ errors ++ norm(w, :warning), st ++ [{file, why}]}
+              end
+            end)
+          end)
+
+        {:ok, modules, diags, stale}
+
+      {:error, errors, warnings} ->
+        {:error, norm(errors, :error), norm(warnings, :warning)}
     end
+  end
+
+  # Modules in a binary that would be unsafe to hot-swap: NIFs and @on_load. The
+  # on_load attribute is not in the atom table or the Attr chunk: read the forms.
+  def unsafe(binary) do
+    atoms =
+      case :beam_lib.chunks(binary, [:atoms]) do
+        {:ok, {_, [atoms: atoms]}} -> Enum.map(atoms, &elem(&1, 1))
+        _ -> []
+      end
+
+    cond do
+      :load_nif in atoms -> :nif
+      on_load?(binary) -> :on_load
+      true -> :ok
+    end
+  end
+
+  defp on_load?(binary) do
+    with {:ok, {m, [debug_info: {:debug_info_v1, backend, data}]}} <-
+           :beam_lib.chunks(binary, [:debug_info]),
+         {:ok, forms} <- backend.debug_info(:erlang_v1, m, data, []) do
+      Enum.any?(forms, &match?({:attribute, _, :on_load, _}, &1))
+    else
+      _ -> false
+    end
+  rescue
+    _ -> false
   end
 
   defp norm(list, default) do
