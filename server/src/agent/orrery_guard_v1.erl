@@ -64,8 +64,16 @@ restore_one(Mod, Bin) ->
         catch C:E -> {error, {C, E}}
         end,
     case R of
-        {ok, _} -> clear_restore(Mod), ok;
+        {ok, _} -> clear_restore(Mod), purge_when_free(Mod, 100), ok;
         {error, Why} -> Why
+    end.
+
+%% The instrumented code, once no process runs it (short-lived processes finish).
+purge_when_free(_Mod, 0) -> false;
+purge_when_free(Mod, N) ->
+    case code:soft_purge(Mod) of
+        true -> true;
+        false -> receive after 20 -> purge_when_free(Mod, N - 1) end
     end.
 
 %% What a debug session leaves behind, undone: resume and disarm, then the code back.

@@ -102,9 +102,12 @@ prepare_swap(Mod, Bin, Opts) ->
 
 %% Resume the processes of a prepared swap; on abort first put the previous code (or no
 %% code, for a module that was not loaded before) and the backed-up states back.
-finish_swap(commit, {_Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout, Journal}) ->
+finish_swap(commit, {Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout, Journal}) ->
     catch Journal(),
     resume_all(Procs, Timeout),
+    %% The replaced code goes once nobody runs it (never killing anyone), so a later load
+    %% by someone else (mix, a code reloader) cannot kill a process still in it.
+    _ = code:soft_purge(Mod),
     ok;
 finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout, _}) ->
     R = try

@@ -53,6 +53,17 @@ pub async fn set(
             .rpc(TRACE_MODULE, f, args, T)
             .await
             .map_err(|e| format!("tracing on {}: {e}", n.info.name))?;
+        if on {
+            // Should this Orrery vanish, the guard switches its tracing off.
+            crate::agent::undo_on_loss(
+                &n.conn,
+                session.owner(),
+                "trace",
+                (TRACE_MODULE, "stop_all", vec![]),
+            )
+            .await
+            .map_err(|e| format!("tracing on {}: {e}", n.info.name))?;
+        }
     }
     Ok(())
 }

@@ -18,13 +18,20 @@ use orrery::framing::read_message;
 
 impl DapClient {
     pub fn start() -> DapClient {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orrery"))
-            .arg("dap")
+        Self::start_with(&[])
+    }
+
+    /// `orrery dap` with extra environment variables.
+    pub fn start_with(envs: &[(&str, &str)]) -> DapClient {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+        cmd.arg("dap")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("orrery binary");
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("orrery binary");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();

@@ -2,6 +2,7 @@
 //! stopped by pid), and an LSP client speaking to the real `orrery` binary over stdio.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod dap;
 pub mod lsp;
 
@@ -124,8 +125,10 @@ impl TestNode {
                         .await;
                     let started = apps
                         .map(|a| {
-                            format!("{a:?}").contains("Atom { name: \"kv\" }")
-                                || format!("{a:?}").contains("\"orbit\"")
+                            let a = format!("{a:?}");
+                            a.contains("Atom { name: \"kv\" }")
+                                || a.contains("\"orbit\"")
+                                || a.contains("Atom { name: \"web\" }")
                         })
                         .unwrap_or(false);
                     c.close();

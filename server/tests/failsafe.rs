@@ -1,0 +1,289 @@
+//! The user's node is never harmed: saves and breakpoints on code shaped like real apps
+//! (config read at compile time, Agents, behaviour-only GenServers, busy servers,
+//! short-lived processes), and Orrery killed (SIGKILL) in each state. After each, the
+//! node is exactly as found: no module of ours, nothing suspended, no trace flag or
+//! pattern, the code of the build on disk, and no process crashed or restarted.
+
+mod support;
+
+use orrery::beam::term;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use support::check::{assert_healthy, health, not_pristine, wait_pristine};
+use support::dap::DapClient;
+use support::lsp::LspClient;
+use support::{edit_file as edit, rpc, wait_until, TestNode};
+
+const LONG: Duration = Duration::from_secs(90);
+const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
+/// The guard's grace period in these tests (Orrery's default is 10 s).
+const GRACE_MS: &str = "300";
+
+fn orchard() -> (tempfile::TempDir, TestNode) {
+    let dir = support::fixture_copy("orchard");
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("orch"),
+        &support::random_token("c"),
+    );
+    wait_until(LONG, "the app up", || {
+        rpc(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("plums")])
+            .ok()
+            .filter(|r| term::as_int(r).is_some())
+    });
+    (dir, node)
+}
+
+/// Save and wait for the message about `module`.
+fn save(c: &mut LspClient, path: &Path, module: &str) -> String {
+    let mut n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    loop {
+        let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
+        if msg.contains(module) {
+            return msg;
+        }
+        n += 1;
+    }
+}
+
+fn int(node: &TestNode, m: &str, f: &str, args: Vec<eetf::Term>) -> i64 {
+    term::as_int(&rpc(node, m, f, args).unwrap()).unwrap()
+}
+
+fn md5_on_disk(dir: &Path, app: &str, module: &str) -> Vec<u8> {
+    let beam = dir.join(format!("_build/dev/lib/{app}/ebin/{module}.beam"));
+    let out = std::process::Command::new("erl")
+        .args(["-noshell", "-eval"])
+        .arg(format!(
+            "{{ok, {{_, M}}}} = beam_lib:md5(\"{}\"), io:format(\"~w\", [binary_to_list(M)]), halt().",
+            beam.display()
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Vec<u8>>(&out.stdout).unwrap()
+}
+
+fn md5_loaded(node: &TestNode, module: &str) -> Vec<u8> {
+    let r = rpc(
+        node,
+        "erlang",
+        "get_module_info",
+        vec![term::atom(module), term::atom("md5")],
+    )
+    .unwrap();
+    match r {
+        eetf::Term::Binary(b) => b.bytes,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let ticker = dir.path().join("apps/store/lib/store/ticker.ex");
+    // Open in the editor: the watcher leaves open files to the editor's saves.
+    for f in ["store/lib/store/ticker.ex", "store/lib/store/bucket.ex", "store/lib/store/cache.ex", "web/lib/web/job.ex", "web/lib/web/busy.ex"] {
+        c.open(&dir.path().join("apps").join(f));
+    }
+
+    // Config read at compile time: an unchanged save compiles to mix's very module.
+    let msg = save(&mut c, &ticker, "Store.Ticker");
+    assert!(msg.contains("Store.Ticker") && msg.contains("swapped"), "{msg}");
+    assert_eq!(
+        md5_loaded(&node, "Elixir.Store.Ticker"),
+        md5_on_disk(dir.path(), "store", "Elixir.Store.Ticker"),
+        "an unchanged file compiles to the module mix built"
+    );
+    let label = rpc(&node, "Elixir.Store.Ticker", "label", vec![]).unwrap();
+    assert_eq!(term::as_string(&label).as_deref(), Some("dev"));
+    // It keeps ticking on its configured period (nil would have crashed it).
+    let n = int(&node, "Elixir.Store.Ticker", "count", vec![]);
+    wait_until(LONG, "ticks", || {
+        (int(&node, "Elixir.Store.Ticker", "count", vec![]) > n + 2).then_some(())
+    });
+
+    // An Agent (Agent.Server is its callback module): swapped, its state kept.
+    let bucket = dir.path().join("apps/store/lib/store/bucket.ex");
+    edit(&bucket, "def limit, do: @limit", "def limit, do: @limit + 1");
+    let msg = save(&mut c, &bucket, "Store.Bucket");
+    assert!(msg.contains("Store.Bucket") && msg.contains("swapped"), "{msg}");
+    assert_eq!(int(&node, "Elixir.Store.Bucket", "limit", vec![]), 1001);
+    let ticks = rpc(
+        &node,
+        "Elixir.Store.Bucket",
+        "get",
+        vec![term::atom("Elixir.Store.Bucket"), term::atom("ticks")],
+    )
+    .unwrap();
+    assert!(term::as_int(&ticks).unwrap_or(0) > 0, "{ticks:?}");
+
+    // A GenServer written against @behaviour GenServer (no code_change/3).
+    let cache = dir.path().join("apps/store/lib/store/cache.ex");
+    edit(&cache, "[] -> nil end", "[] -> :none end");
+    let msg = save(&mut c, &cache, "Store.Cache");
+    assert!(msg.contains("Store.Cache") && msg.contains("swapped"), "{msg}");
+
+    // A module run by short-lived processes, many times a second.
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    edit(&job, "    n\n  end", "    n + 0\n  end");
+    let msg = save(&mut c, &job, "Web.Job");
+    assert!(msg.contains("Web.Job") && msg.contains("swapped"), "{msg}");
+
+    // A busy GenServer: the swap says so, changes nothing, and the server runs on.
+    let busy = dir.path().join("apps/web/lib/web/busy.ex");
+    edit(&busy, "calls: s.calls + 1", "calls: s.calls + 2");
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.Web.Busy",
+        "work",
+        vec![term::int(7000)],
+        Duration::from_secs(30),
+    );
+    wait_until(LONG, "the busy call under way", || {
+        let st = rpc(&node, "erlang", "whereis", vec![term::atom("Elixir.Web.Busy")]).ok()?;
+        let info = rpc(
+            &node,
+            "erlang",
+            "process_info",
+            vec![st, term::atom("current_function")],
+        )
+        .ok()?;
+        format!("{info:?}").contains("sleep").then_some(())
+    });
+    let msg = save(&mut c, &busy, "Web.Busy");
+    assert!(msg.contains("busy") && msg.contains("nothing changed"), "{msg}");
+    assert_eq!(term::as_atom(&call.join().unwrap().unwrap()), Some("done"));
+    let again = support::rpc_in_background(
+        &node,
+        "Elixir.Web.Busy",
+        "work",
+        vec![term::int(1)],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        term::as_atom(&again.join().unwrap().unwrap()),
+        Some("done"),
+        "the busy server is not left suspended"
+    );
+
+    // Back to the sources on disk: the node runs mix's build again.
+    edit(&bucket, "def limit, do: @limit + 1", "def limit, do: @limit");
+    save(&mut c, &bucket, "Store.Bucket");
+    edit(&cache, "[] -> :none end", "[] -> nil end");
+    save(&mut c, &cache, "Store.Cache");
+    edit(&job, "    n + 0\n  end", "    n\n  end");
+    save(&mut c, &job, "Web.Job");
+    edit(&busy, "calls: s.calls + 2", "calls: s.calls + 1");
+    save(&mut c, &busy, "Web.Busy");
+    c.shutdown();
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
+
+/// A DAP session with a process paused at a breakpoint in code run by short-lived
+/// processes; `orrery dap` is then SIGKILLed. The guard resumes, disarms, restores.
+#[test]
+fn dap_killed_while_paused_leaves_the_node_as_found() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = DapClient::start_with(&[("ORRERY_GRACE_MS", GRACE_MS)]);
+    c.ok("initialize", json!({"adapterID": "orrery", "linesStartAt1": true}));
+    c.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path(), "record": true}),
+    );
+    c.wait_event("initialized", LONG);
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": job}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    c.wait_event("stopped", LONG);
+    assert!(!not_pristine(&node, APPS).is_empty(), "probes are in");
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGKILL);
+    }
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+    // The app goes on: jobs run again.
+    let n = int(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("apples")]);
+    wait_until(LONG, "jobs running", || {
+        (int(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("apples")]) > n)
+            .then_some(())
+    });
+}
+
+/// `orrery lsp` with call tracing and call times on, SIGKILLed: the guard removes the
+/// trace patterns and flags and the agent.
+#[test]
+fn lsp_killed_while_tracing_leaves_the_node_as_found() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = LspClient::start(&[("ORRERY_GRACE_MS", GRACE_MS)]);
+    c.initialize(
+        dir.path(),
+        json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200, "liveCallTime": true}),
+    );
+    c.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    c.open(&job);
+    let r = c.call(
+        "workspace/executeCommand",
+        json!({"command": "orrery.traceCalls", "arguments": ["Web.Job.run/1"]}),
+    );
+    assert!(r.get("error").is_none(), "{r}");
+    wait_until(LONG, "tracing on", || {
+        (!not_pristine(&node, APPS).is_empty()).then_some(())
+    });
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGKILL);
+    }
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
+
+/// SIGKILL in the middle of saves: whatever point the swap had reached, the node ends
+/// with its own code, nothing held suspended.
+#[test]
+fn lsp_killed_mid_swap_leaves_the_node_as_found() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = LspClient::start(&[("ORRERY_GRACE_MS", GRACE_MS)]);
+    c.initialize(
+        dir.path(),
+        json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200}),
+    );
+    c.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
+    let files = ["apps/store/lib/store/shelf.ex", "apps/store/lib/store/ticker.ex"];
+    for f in files {
+        c.open(&dir.path().join(f));
+    }
+    // Unchanged files: whether a swap lands or not, the code is mix's build.
+    for f in files {
+        c.notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": format!("file://{}", dir.path().join(f).display())}}),
+        );
+    }
+    // Wait for the first swap to begin (the compile node is up) and kill.
+    wait_until(LONG, "a compile under way", || {
+        c.seen
+            .iter()
+            .any(|v: &Value| v["method"] == "$/progress" || v["method"] == "window/logMessage")
+            .then_some(())
+    });
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGKILL);
+    }
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
