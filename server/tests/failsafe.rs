@@ -287,3 +287,98 @@ fn lsp_killed_mid_swap_leaves_the_node_as_found() {
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
 }
+
+fn dap_attach(dir: &Path, node: &TestNode, extra: Value) -> DapClient {
+    let mut c = DapClient::start_with(&[("ORRERY_GRACE_MS", GRACE_MS)]);
+    c.ok("initialize", json!({"adapterID": "orrery", "linesStartAt1": true}));
+    let mut args = json!({"node": node.node, "cookie": node.cookie, "cwd": dir});
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    c.ok("attach", args);
+    c.wait_event("initialized", LONG);
+    c
+}
+
+/// Evaluate at a breakpoint runs bounded, as the paused process, and audited; it cannot
+/// stop the node, exhaust its memory or run on forever.
+#[test]
+fn evaluate_is_bounded_and_cannot_stop_the_node() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = dap_attach(dir.path(), &node, json!({}));
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": job}, "breakpoints": [{"line": 5}]}),
+    );
+    let stopped = c.wait_event("stopped", LONG);
+    let thread = stopped["body"]["threadId"].as_i64().unwrap();
+    let st = c.ok("stackTrace", json!({"threadId": thread}));
+    let frame = st["stackFrames"][0]["id"].clone();
+    let eval = |c: &mut DapClient, e: &str| {
+        c.request(
+            "evaluate",
+            json!({"expression": e, "frameId": frame, "context": "repl"}),
+        )
+    };
+    let r = eval(&mut c, "System.halt()");
+    assert_eq!(r["success"], json!(false), "{r}");
+    assert!(r["message"].as_str().unwrap_or("").contains("stops the node"), "{r}");
+    let r = eval(&mut c, "Stream.cycle([1]) |> Enum.to_list()");
+    assert_eq!(r["success"], json!(false), "{r}");
+    assert!(r["message"].as_str().unwrap_or("").contains("memory"), "{r}");
+    let r = eval(&mut c, "receive do after 600_000 -> :never end");
+    assert_eq!(r["success"], json!(false), "{r}");
+    assert!(r["message"].as_str().unwrap_or("").contains("longer than"), "{r}");
+    // self() is the paused process, and its bindings are there.
+    let r = eval(&mut c, "{Process.info(self(), :current_function), n >= 0}");
+    assert_eq!(r["success"], json!(true), "{r}");
+    let shown = r["body"]["result"].as_str().unwrap_or("");
+    assert!(shown.contains("orrery_dbg_v1") && shown.contains("true"), "{r}");
+    let audit = std::fs::read_to_string(dir.path().join(".orrery/audit.log")).unwrap();
+    assert!(audit.contains("\"action\":\"evaluate\"") && audit.contains("System.halt"), "{audit}");
+    c.ok("disconnect", json!({}));
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+    // Nothing evaluate started is left running.
+    let stuck = rpc(
+        &node,
+        "Elixir.Code",
+        "eval_string",
+        vec![term::binary(
+            "for p <- Process.list(), match?({:current_function, {:erl_eval, _, _}}, Process.info(p, :current_function)), do: p",
+        )],
+    )
+    .unwrap();
+    assert!(format!("{stuck:?}").contains("Nil") || format!("{stuck:?}").contains("[]"), "{stuck:?}");
+}
+
+/// With `allowWrites: false` the debugger changes nothing: no probes, no recording, no
+/// evaluation beyond the frame's variables; each refusal says why.
+#[test]
+fn read_only_debug_session_changes_nothing() {
+    let (dir, node) = orchard();
+    let mut c = dap_attach(dir.path(), &node, json!({"allowWrites": false}));
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    let bps = c.ok(
+        "setBreakpoints",
+        json!({"source": {"path": job}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(false), "{bps}");
+    assert!(
+        bps["breakpoints"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("allowWrites"),
+        "{bps}"
+    );
+    let r = c.request("evaluate", json!({"expression": "1 + 1", "context": "repl"}));
+    assert_eq!(r["success"], json!(false), "{r}");
+    assert!(r["message"].as_str().unwrap_or("").contains("allowWrites"), "{r}");
+    // Only the agent is there; no module was touched.
+    let left = not_pristine(&node, APPS);
+    assert!(left.iter().all(|l| l.starts_with("module loaded: orrery")), "{left:?}");
+    c.ok("disconnect", json!({}));
+    wait_pristine(&node, APPS, LONG);
+}

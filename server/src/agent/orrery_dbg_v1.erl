@@ -11,7 +11,7 @@
 -module(orrery_dbg_v1).
 -export([start/1, stop/0, set_breakpoints/2, clear_module/1, probe/4, resume/2,
          paused/0, eval/2, server/1, record/2, history/2, timeline/1, recording/0,
-         request_pause/1, running/1, returned/4]).
+         request_pause/1, running/1, returned/4, eval_bounded/3]).
 
 
 %% Start (or re-point) the debugger server; Listener receives {orrery_dbg, Event}.
@@ -130,6 +130,69 @@ eval(Expr, Binding) ->
     catch
         C:R -> {error, iolist_to_binary(io_lib:format("~p: ~p", [C, R]))}
     end.
+
+%% The debugger's evaluate request, bounded: it runs in a process of its own with a heap
+%% limit and a time limit (killed past either), so no expression can exhaust the node's
+%% memory or keep running; self() in it is the paused process (Opts self). Calls that
+%% would stop the node (System.halt/stop, :init.stop, :erlang.halt) are refused.
+eval_bounded(Expr, Binding, Opts) ->
+    Self = maps:get(self, Opts, nil),
+    Timeout = maps:get(timeout, Opts, 10000),
+    Heap = maps:get(max_heap_words, Opts, 16777216),
+    case 'Elixir.Code':string_to_quoted(Expr) of
+        {error, E} -> {error, iolist_to_binary(io_lib:format("syntax error: ~p", [E]))};
+        {ok, Quoted} ->
+            case forbidden(Quoted) of
+                true ->
+                    {error, <<"evaluate does not run code that stops the node (System.halt/stop, :init.stop, :erlang.halt)">>};
+                false ->
+                    {Q, Binding2} = case is_pid(Self) of
+                                        true -> {subst_self(Quoted), [{orrery_self__, Self} | Binding]};
+                                        false -> {Quoted, Binding}
+                                    end,
+                    Caller = self(),
+                    Ref = make_ref(),
+                    {Pid, MRef} = spawn_opt(
+                                    fun() -> Caller ! {Ref, eval_quoted(Q, Binding2)} end,
+                                    [monitor, {max_heap_size, #{size => Heap, kill => true,
+                                                                error_logger => false}}]),
+                    receive
+                        {Ref, R} -> erlang:demonitor(MRef, [flush]), R;
+                        {'DOWN', MRef, process, Pid, killed} ->
+                            {error, <<"evaluate used more memory than its limit and was stopped; the node is unaffected">>};
+                        {'DOWN', MRef, process, Pid, Why} ->
+                            {error, iolist_to_binary(io_lib:format("~p", [Why]))}
+                    after Timeout ->
+                        exit(Pid, kill),
+                        erlang:demonitor(MRef, [flush]),
+                        {error, iolist_to_binary(io_lib:format(
+                                  "evaluate ran longer than ~b s and was stopped", [Timeout div 1000]))}
+                    end
+            end
+    end.
+
+eval_quoted(Q, Binding) ->
+    try
+        {Value, _} = 'Elixir.Code':eval_quoted(Q, Binding),
+        {ok, Value}
+    catch
+        C:R -> {error, iolist_to_binary(io_lib:format("~p: ~p", [C, R]))}
+    end.
+
+forbidden({{'.', _, [{'__aliases__', _, ['System']}, F]}, _, _}) when F =:= halt; F =:= stop ->
+    true;
+forbidden({{'.', _, [erlang, halt]}, _, _}) -> true;
+forbidden({{'.', _, [init, F]}, _, _}) when F =:= stop; F =:= restart; F =:= reboot -> true;
+forbidden(T) when is_tuple(T) -> lists:any(fun forbidden/1, tuple_to_list(T));
+forbidden([H | T]) -> forbidden(H) orelse forbidden(T);
+forbidden(_) -> false.
+
+%% self() becomes a variable bound to the paused process.
+subst_self({self, M, []}) -> {orrery_self__, M, nil};
+subst_self({{'.', _, [{'__aliases__', _, ['Kernel']}, self]}, M, []}) -> {orrery_self__, M, nil};
+subst_self(T) when is_tuple(T) -> list_to_tuple([subst_self(E) || E <- tuple_to_list(T)]);
+subst_self([H | T]) -> [subst_self(H) | subst_self(T)];
+subst_self(X) -> X.
 
 %% ---- pausing a running process -------------------------------------------------------
 %% pause on a thread: that process (or any, for Target = any) stops at its next probe.

@@ -441,6 +441,12 @@ impl Adapter {
             // Inside the language server: debug the node it is attached to.
             let node = session.node().to_string();
             let debugger = Debugger::on_session(&root, session, self.events_tx.clone()).await?;
+            let allowed = self
+                .shared
+                .as_ref()
+                .map(|c| c.settings().allow_writes())
+                .unwrap_or(false);
+            debugger.set_writes_allowed(args["allowWrites"].as_bool().unwrap_or(allowed));
             self.out.event("output", json!({"category": "console", "output": format!("Orrery: debugging {node} through the language server's connection\n")}));
             return self.started(debugger, args).await;
         }
@@ -448,6 +454,7 @@ impl Adapter {
             node: args["node"].as_str().map(str::to_string),
             cookie: args["cookie"].as_str().map(str::to_string),
             cookie_file: args["cookieFile"].as_str().map(PathBuf::from),
+            allow_writes: args["allowWrites"].as_bool(),
             ..Default::default()
         };
         let debugger = match (&settings.node, command) {
@@ -479,6 +486,7 @@ impl Adapter {
                 Debugger::attach(&root, &node, &cookie, Some(m), self.events_tx.clone()).await?
             }
         };
+        debugger.set_writes_allowed(settings.allow_writes());
         self.started(debugger, args).await
     }
 

@@ -225,6 +225,8 @@ pub struct Debugger {
     state: Arc<Mutex<State>>,
     /// False when the session belongs to the language server (see `dap::bridge`).
     owns_session: bool,
+    /// May this session change the node (probes are a hot swap; evaluate runs code)?
+    allow_writes: std::sync::atomic::AtomicBool,
     /// Tasks receiving the node's debugger events, stopped at disconnect.
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -251,6 +253,13 @@ impl State {
         t
     }
 }
+
+/// Why a read-only session (`allowWrites: false`) refuses what would change the node.
+const READ_ONLY: &str = "`allowWrites` is false for this node (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow it";
+const READ_ONLY_BREAKPOINTS: &str = "breakpoints load instrumented code into the node, and `allowWrites` is false for it (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow them";
+/// Evaluate runs at most this long, in at most this much heap (words), then is killed.
+const EVAL_TIMEOUT: Duration = Duration::from_secs(10);
+const EVAL_MAX_HEAP_WORDS: i64 = 16 * 1024 * 1024;
 
 pub(crate) fn lock(s: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|e| e.into_inner())
@@ -313,6 +322,7 @@ impl Debugger {
             index: Mutex::new(index),
             state,
             owns_session,
+            allow_writes: std::sync::atomic::AtomicBool::new(true),
             listeners: Mutex::new(vec![]),
         };
         lock(&dbg.state).paths = dbg.module_paths();
@@ -375,6 +385,13 @@ impl Debugger {
                 .collect()
         };
         let file = crate::core::normalize(file);
+        if reqs.is_empty() && !lock(&self.state).instrumented.contains_key(&file) {
+            // Nothing to arm, nothing armed: leave the module as it is.
+            return vec![];
+        }
+        if !reqs.is_empty() && !self.writes_allowed() {
+            return fail(READ_ONLY_BREAKPOINTS.into());
+        }
         if file.extension().is_some_and(|e| e == "exs") {
             return fail(
                 "breakpoints in .exs files (tests, scripts) are not supported: they are compiled \
@@ -488,6 +505,16 @@ impl Debugger {
         &self,
         reqs: &[(String, BreakpointReq)],
     ) -> Vec<BreakpointResult> {
+        if !reqs.is_empty() && !self.writes_allowed() {
+            return reqs
+                .iter()
+                .map(|(_, r)| BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(READ_ONLY_BREAKPOINTS.into()),
+                })
+                .collect();
+        }
         let old: Vec<String> = lock(&self.state).fn_bps.drain().map(|(m, _)| m).collect();
         let mut out = vec![];
         let mut touched: Vec<String> = old;
@@ -649,7 +676,22 @@ impl Debugger {
     }
 
     /// Turn recording on (bounded by `limit` events) for instrumented modules.
+    /// Whether this session may change the node (`allowWrites`).
+    pub fn writes_allowed(&self) -> bool {
+        self.allow_writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Set `allowWrites` for this session (a read-only session never instruments code,
+    /// records, or evaluates more than the frame's variables).
+    pub fn set_writes_allowed(&self, allowed: bool) {
+        self.allow_writes
+            .store(allowed, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub async fn set_recording(&self, on: bool, limit: i64) -> Result<(), String> {
+        if on && !self.writes_allowed() {
+            return Err(format!("recording needs breakpoint probes in the code: {READ_ONLY}"));
+        }
         let limits = map(vec![
             ("limit", int(limit.max(10))),
             ("bytes", int(64 * 1024 * 1024)),
@@ -931,11 +973,12 @@ impl Debugger {
         let p = frame_id.and_then(|f| self.paused(f / 1000));
         let bindings = p.as_ref().map(Self::current_bindings).unwrap_or_default();
         let expr = expr.trim();
-        if context == "hover" {
+        if context == "hover" || !self.writes_allowed() {
             // Side-effect free: only variables of the frame.
             return match bindings.iter().find(|(n, _)| n == expr) {
                 Some((n, v)) => Ok(lock(&self.state).vars.var(n, v)),
-                None => Err(format!("{expr} is not a variable of this frame")),
+                None if context == "hover" => Err(format!("{expr} is not a variable of this frame")),
+                None => Err(format!("only the frame's variables can be shown: {READ_ONLY}")),
             };
         }
         let conn = match &p {
@@ -949,10 +992,28 @@ impl Debugger {
                 .map(|(n, v)| term::tuple(vec![atom(n), v.clone()]))
                 .collect(),
         );
+        let opts = map(vec![
+            ("self", p.as_ref().map(|p| p.pid.clone()).unwrap_or(atom("nil"))),
+            ("timeout", int(EVAL_TIMEOUT.as_millis() as i64)),
+            ("max_heap_words", int(EVAL_MAX_HEAP_WORDS)),
+        ]);
+        let node_name = p.as_ref().map(|p| p.node.clone()).unwrap_or_else(|| self.session.node().to_string());
         let r = conn
-            .rpc(DBG_MODULE, "eval", vec![binary(expr), kw], T)
+            .rpc(DBG_MODULE, "eval_bounded", vec![binary(expr), kw, opts], EVAL_TIMEOUT + T)
             .await
             .map_err(|e| e.to_string())?;
+        let _ = crate::audit::append(
+            &self.root,
+            &crate::audit::Entry {
+                time: crate::audit::now_rfc3339(),
+                node: &node_name,
+                action: "evaluate",
+                target: &p.as_ref().map(|p| pretty::to_elixir_compact(&p.pid, 40)).unwrap_or_else(|| "node".into()),
+                before: None,
+                after: None,
+                detail: Some(expr),
+            },
+        );
         match term::as_tuple(&r) {
             Some([ok, v]) if term::is_atom(ok, "ok") => Ok(lock(&self.state).vars.var("result", v)),
             Some([_, e]) => {
