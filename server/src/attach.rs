@@ -27,6 +27,8 @@ pub struct NodeInfo {
     pub apps: Vec<(String, String)>,
     pub process_count: i64,
     pub nodes: Vec<String>,
+    /// Which incarnation of the node (changes when it restarts).
+    pub creation: i64,
 }
 
 impl NodeInfo {
@@ -40,6 +42,7 @@ impl NodeInfo {
                 .collect()
         };
         NodeInfo {
+            creation: term::get_int(t, "creation").unwrap_or(0),
             name: term::get(t, "node")
                 .and_then(term::as_atom)
                 .unwrap_or_default()

@@ -48,6 +48,8 @@ pub struct Core {
     pub debug_sessions: std::sync::atomic::AtomicUsize,
     /// Keeps the debug bridge's socket while the server runs (removed when dropped).
     pub bridge: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// Node name -> creation (incarnation) last seen attached.
+    incarnations: Mutex<HashMap<String, i64>>,
 }
 
 impl Default for Core {
@@ -73,12 +75,30 @@ impl Core {
             traced: Mutex::new(Default::default()),
             last_calls: Mutex::new(Default::default()),
             debug_sessions: Default::default(),
+            incarnations: Mutex::new(HashMap::new()),
             bridge: Mutex::new(None),
         }
     }
 
     pub fn settings(&self) -> Settings {
         self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A node (re)attached: versions kept for rollback belong to one incarnation of a
+    /// node, so a restarted node starts with none (its code is what it booted).
+    pub fn attached(&self, nodes: &[attach::NodeInfo]) {
+        let Ok(mut seen) = self.incarnations.lock() else {
+            return;
+        };
+        let mut restarted = false;
+        for n in nodes {
+            if let Some(old) = seen.insert(n.name.clone(), n.creation) {
+                restarted |= old != n.creation;
+            }
+        }
+        if restarted {
+            self.reloader.forget();
+        }
     }
 
     pub fn session(&self) -> Option<Session> {
@@ -495,7 +515,39 @@ impl Core {
             }
             safe.push((m, bin));
         }
-        let modules = safe;
+        // Load what changed: not the code the node already runs, not modules nobody loaded
+        // (the code server loads those when they are first used).
+        let mut modules = vec![];
+        let primary = session.primary().ok();
+        for (m, bin) in safe {
+            let dependent = !names.contains(&crate::beam::pretty::module_name(&m));
+            let needed = match &primary {
+                Some(conn) => conn
+                    .rpc(
+                        crate::agent::SWAP_MODULE,
+                        "needed",
+                        vec![
+                            crate::beam::term::atom(&m),
+                            eetf::Term::Binary(eetf::Binary::from(bin.clone())),
+                            crate::beam::term::atom(if dependent { "true" } else { "false" }),
+                        ],
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await
+                    .map(|r| !crate::beam::term::is_atom(&r, "false"))
+                    .unwrap_or(true),
+                None => true,
+            };
+            if needed {
+                modules.push((m, bin));
+            }
+        }
+        if modules.is_empty() {
+            return with_warnings(format!(
+                "{}: compiled; the node already runs this code, nothing to swap",
+                names.join(", ")
+            ));
+        }
         match self
             .reloader
             .swap(&session, Some(&root), modules, kind)

@@ -28,9 +28,14 @@ fn orchard() -> (tempfile::TempDir, TestNode) {
         &support::random_token("c"),
     );
     wait_until(LONG, "the app up", || {
-        rpc(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("plums")])
-            .ok()
-            .filter(|r| term::as_int(r).is_some())
+        rpc(
+            &node,
+            "Elixir.Store.Shelf",
+            "stock",
+            vec![term::binary("plums")],
+        )
+        .ok()
+        .filter(|r| term::as_int(r).is_some())
     });
     (dir, node)
 }
@@ -90,13 +95,20 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
     let ticker = dir.path().join("apps/store/lib/store/ticker.ex");
     // Open in the editor: the watcher leaves open files to the editor's saves.
-    for f in ["store/lib/store/ticker.ex", "store/lib/store/bucket.ex", "store/lib/store/cache.ex", "web/lib/web/job.ex", "web/lib/web/busy.ex"] {
+    for f in [
+        "store/lib/store/ticker.ex",
+        "store/lib/store/bucket.ex",
+        "store/lib/store/cache.ex",
+        "web/lib/web/job.ex",
+        "web/lib/web/busy.ex",
+    ] {
         c.open(&dir.path().join("apps").join(f));
     }
 
-    // Config read at compile time: an unchanged save compiles to mix's very module.
+    // Config read at compile time: an unchanged save compiles to mix's very module, so
+    // there is nothing to swap.
     let msg = save(&mut c, &ticker, "Store.Ticker");
-    assert!(msg.contains("Store.Ticker") && msg.contains("swapped"), "{msg}");
+    assert!(msg.contains("already runs this code"), "{msg}");
     assert_eq!(
         md5_loaded(&node, "Elixir.Store.Ticker"),
         md5_on_disk(dir.path(), "store", "Elixir.Store.Ticker"),
@@ -112,9 +124,16 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
 
     // An Agent (Agent.Server is its callback module): swapped, its state kept.
     let bucket = dir.path().join("apps/store/lib/store/bucket.ex");
-    edit(&bucket, "def limit, do: @limit", "def limit, do: @limit + 1");
+    edit(
+        &bucket,
+        "def limit, do: @limit",
+        "def limit, do: @limit + 1",
+    );
     let msg = save(&mut c, &bucket, "Store.Bucket");
-    assert!(msg.contains("Store.Bucket") && msg.contains("swapped"), "{msg}");
+    assert!(
+        msg.contains("Store.Bucket") && msg.contains("swapped"),
+        "{msg}"
+    );
     assert_eq!(int(&node, "Elixir.Store.Bucket", "limit", vec![]), 1001);
     let ticks = rpc(
         &node,
@@ -129,11 +148,14 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     let cache = dir.path().join("apps/store/lib/store/cache.ex");
     edit(&cache, "[] -> nil end", "[] -> :none end");
     let msg = save(&mut c, &cache, "Store.Cache");
-    assert!(msg.contains("Store.Cache") && msg.contains("swapped"), "{msg}");
+    assert!(
+        msg.contains("Store.Cache") && msg.contains("swapped"),
+        "{msg}"
+    );
 
     // A module run by short-lived processes, many times a second.
     let job = dir.path().join("apps/web/lib/web/job.ex");
-    edit(&job, "    n\n  end", "    n + 0\n  end");
+    edit(&job, "    n\n  end", "    {:ok, n}\n  end");
     let msg = save(&mut c, &job, "Web.Job");
     assert!(msg.contains("Web.Job") && msg.contains("swapped"), "{msg}");
 
@@ -148,7 +170,13 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
         Duration::from_secs(30),
     );
     wait_until(LONG, "the busy call under way", || {
-        let st = rpc(&node, "erlang", "whereis", vec![term::atom("Elixir.Web.Busy")]).ok()?;
+        let st = rpc(
+            &node,
+            "erlang",
+            "whereis",
+            vec![term::atom("Elixir.Web.Busy")],
+        )
+        .ok()?;
         let info = rpc(
             &node,
             "erlang",
@@ -159,7 +187,10 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
         format!("{info:?}").contains("sleep").then_some(())
     });
     let msg = save(&mut c, &busy, "Web.Busy");
-    assert!(msg.contains("busy") && msg.contains("nothing changed"), "{msg}");
+    assert!(
+        msg.contains("busy") && msg.contains("nothing changed"),
+        "{msg}"
+    );
     assert_eq!(term::as_atom(&call.join().unwrap().unwrap()), Some("done"));
     let again = support::rpc_in_background(
         &node,
@@ -175,11 +206,15 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     );
 
     // Back to the sources on disk: the node runs mix's build again.
-    edit(&bucket, "def limit, do: @limit + 1", "def limit, do: @limit");
+    edit(
+        &bucket,
+        "def limit, do: @limit + 1",
+        "def limit, do: @limit",
+    );
     save(&mut c, &bucket, "Store.Bucket");
     edit(&cache, "[] -> :none end", "[] -> nil end");
     save(&mut c, &cache, "Store.Cache");
-    edit(&job, "    n + 0\n  end", "    n\n  end");
+    edit(&job, "    {:ok, n}\n  end", "    n\n  end");
     save(&mut c, &job, "Web.Job");
     edit(&busy, "calls: s.calls + 2", "calls: s.calls + 1");
     save(&mut c, &busy, "Web.Busy");
@@ -195,7 +230,10 @@ fn dap_killed_while_paused_leaves_the_node_as_found() {
     let (dir, node) = orchard();
     let before = health(&node);
     let mut c = DapClient::start_with(&[("ORRERY_GRACE_MS", GRACE_MS)]);
-    c.ok("initialize", json!({"adapterID": "orrery", "linesStartAt1": true}));
+    c.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
     c.ok(
         "attach",
         json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path(), "record": true}),
@@ -215,9 +253,19 @@ fn dap_killed_while_paused_leaves_the_node_as_found() {
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
     // The app goes on: jobs run again.
-    let n = int(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("apples")]);
+    let n = int(
+        &node,
+        "Elixir.Store.Shelf",
+        "stock",
+        vec![term::binary("apples")],
+    );
     wait_until(LONG, "jobs running", || {
-        (int(&node, "Elixir.Store.Shelf", "stock", vec![term::binary("apples")]) > n)
+        (int(
+            &node,
+            "Elixir.Store.Shelf",
+            "stock",
+            vec![term::binary("apples")],
+        ) > n)
             .then_some(())
     });
 }
@@ -263,11 +311,25 @@ fn lsp_killed_mid_swap_leaves_the_node_as_found() {
         json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200}),
     );
     c.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
-    let files = ["apps/store/lib/store/shelf.ex", "apps/store/lib/store/ticker.ex"];
+    let files = [
+        "apps/store/lib/store/shelf.ex",
+        "apps/store/lib/store/ticker.ex",
+    ];
     for f in files {
         c.open(&dir.path().join(f));
     }
-    // Unchanged files: whether a swap lands or not, the code is mix's build.
+    // Edits: whether a swap lands before the kill or not, nothing is held suspended and
+    // each module runs either its old or its new code.
+    edit(
+        &dir.path().join(files[0]),
+        "items: 0}",
+        "items: 0, since: 0}",
+    );
+    edit(
+        &dir.path().join(files[1]),
+        "{:reply, n, n}",
+        "{:reply, n + 0 * 1, n}",
+    );
     for f in files {
         c.notify(
             "textDocument/didSave",
@@ -284,13 +346,25 @@ fn lsp_killed_mid_swap_leaves_the_node_as_found() {
     unsafe {
         libc::kill(c.pid() as i32, libc::SIGKILL);
     }
-    wait_pristine(&node, APPS, LONG);
+    // Everything but the two edited modules (whose new code may have landed) is as found.
+    let edited =
+        |l: &String| l.starts_with("Store.Shelf is not") || l.starts_with("Store.Ticker is not");
+    wait_until(LONG, "the node as found", || {
+        let left: Vec<String> = not_pristine(&node, APPS)
+            .into_iter()
+            .filter(|l| !edited(l))
+            .collect();
+        left.is_empty().then_some(())
+    });
     assert_healthy(&node, &before);
 }
 
 fn dap_attach(dir: &Path, node: &TestNode, extra: Value) -> DapClient {
     let mut c = DapClient::start_with(&[("ORRERY_GRACE_MS", GRACE_MS)]);
-    c.ok("initialize", json!({"adapterID": "orrery", "linesStartAt1": true}));
+    c.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
     let mut args = json!({"node": node.node, "cookie": node.cookie, "cwd": dir});
     for (k, v) in extra.as_object().unwrap() {
         args[k] = v.clone();
@@ -324,20 +398,38 @@ fn evaluate_is_bounded_and_cannot_stop_the_node() {
     };
     let r = eval(&mut c, "System.halt()");
     assert_eq!(r["success"], json!(false), "{r}");
-    assert!(r["message"].as_str().unwrap_or("").contains("stops the node"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stops the node"),
+        "{r}"
+    );
     let r = eval(&mut c, "Stream.cycle([1]) |> Enum.to_list()");
     assert_eq!(r["success"], json!(false), "{r}");
-    assert!(r["message"].as_str().unwrap_or("").contains("memory"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap_or("").contains("memory"),
+        "{r}"
+    );
     let r = eval(&mut c, "receive do after 600_000 -> :never end");
     assert_eq!(r["success"], json!(false), "{r}");
-    assert!(r["message"].as_str().unwrap_or("").contains("longer than"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap_or("").contains("longer than"),
+        "{r}"
+    );
     // self() is the paused process, and its bindings are there.
     let r = eval(&mut c, "{Process.info(self(), :current_function), n >= 0}");
     assert_eq!(r["success"], json!(true), "{r}");
     let shown = r["body"]["result"].as_str().unwrap_or("");
-    assert!(shown.contains("orrery_dbg_v1") && shown.contains("true"), "{r}");
+    assert!(
+        shown.contains("orrery_dbg_v1") && shown.contains("true"),
+        "{r}"
+    );
     let audit = std::fs::read_to_string(dir.path().join(".orrery/audit.log")).unwrap();
-    assert!(audit.contains("\"action\":\"evaluate\"") && audit.contains("System.halt"), "{audit}");
+    assert!(
+        audit.contains("\"action\":\"evaluate\"") && audit.contains("System.halt"),
+        "{audit}"
+    );
     c.ok("disconnect", json!({}));
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
@@ -351,7 +443,10 @@ fn evaluate_is_bounded_and_cannot_stop_the_node() {
         )],
     )
     .unwrap();
-    assert!(format!("{stuck:?}").contains("Nil") || format!("{stuck:?}").contains("[]"), "{stuck:?}");
+    assert!(
+        format!("{stuck:?}").contains("Nil") || format!("{stuck:?}").contains("[]"),
+        "{stuck:?}"
+    );
 }
 
 /// With `allowWrites: false` the debugger changes nothing: no probes, no recording, no
@@ -373,12 +468,54 @@ fn read_only_debug_session_changes_nothing() {
             .contains("allowWrites"),
         "{bps}"
     );
-    let r = c.request("evaluate", json!({"expression": "1 + 1", "context": "repl"}));
+    let r = c.request(
+        "evaluate",
+        json!({"expression": "1 + 1", "context": "repl"}),
+    );
     assert_eq!(r["success"], json!(false), "{r}");
-    assert!(r["message"].as_str().unwrap_or("").contains("allowWrites"), "{r}");
+    assert!(
+        r["message"].as_str().unwrap_or("").contains("allowWrites"),
+        "{r}"
+    );
     // Only the agent is there; no module was touched.
     let left = not_pristine(&node, APPS);
-    assert!(left.iter().all(|l| l.starts_with("module loaded: orrery")), "{left:?}");
+    assert!(
+        left.iter().all(|l| l.starts_with("module loaded: orrery")),
+        "{left:?}"
+    );
     c.ok("disconnect", json!({}));
     wait_pristine(&node, APPS, LONG);
+}
+
+/// Versions kept for rollback belong to one incarnation of the node: after a restart
+/// there is nothing to roll back to (the node runs what it booted).
+#[test]
+fn rollback_history_ends_when_the_node_restarts() {
+    let dir = support::fixture_copy("kv");
+    let (sname, cookie) = (support::random_token("kvi"), support::random_token("c"));
+    let mut node = TestNode::start_named(dir.path(), &sname, &cookie);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let calc = dir.path().join("lib/kv/calc.ex");
+    c.open(&calc);
+    edit(&calc, "a + b", "a + b + 100");
+    let msg = save(&mut c, &calc, "KV.Calc");
+    assert!(msg.contains("swapped"), "{msg}");
+    node.kill();
+    c.wait_status(LONG, "detached", |s| s["attached"] == json!(false));
+    edit(&calc, "a + b + 100", "a + b");
+    let node = TestNode::start_named(dir.path(), &sname, &cookie);
+    c.wait_status(LONG, "re-attached", |s| s["attached"] == json!(true));
+    let r = c.request(
+        "workspace/executeCommand",
+        json!({"command": "orrery.rollback", "arguments": ["KV.Calc"]}),
+        LONG,
+    );
+    let text = r.to_string();
+    assert!(text.contains("no previous version"), "{text}");
+    assert_eq!(
+        support::kv_add(&node),
+        3,
+        "the restarted node runs what it booted"
+    );
+    c.shutdown();
 }

@@ -190,7 +190,9 @@ async fn a_held_swap_aborts_when_orrery_goes_away() {
     let conn = orrery::beam::Connection::connect(&node.node, &node.cookie, t)
         .await
         .unwrap();
-    let _agent = orrery::agent::load(&conn, &orrery::agent::Owner::new()).await.unwrap();
+    let _agent = orrery::agent::load(&conn, &orrery::agent::Owner::new())
+        .await
+        .unwrap();
     let obj = conn
         .rpc(
             "code",

@@ -62,7 +62,11 @@ pub struct Owner {
 impl Owner {
     pub fn new() -> Owner {
         Owner {
-            id: format!("orrery-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            id: format!(
+                "orrery-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
         }
     }
 }
@@ -126,11 +130,7 @@ pub async fn load(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamE
         .rpc(
             GUARD_MODULE,
             "attach",
-            vec![
-                term::binary(&owner.id),
-                atom(conn.local_name()),
-                opts,
-            ],
+            vec![term::binary(&owner.id), atom(conn.local_name()), opts],
             STEP,
         )
         .await?;

@@ -51,6 +51,7 @@ summary() ->
       hidden => nodes(hidden),
       memory => erlang:memory(total),
       uptime_ms => element(1, erlang:statistics(wall_clock)),
+      creation => erlang:system_info(creation),
       agent => version()}.
 
 %% Per module: loaded?, md5, how many processes run it.

@@ -2,7 +2,7 @@
 %% the agent, removed at detach. Keep this file ASCII only (it is sent to the node as a
 %% charlist) and free of macros and includes (no epp on the way).
 -module(orrery_swap_v1).
--export([swap/3, swap_finish/2]).
+-export([swap/3, swap_finish/2, needed/3]).
 %% ---- hot swap ----------------------------------------------------------------------
 %% Load Bin as Mod the safe way: refuse while a process still runs old code; suspend the
 %% OTP processes whose callback module is Mod, back up their states, load, run
@@ -30,6 +30,22 @@ swap(Mod, Bin, Opts) ->
             case prepare_swap(Mod, Bin, Opts) of
                 {ok, Info, Undo} -> finish_swap(commit, Undo), {ok, Info};
                 Error -> Error
+            end
+    end.
+
+%% Whether a save has to load Bin as Mod: not when it is the code already running, and
+%% not for a module nobody loaded yet whose build on disk is the same code (or, for a
+%% dependent recompiled along, at all): the code server loads those when they are used.
+needed(Mod, Bin, Dependent) ->
+    New = case beam_lib:md5(Bin) of {ok, {_, M}} -> M; _ -> nil end,
+    case code:is_loaded(Mod) of
+        {file, _} -> erlang:get_module_info(Mod, md5) =/= New;
+        false when Dependent -> false;
+        false ->
+            case code:which(Mod) of
+                F when is_list(F) ->
+                    case beam_lib:md5(F) of {ok, {_, New}} -> false; _ -> true end;
+                _ -> true
             end
     end.
 

@@ -690,7 +690,9 @@ impl Debugger {
 
     pub async fn set_recording(&self, on: bool, limit: i64) -> Result<(), String> {
         if on && !self.writes_allowed() {
-            return Err(format!("recording needs breakpoint probes in the code: {READ_ONLY}"));
+            return Err(format!(
+                "recording needs breakpoint probes in the code: {READ_ONLY}"
+            ));
         }
         let limits = map(vec![
             ("limit", int(limit.max(10))),
@@ -977,8 +979,12 @@ impl Debugger {
             // Side-effect free: only variables of the frame.
             return match bindings.iter().find(|(n, _)| n == expr) {
                 Some((n, v)) => Ok(lock(&self.state).vars.var(n, v)),
-                None if context == "hover" => Err(format!("{expr} is not a variable of this frame")),
-                None => Err(format!("only the frame's variables can be shown: {READ_ONLY}")),
+                None if context == "hover" => {
+                    Err(format!("{expr} is not a variable of this frame"))
+                }
+                None => Err(format!(
+                    "only the frame's variables can be shown: {READ_ONLY}"
+                )),
             };
         }
         let conn = match &p {
@@ -993,13 +999,24 @@ impl Debugger {
                 .collect(),
         );
         let opts = map(vec![
-            ("self", p.as_ref().map(|p| p.pid.clone()).unwrap_or(atom("nil"))),
+            (
+                "self",
+                p.as_ref().map(|p| p.pid.clone()).unwrap_or(atom("nil")),
+            ),
             ("timeout", int(EVAL_TIMEOUT.as_millis() as i64)),
             ("max_heap_words", int(EVAL_MAX_HEAP_WORDS)),
         ]);
-        let node_name = p.as_ref().map(|p| p.node.clone()).unwrap_or_else(|| self.session.node().to_string());
+        let node_name = p
+            .as_ref()
+            .map(|p| p.node.clone())
+            .unwrap_or_else(|| self.session.node().to_string());
         let r = conn
-            .rpc(DBG_MODULE, "eval_bounded", vec![binary(expr), kw, opts], EVAL_TIMEOUT + T)
+            .rpc(
+                DBG_MODULE,
+                "eval_bounded",
+                vec![binary(expr), kw, opts],
+                EVAL_TIMEOUT + T,
+            )
             .await
             .map_err(|e| e.to_string())?;
         let _ = crate::audit::append(
@@ -1008,7 +1025,10 @@ impl Debugger {
                 time: crate::audit::now_rfc3339(),
                 node: &node_name,
                 action: "evaluate",
-                target: &p.as_ref().map(|p| pretty::to_elixir_compact(&p.pid, 40)).unwrap_or_else(|| "node".into()),
+                target: &p
+                    .as_ref()
+                    .map(|p| pretty::to_elixir_compact(&p.pid, 40))
+                    .unwrap_or_else(|| "node".into()),
                 before: None,
                 after: None,
                 detail: Some(expr),

@@ -166,6 +166,7 @@ impl Backend {
             while let Ok(ev) = events.recv().await {
                 match ev {
                     crate::attach::Event::Attached(nodes) => {
+                        self.core.attached(&nodes);
                         let names: Vec<_> = nodes.iter().map(|n| n.name.clone()).collect();
                         self.log(
                             MessageType::INFO,

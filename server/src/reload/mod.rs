@@ -29,7 +29,9 @@ pub enum SwapKind {
     Edit,
     /// Debugger probes; per module, the plain code of the same source when known (the
     /// guard puts it back at the end of the debug session; else what was loaded before).
-    Instrument { restore_to: HashMap<String, Vec<u8>> },
+    Instrument {
+        restore_to: HashMap<String, Vec<u8>>,
+    },
     /// The end of a debug session: the code that matches the source, back.
     Restore,
     /// A previous version, on the user's request.
