@@ -131,7 +131,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     );
     let msg = save(&mut c, &bucket, "Store.Bucket");
     assert!(
-        msg.contains("Store.Bucket") && msg.contains("swapped"),
+        msg.contains("Store.Bucket") && msg.contains(" swapped on "),
         "{msg}"
     );
     assert_eq!(int(&node, "Elixir.Store.Bucket", "limit", vec![]), 1001);
@@ -149,7 +149,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     edit(&cache, "[] -> nil end", "[] -> :none end");
     let msg = save(&mut c, &cache, "Store.Cache");
     assert!(
-        msg.contains("Store.Cache") && msg.contains("swapped"),
+        msg.contains("Store.Cache") && msg.contains(" swapped on "),
         "{msg}"
     );
 
@@ -157,7 +157,10 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     let job = dir.path().join("apps/web/lib/web/job.ex");
     edit(&job, "    n\n  end", "    {:ok, n}\n  end");
     let msg = save(&mut c, &job, "Web.Job");
-    assert!(msg.contains("Web.Job") && msg.contains("swapped"), "{msg}");
+    assert!(
+        msg.contains("Web.Job") && msg.contains(" swapped on "),
+        "{msg}"
+    );
 
     // A busy GenServer: the swap says so, changes nothing, and the server runs on.
     let busy = dir.path().join("apps/web/lib/web/busy.ex");
@@ -499,7 +502,7 @@ fn rollback_history_ends_when_the_node_restarts() {
     c.open(&calc);
     edit(&calc, "a + b", "a + b + 100");
     let msg = save(&mut c, &calc, "KV.Calc");
-    assert!(msg.contains("swapped"), "{msg}");
+    assert!(msg.contains(" swapped on "), "{msg}");
     node.kill();
     c.wait_status(LONG, "detached", |s| s["attached"] == json!(false));
     edit(&calc, "a + b + 100", "a + b");

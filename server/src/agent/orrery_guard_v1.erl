@@ -16,7 +16,7 @@
 %% Keep this file ASCII only, no macros, no -include.
 -module(orrery_guard_v1).
 -export([attach/3, undo_on_loss/3, forget_undo/2, set_restore/3, clear_restore/1,
-         restore_targets/0, restore_all/0, end_debug/0, status/0, init/1]).
+         restore_targets/0, restore_all/0, end_debug/0, status/0, init/1, swapped/1]).
 
 %% Modules Orrery loads, removed in this order; the guard itself goes last.
 ours() ->
@@ -52,8 +52,16 @@ clear_restore(Mod) ->
     catch ets:delete(orrery_guard_v1_restore, Mod),
     ok.
 
+%% A module Orrery swapped: its replaced code is purged when Orrery leaves, once no
+%% process runs it (a loop of the old code moves on at its next qualified call).
+swapped(Mod) ->
+    catch ets:insert(orrery_guard_v1_restore, {{swapped, Mod}, true}),
+    ok.
+
 restore_targets() ->
-    try ets:tab2list(orrery_guard_v1_restore) catch _:_ -> [] end.
+    try [E || E = {M, _} <- ets:tab2list(orrery_guard_v1_restore), is_atom(M)]
+    catch _:_ -> []
+    end.
 
 %% Load the source's code back into every instrumented module. [{Mod, ok | Reason}].
 restore_all() ->
@@ -198,8 +206,9 @@ cleanup(#{before := Before, loaded_by_us := LoadedByUs}) ->
     [catch erlang:apply(M, F, A) || {_, _, {M, F, A}} <- ets:tab2list(orrery_guard_v1_undo)],
     catch orrery_dbg_v1:stop(),
     Restored = restore_all(),
-    catch orrery_trace_v1:stop_all(),
+ catch orrery_trace_v1:stop_all(),
     catch orrery_calltime_v1:stop(),
+    [purge_when_free(M, 150) || {{swapped, M}, _} <- ets:tab2list(orrery_guard_v1_restore)],
     Left = unload_libs(before_set(Before), LoadedByUs) ++ unload_ours(),
     #{restored => Restored, left => Left}.
 

@@ -78,6 +78,16 @@ held(Caller, Ref, Mod, Bin, Opts, Hold) ->
             Caller ! {Ref, Error}
     end.
 
+%% The old code of Mod purged without killing anyone: processes in a loop of the old code
+%% usually move to the current code soon (their next fully qualified call), so wait up
+%% to Ms for that before refusing.
+old_code_freed(Mod, Ms) ->
+    case code:soft_purge(Mod) of
+        true -> true;
+        false when Ms =< 0 -> false;
+        false -> receive after 20 -> old_code_freed(Mod, Ms - 20) end
+    end.
+
 %% Everything but the resume: {ok, Info, Undo} with the processes still suspended, or
 %% {error, Reason} with every process resumed.
 prepare_swap(Mod, Bin, Opts) ->
@@ -94,7 +104,7 @@ prepare_swap(Mod, Bin, Opts) ->
                nil -> disk_binary(Mod, OldMd5);
                P -> P
            end,
-    case erlang:check_old_code(Mod) andalso not code:soft_purge(Mod) of
+    case erlang:check_old_code(Mod) andalso not old_code_freed(Mod, maps:get(old_wait, Opts, 3000)) of
         true ->
             {error, {old_code_in_use, Mod}};
         false ->
@@ -266,7 +276,7 @@ journal(Mod, Prev, Opts) ->
                 _ -> fun() -> ok end
             end;
         _ ->
-            fun() -> orrery_guard_v1:clear_restore(Mod) end
+            fun() -> orrery_guard_v1:clear_restore(Mod), orrery_guard_v1:swapped(Mod) end
     end.
 
 vsn_of(Mod) ->

@@ -1,0 +1,163 @@
+//! The sweep a new user's first hour amounts to, over a fixture shaped like real apps
+//! (tests/fixtures/orchard: an umbrella with config read at compile time, Agents,
+//! Registry via tuples, dynamic children, a TCP acceptor, ETS owners, a busy GenServer,
+//! short-lived processes): attach, hover every module, save every file unchanged and with
+//! a small edit and back, arm and disarm a breakpoint in every function while recording,
+//! detach. No process crashes or restarts, and the node ends exactly as it was found.
+
+mod support;
+
+use orrery::beam::term;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::check::{assert_healthy, health, wait_pristine};
+use support::dap::DapClient;
+use support::lsp::LspClient;
+use support::{rpc, wait_until, TestNode};
+
+const LONG: Duration = Duration::from_secs(90);
+const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
+
+fn sources(root: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "ex") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = vec![];
+    for app in ["store", "web"] {
+        walk(&root.join("apps").join(app).join("lib"), &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn save(c: &mut LspClient, path: &Path) -> String {
+    let n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+    v["params"]["message"].as_str().unwrap_or("").to_string()
+}
+
+/// 1-based lines of the first body line of every `def`/`defp ... do` (multi-line bodies).
+fn body_lines(src: &str) -> Vec<u32> {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut out = vec![];
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        if (t.starts_with("def ") || t.starts_with("defp ")) && t.ends_with(" do") {
+            out.push(i as u32 + 2);
+        }
+    }
+    out
+}
+
+#[test]
+fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
+    let dir = support::fixture_copy("orchard");
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("sweep"),
+        &support::random_token("c"),
+    );
+    wait_until(LONG, "the app up", || {
+        rpc(
+            &node,
+            "Elixir.Store.Shelf",
+            "stock",
+            vec![term::binary("plums")],
+        )
+        .ok()
+        .filter(|r| term::as_int(r).is_some())
+    });
+    let before = health(&node);
+    let files = sources(dir.path());
+    assert!(files.len() >= 10, "{files:?}");
+
+    // Language server: hovers, saves unchanged, edited, and back.
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    for f in &files {
+        let uri = c.open(f);
+        let src = std::fs::read_to_string(f).unwrap();
+        let h = support::lsp::hover(&mut c, &uri, support::lsp::after(&src, "defmodule "));
+        assert!(!h.is_empty(), "no hover on {}", f.display());
+    }
+    for f in &files {
+        let msg = save(&mut c, f);
+        assert!(
+            msg.contains("already runs this code"),
+            "{}: an unchanged save must compile to mix's build: {msg}",
+            f.display()
+        );
+    }
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap();
+        let end = src.rfind("end").unwrap();
+        let edited = format!("{}  def sweep_probe, do: :ok\n{}", &src[..end], &src[end..]);
+        std::fs::write(f, edited).unwrap();
+        let msg = save(&mut c, f);
+        assert!(msg.contains(" swapped on "), "{}: {msg}", f.display());
+        std::fs::write(f, &src).unwrap();
+        let msg = save(&mut c, f);
+        assert!(msg.contains(" swapped on "), "{} back: {msg}", f.display());
+    }
+    assert_healthy(&node, &before);
+    c.shutdown();
+    wait_pristine(&node, APPS, LONG);
+
+    // Debugger: a breakpoint in every function, armed and disarmed, recording on.
+    let mut d = DapClient::start();
+    d.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
+    d.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path(), "record": true, "recordLimit": 5000}),
+    );
+    d.wait_event("initialized", LONG);
+    for f in &files {
+        let src = std::fs::read_to_string(f).unwrap();
+        let lines = body_lines(&src);
+        if lines.is_empty() {
+            continue;
+        }
+        let bps: Vec<_> = lines.iter().map(|l| json!({"line": l})).collect();
+        let r = d.ok(
+            "setBreakpoints",
+            json!({"source": {"path": f}, "breakpoints": bps}),
+        );
+        let verified = r["breakpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["verified"] == json!(true))
+            .count();
+        assert!(verified > 0, "{}: {r}", f.display());
+        d.ok(
+            "setBreakpoints",
+            json!({"source": {"path": f}, "breakpoints": []}),
+        );
+        // Whoever stopped meanwhile goes on.
+        let threads = d.ok("threads", json!({}));
+        for t in threads["threads"].as_array().unwrap() {
+            if !t["name"].as_str().unwrap_or("").contains("running") {
+                let _ = d.request("continue", json!({"threadId": t["id"]}));
+            }
+        }
+    }
+    let tl = d.request("orrery/timeline", json!({}));
+    assert!(tl.get("success").is_some(), "{tl}");
+    d.ok("disconnect", json!({}));
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
