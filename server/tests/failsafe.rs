@@ -522,3 +522,73 @@ fn rollback_history_ends_when_the_node_restarts() {
     );
     c.shutdown();
 }
+
+/// The compile node killed in the middle of a compile: the save fails with a message,
+/// the node is untouched, and the next save works on a fresh compile node.
+#[test]
+fn compile_node_killed_mid_compile() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let shelf = dir.path().join("apps/store/lib/store/shelf.ex");
+    c.open(&shelf);
+    // A compile that takes a while (a module attribute computed slowly).
+    edit(
+        &shelf,
+        "@registry Store.Registry",
+        "@registry Store.Registry\n  @slow (Process.sleep(4000); 1)",
+    );
+    let n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", shelf.display())}}),
+    );
+    let lsp = c.pid();
+    // The compile node: a process of the language server's with `orrery_cc_` in its name.
+    let ppid = |pid: u32| -> Option<u32> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let cc = wait_until(LONG, "the compile node", || {
+        // Answer the server's requests (progress) while waiting.
+        let _ = c.call("orrery/status", Value::Null);
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            if !String::from_utf8_lossy(&cmd).contains("orrery_cc_") {
+                return None;
+            }
+            let mut p = pid;
+            for _ in 0..5 {
+                p = ppid(p)?;
+                if p == lsp {
+                    return Some(pid);
+                }
+            }
+            None
+        })
+    });
+    unsafe {
+        libc::kill(cc as i32, libc::SIGKILL);
+    }
+    let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+    let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
+    assert!(!msg.contains(" swapped on "), "{msg}");
+    assert!(support::pid_alive(lsp), "the language server survives");
+    // Back to the plain source: the save works on a new compile node.
+    edit(
+        &shelf,
+        "@registry Store.Registry\n  @slow (Process.sleep(4000); 1)",
+        "@registry Store.Registry",
+    );
+    let msg = save(&mut c, &shelf, "Store.Shelf");
+    assert!(msg.contains("already runs this code"), "{msg}");
+    c.shutdown();
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}

@@ -66,7 +66,7 @@ fn module_line(m: &ModuleOnNode) -> String {
         return format!("- `{}`: not loaded", m.node);
     }
     let stale = match m.stale {
-        Some(true) => " · **stale** (loaded code differs from the last build)",
+        Some(true) => " · **stale** (loaded code differs from `_build`: an edit swapped in and not yet built by mix, or a build the node has not loaded)",
         Some(false) => " · matches the last build",
         None => "",
     };
