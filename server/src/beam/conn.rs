@@ -72,7 +72,7 @@ impl Connection {
     pub async fn connect(node: &str, cookie: &str, timeout: Duration) -> Result<Self, BeamError> {
         let (name, host) = split_node_name(node)?;
         let port = epmd::port_of(name, host).await?;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        let stream = tokio::time::timeout(timeout, epmd::tcp_connect(host, port))
             .await
             .map_err(|_| BeamError::Timeout {
                 node: node.to_string(),
