@@ -60,13 +60,17 @@ pub async fn serve_stdio() {
     .custom_method("orrery/state", Backend::state)
     .custom_method("orrery/ets", Backend::ets)
     .custom_method("orrery/supervisionTree", Backend::supervision_tree)
-    .custom_method("orrery/malformed", Backend::malformed)
     .finish();
     let (guarded, server_in) = tokio::io::duplex(1 << 20);
-    tokio::spawn(guard::run(tokio::io::stdin(), guarded));
-    Server::new(server_in, tokio::io::stdout(), socket)
+    let (server_out, replies) = tokio::io::duplex(1 << 20);
+    let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(guard::pump_in(tokio::io::stdin(), guarded, errors_tx));
+    let out = tokio::spawn(guard::pump_out(replies, tokio::io::stdout(), errors_rx));
+    Server::new(server_in, server_out, socket)
         .serve(service)
         .await;
+    // Everything the server wrote reaches stdout before we go.
+    let _ = tokio::time::timeout(Duration::from_secs(2), out).await;
     // The client went away (exit, or the editor died and closed our stdin).
     core.shutdown().await;
 }
