@@ -48,6 +48,8 @@ pub struct Core {
     pub debug_sessions: std::sync::atomic::AtomicUsize,
     /// Keeps the debug bridge's socket while the server runs (removed when dropped).
     pub bridge: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// Saves per file, coalesced: a burst of saves is one compile and swap.
+    pub saves: crate::debounce::Debouncer,
 }
 
 impl Default for Core {
@@ -74,6 +76,10 @@ impl Core {
             last_calls: Mutex::new(Default::default()),
             debug_sessions: Default::default(),
             bridge: Mutex::new(None),
+            saves: crate::debounce::Debouncer::new(
+                std::time::Duration::from_millis(150),
+                std::time::Duration::from_secs(2),
+            ),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod core;
 pub mod dap;
+pub mod debounce;
 pub mod debug;
 pub mod demo;
 pub mod framing;

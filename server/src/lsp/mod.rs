@@ -440,9 +440,13 @@ impl LanguageServer for Backend {
         if path.extension().is_none_or(|e| e != "ex") {
             return;
         }
-        // Compile and swap in the background; the client is not kept waiting.
+        // Compile and swap in the background; the client is not kept waiting, and a burst
+        // of saves of one file is one compile and swap.
         if let Some(me) = self.background.lock().ok().and_then(|b| b.clone()) {
-            tokio::spawn(async move { me.on_saved(normalize(&path)).await });
+            self.core.saves.kick(normalize(&path), move |p| {
+                let me = me.clone();
+                async move { me.on_saved(p).await }
+            });
         }
     }
 
