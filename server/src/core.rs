@@ -9,7 +9,7 @@ use crate::managed::{self, ManagedNode};
 use crate::reload::compile_node::{Compiled, Diagnostic, Severity};
 use crate::reload::{Reloader, SaveOutcome};
 use crate::workspace::documents::{Document, Pos};
-use crate::workspace::index::{self, WorkspaceIndex};
+use crate::workspace::index::{self, WorkspaceIndex, MAX_INDEXED};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -223,14 +223,15 @@ impl Core {
 
     // ---- documents ----
 
-    pub fn open(&self, path: PathBuf, text: &str, version: i32) {
+    /// Track an opened document; `false` when it is too big to be indexed (it is tracked,
+    /// but has no symbols, hovers or live values).
+    pub fn open(&self, path: PathBuf, text: &str, version: i32) -> bool {
         if let Ok(mut d) = self.docs.write() {
             d.insert(path.clone(), Document::new(text, version));
         }
-        if let Ok(mut i) = self.index.write() {
-            i.update(path, text);
-        }
+        let indexed = self.index.write().is_ok_and(|mut i| i.update(path, text));
         self.refresh_now.notify_one();
+        indexed
     }
 
     pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {
@@ -244,6 +245,14 @@ impl Core {
             for (range, text) in changes {
                 doc.apply(range, &text, version);
             }
+            if doc.len_bytes() > MAX_INDEXED {
+                // Not indexed: no copy of the whole text per keystroke.
+                drop(docs);
+                if let Ok(mut i) = self.index.write() {
+                    i.remove(path);
+                }
+                return;
+            }
             doc.text()
         };
         if let Ok(mut i) = self.index.write() {
@@ -252,13 +261,31 @@ impl Core {
     }
 
     pub fn close(&self, path: &Path) {
-        if let Ok(mut d) = self.docs.write() {
-            d.remove(path);
-        }
+        let big = self
+            .docs
+            .write()
+            .ok()
+            .and_then(|mut d| d.remove(path))
+            .is_some_and(|d| d.len_bytes() > MAX_INDEXED);
         // Re-read from disk so the index reflects the saved file.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(mut i) = self.index.write() {
-                i.update(path.to_path_buf(), &text);
+        let on_disk = std::fs::metadata(path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        if on_disk <= MAX_INDEXED {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Ok(mut i) = self.index.write() {
+                    i.update(path.to_path_buf(), &text);
+                }
+            }
+        } else if let Ok(mut i) = self.index.write() {
+            i.remove(path);
+        }
+        if big {
+            // Give the freed pages of a big document back to the system.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe {
+                libc::malloc_trim(0);
             }
         }
     }

@@ -399,11 +399,22 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, p: DidOpenTextDocumentParams) {
         if let Some(path) = to_path(&p.text_document.uri) {
-            self.core.open(
+            let size = p.text_document.text.len();
+            let indexed = self.core.open(
                 normalize(&path),
                 &p.text_document.text,
                 p.text_document.version,
             );
+            if !indexed {
+                let msg = format!(
+                    "Orrery: {} is {:.1} MB, over the {} MB indexing limit: it is tracked but \
+                     not indexed (no symbols, hovers or live values in it)",
+                    path.display(),
+                    size as f64 / 1e6,
+                    crate::workspace::index::MAX_INDEXED / (1024 * 1024)
+                );
+                self.client.show_message(MessageType::WARNING, msg).await;
+            }
         }
     }
 
