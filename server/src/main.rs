@@ -77,7 +77,10 @@ fn main() -> std::process::ExitCode {
         Command::Lsp | Command::Dap => "warn",
         _ => "error",
     });
+    // Terms are bounded in depth on the wire (`beam::depth`); walks over them recurse
+    // within that bound, with room to spare.
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

@@ -187,3 +187,27 @@ mod tests {
         assert_eq!(as_int(&int(1 << 40)), Some(1 << 40));
     }
 }
+
+/// Whether `t` holds the atom `name` anywhere (an iterative walk: no depth limit).
+pub fn contains_atom(t: &Term, name: &str) -> bool {
+    let mut stack = vec![t];
+    while let Some(t) = stack.pop() {
+        match t {
+            Term::Atom(a) if a.name == name => return true,
+            Term::List(l) => stack.extend(&l.elements),
+            Term::ImproperList(l) => {
+                stack.extend(&l.elements);
+                stack.push(&l.last);
+            }
+            Term::Tuple(tp) => stack.extend(&tp.elements),
+            Term::Map(m) => {
+                for (k, v) in &m.map {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}

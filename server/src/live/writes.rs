@@ -272,6 +272,14 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
             return Err(format!("{e}; nothing was changed"));
         }
     };
+    let cut = crate::beam::depth::MARKER;
+    if term::contains_atom(&before, cut) || term::contains_atom(&after, cut) {
+        return Err(format!(
+            "the state of {target} is nested deeper than {} levels: Orrery cannot keep a \
+             copy of it to undo the change, so nothing was replaced",
+            crate::beam::depth::MAX_DEPTH
+        ));
+    }
     let a = Audit {
         action: "replace_state",
         target,
