@@ -53,6 +53,13 @@ impl LspClient {
         self.child.id()
     }
 
+    /// Write bytes as they are (no framing): for hostile-input tests.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
     pub fn send_raw(&mut self, body: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
@@ -102,6 +109,8 @@ impl LspClient {
                         if resp["id"] == json!(id) {
                             return resp;
                         }
+                        // Other responses (e.g. parse errors, `"id": null`) are kept.
+                        self.seen.push(resp);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -136,11 +145,13 @@ impl LspClient {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(v) => {
-                    if self.handle(v).is_none() {
-                        if let Some(last) = self.seen.last() {
-                            if pred(last) {
-                                return last.clone();
-                            }
+                    // Responses are kept too (see `request`).
+                    if let Some(resp) = self.handle(v) {
+                        self.seen.push(resp);
+                    }
+                    if let Some(last) = self.seen.last() {
+                        if pred(last) {
+                            return last.clone();
                         }
                     }
                 }
