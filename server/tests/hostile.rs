@@ -32,7 +32,11 @@ fn junk(rng: &mut StdRng) -> Vec<u8> {
         // Shorter than its body.
         1 => b"Content-Length: 7\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":1}".to_vec(),
         // Longer than its body.
-        2 => format!("Content-Length: {}\r\n\r\n{{\"a\":1", rng.gen_range(10..3000)).into_bytes(),
+        2 => format!(
+            "Content-Length: {}\r\n\r\n{{\"a\":1",
+            rng.gen_range(10..3000)
+        )
+        .into_bytes(),
         3 => b"Content-Length: 1000000000000\r\n\r\n{}".to_vec(),
         4 => b"Content-Length: 2\xff\xfe\x80\r\n\r\n{}".to_vec(),
         5 => b"Content-Type: x\r\n\r\n{}".to_vec(),
@@ -95,10 +99,9 @@ fn dap_survives_fuzzed_framing() {
     }
     assert!(rss_mb(c.pid()) < 200);
     c.ok("initialize", json!({"adapterID": "orrery"}));
-    assert!(c
-        .events
-        .iter()
-        .any(|e| e["body"]["output"].as_str().is_some_and(|o| o.contains("malformed"))));
+    assert!(c.events.iter().any(|e| e["body"]["output"]
+        .as_str()
+        .is_some_and(|o| o.contains("malformed"))));
     c.close_stdin();
     assert!(c.wait_exit(T));
 }
@@ -146,7 +149,11 @@ fn custom_requests_take_null_empty_or_no_params() {
             c.send_raw(&msg.to_string());
             let r = c.wait_seen(T, method, |v| v["id"] == json!(id));
             // Not attached: a plain error at most, never "invalid params".
-            assert_ne!(r["error"]["code"], json!(-32602), "{method} {params:?}: {r}");
+            assert_ne!(
+                r["error"]["code"],
+                json!(-32602),
+                "{method} {params:?}: {r}"
+            );
             c.seen.retain(|v| v["id"] != json!(id));
         }
     }
@@ -181,11 +188,20 @@ fn a_20_mb_document_is_tracked_not_indexed_and_released() {
                    "contentChanges": [{"range": {"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 0}}, "text": "x"}]}),
         );
     }
-    let syms = c.call("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}));
+    let syms = c.call(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
     assert!(syms.as_array().is_none_or(|s| s.is_empty()), "{syms}");
-    c.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}}));
+    c.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": uri}}),
+    );
     c.call("orrery/status", Value::Null);
     let closed_rss = rss_mb(c.pid());
-    assert!(closed_rss < 150, "rss after close: {closed_rss} MB (open: {open_rss} MB)");
+    assert!(
+        closed_rss < 150,
+        "rss after close: {closed_rss} MB (open: {open_rss} MB)"
+    );
     assert!(c.shutdown().success());
 }

@@ -20,11 +20,16 @@ use orrery::framing::read_message;
 
 impl LspClient {
     pub fn start(envs: &[(&str, &str)]) -> LspClient {
+        Self::start_logged(envs, Stdio::inherit())
+    }
+
+    /// Like `start`, with the server's stderr (its log) going to `stderr`.
+    pub fn start_logged(envs: &[(&str, &str)], stderr: impl Into<Stdio>) -> LspClient {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
         cmd.arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in envs {
             cmd.env(k, v);
         }
