@@ -8,7 +8,6 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -16,76 +15,6 @@ use support::lsp::LspClient;
 use support::{edit_file, fixture_copy, pid_alive};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn read(path: String) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_default()
-}
-
-/// `pid` and all its descendants.
-fn tree(root: u32) -> BTreeSet<u32> {
-    let mut all = BTreeSet::from([root]);
-    loop {
-        let before = all.len();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = String::from_utf8_lossy(&read(format!("/proc/{pid}/stat"))).into_owned();
-            // The parent pid is the second field after the `(comm)`.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            if ppid.is_some_and(|p| all.contains(&p)) {
-                all.insert(pid);
-            }
-        }
-        if all.len() == before {
-            return all;
-        }
-    }
-}
-
-/// Cookies handed to nodes through the environment.
-fn cookies(pids: &BTreeSet<u32>) -> BTreeSet<String> {
-    pids.iter()
-        .flat_map(|p| {
-            read(format!("/proc/{p}/environ"))
-                .split(|b| *b == 0)
-                .filter_map(|kv| kv.strip_prefix(b"ORRERY_NODE_COOKIE="))
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Local addresses (hex, as in /proc/net/tcp) of the listening sockets of `pids`.
-fn listening(pids: &BTreeSet<u32>) -> Vec<String> {
-    let mut inodes = BTreeSet::new();
-    for p in pids {
-        if let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) {
-            for fd in fds.flatten() {
-                if let Ok(l) = std::fs::read_link(fd.path()) {
-                    let l = l.to_string_lossy().into_owned();
-                    if let Some(i) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                        inodes.insert(i.to_string());
-                    }
-                }
-            }
-        }
-    }
-    let mut out = vec![];
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = String::from_utf8_lossy(&read(table.to_string())).into_owned();
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // local_address, state (0A = LISTEN), inode
-            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
-                out.push(f[1].split(':').next().unwrap_or("").to_string());
-            }
-        }
-    }
-    out
-}
 
 /// Files under `dir` (not following links) that contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8], since: SystemTime) -> Vec<String> {
@@ -173,37 +102,13 @@ fn a_full_session_keeps_the_cookie_and_the_nodes_private() {
     }
     assert_eq!(swapped(&c), 2, "20 saves and then one more: two swaps");
 
-    // Every process Orrery started: the app node, the compile node (and their children).
-    let procs = tree(c.pid());
-    let secrets = cookies(&procs);
+    // Every process Orrery started (the app node, the compile node): no cookie in argv,
+    // listening on loopback only.
+    let secrets = support::procs::assert_private(c.pid());
     assert!(
         secrets.len() >= 2,
         "app and compile node cookies: {secrets:?}"
     );
-    for p in &procs {
-        let cmdline = read(format!("/proc/{p}/cmdline"));
-        for s in &secrets {
-            assert!(
-                !cmdline.windows(s.len()).any(|w| w == s.as_bytes()),
-                "cookie in the argv of {p}: {}",
-                String::from_utf8_lossy(&cmdline)
-            );
-        }
-        let text = String::from_utf8_lossy(&cmdline).into_owned();
-        assert!(
-            !text.contains("-setcookie") && !text.contains("--cookie"),
-            "{text}"
-        );
-    }
-    let addrs = listening(&procs);
-    assert!(!addrs.is_empty(), "the nodes listen somewhere");
-    for a in &addrs {
-        let loopback = a == "0100007F" || a == "00000000000000000000000001000000";
-        assert!(
-            loopback,
-            "a listening socket not on loopback: {a} (all: {addrs:?})"
-        );
-    }
 
     // A state nested 10,000 levels deep: refused with a reason, the server stays up.
     let status = c.call("orrery/status", Value::Null);

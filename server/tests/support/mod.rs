@@ -4,6 +4,7 @@
 
 pub mod dap;
 pub mod lsp;
+pub mod procs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
