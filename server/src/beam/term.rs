@@ -168,26 +168,6 @@ pub fn get_int(t: &Term, key: &str) -> Option<i64> {
     get(t, key).and_then(as_int)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn module_atoms() {
-        assert_eq!(module_atom("KV.Bucket"), "Elixir.KV.Bucket");
-        assert_eq!(module_atom(":lists"), "lists");
-        assert_eq!(module_atom("Elixir.A"), "Elixir.A");
-    }
-
-    #[test]
-    fn strings_round_trip() {
-        assert_eq!(as_string(&binary("héllo")).unwrap(), "héllo");
-        assert_eq!(as_string(&charlist("abc")).unwrap(), "abc");
-        assert_eq!(as_string(&charlist("é")).unwrap(), "é");
-        assert_eq!(as_int(&int(1 << 40)), Some(1 << 40));
-    }
-}
-
 /// Whether `t` holds the atom `name` anywhere (an iterative walk: no depth limit).
 pub fn contains_atom(t: &Term, name: &str) -> bool {
     let mut stack = vec![t];
@@ -210,4 +190,24 @@ pub fn contains_atom(t: &Term, name: &str) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_atoms() {
+        assert_eq!(module_atom("KV.Bucket"), "Elixir.KV.Bucket");
+        assert_eq!(module_atom(":lists"), "lists");
+        assert_eq!(module_atom("Elixir.A"), "Elixir.A");
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        assert_eq!(as_string(&binary("héllo")).unwrap(), "héllo");
+        assert_eq!(as_string(&charlist("abc")).unwrap(), "abc");
+        assert_eq!(as_string(&charlist("é")).unwrap(), "é");
+        assert_eq!(as_int(&int(1 << 40)), Some(1 << 40));
+    }
 }
