@@ -199,6 +199,17 @@ pub fn bound(body: &[u8], limit: usize) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// An error when `t` was cut here: a write must not put a cut copy back on the node.
+pub fn refuse_cut(t: &eetf::Term, what: &str) -> Result<(), String> {
+    if super::term::contains_atom(t, MARKER) {
+        return Err(format!(
+            "the state of {what} is nested deeper than {MAX_DEPTH} levels: Orrery cannot keep \
+             a copy of it to undo the change, so nothing was replaced"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@
 use crate::agent;
 use crate::attach::{AttachedNode, Session};
 use crate::audit;
+use crate::beam::depth;
 use crate::beam::pretty::{self, Limits};
 use crate::beam::term::{self, atom, binary, charlist, int, list, tuple};
 use eetf::Term;
@@ -272,14 +273,8 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
             return Err(format!("{e}; nothing was changed"));
         }
     };
-    let cut = crate::beam::depth::MARKER;
-    if term::contains_atom(&before, cut) || term::contains_atom(&after, cut) {
-        return Err(format!(
-            "the state of {target} is nested deeper than {} levels: Orrery cannot keep a \
-             copy of it to undo the change, so nothing was replaced",
-            crate::beam::depth::MAX_DEPTH
-        ));
-    }
+    depth::refuse_cut(&before, target)?;
+    depth::refuse_cut(&after, target)?;
     let a = Audit {
         action: "replace_state",
         target,
