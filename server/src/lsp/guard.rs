@@ -76,7 +76,15 @@ where
     let mut frames = FramedRead::new(server_out, FrameCodec::new(usize::MAX));
     let mut out = FramedWrite::new(output, FrameCodec::default());
     loop {
+        // Errors first: a parse error is queued before the server even sees the message
+        // that follows it, so it reaches the client before that message's reply.
         tokio::select! {
+            biased;
+            Some(e) = errors.recv() => {
+                if out.send(&e).await.is_err() {
+                    return;
+                }
+            }
             f = frames.next() => match f {
                 Some(Ok(Ok(body))) => {
                     if out.send(&body[..]).await.is_err() {
@@ -86,11 +94,6 @@ where
                 Some(Ok(Err(_))) => {}
                 Some(Err(_)) | None => return,
             },
-            Some(e) = errors.recv() => {
-                if out.send(&e).await.is_err() {
-                    return;
-                }
-            }
         }
     }
 }
