@@ -3,7 +3,6 @@
 //! workspace, one JSON object per line. Never holds the cookie.
 
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One audited write.
@@ -57,16 +56,14 @@ pub fn log_path(root: &Path) -> PathBuf {
 /// Append an entry. Errors are returned so the caller can tell the user; the write to
 /// the node has already happened by then, so callers log before acting where possible.
 pub fn append(root: &Path, entry: &Entry<'_>) -> std::io::Result<()> {
+    // It holds full state backups: 0600 in a 0700 `.orrery/`.
+    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+    line.push('\n');
     let path = log_path(root);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::private::private_dir(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
-    writeln!(f, "{line}")
+    crate::private::append_private(&path, line.as_bytes())
 }
 
 #[cfg(test)]

@@ -6,14 +6,15 @@ use crate::attach::{self, Session, Status};
 use crate::config::Settings;
 use crate::live::{Interest, LiveModel};
 use crate::managed::{self, ManagedNode};
-use crate::reload::compile_node::{Compiled, Diagnostic, Severity};
-use crate::reload::{Reloader, SaveOutcome, SwapKind};
+use crate::reload::Reloader;
 use crate::workspace::documents::{Document, Pos};
-use crate::workspace::index::{self, WorkspaceIndex};
+use crate::workspace::index::{self, WorkspaceIndex, MAX_INDEXED};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
+
+mod save;
 
 /// How the session was set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -50,6 +51,8 @@ pub struct Core {
     pub bridge: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     /// Node name -> creation (incarnation) last seen attached.
     incarnations: Mutex<HashMap<String, i64>>,
+    /// Saves per file, coalesced: a burst of saves is one compile and swap.
+    pub saves: crate::debounce::Debouncer,
 }
 
 impl Default for Core {
@@ -77,6 +80,10 @@ impl Core {
             debug_sessions: Default::default(),
             incarnations: Mutex::new(HashMap::new()),
             bridge: Mutex::new(None),
+            saves: crate::debounce::Debouncer::new(
+                std::time::Duration::from_millis(150),
+                std::time::Duration::from_secs(2),
+            ),
         }
     }
 
@@ -237,14 +244,15 @@ impl Core {
 
     // ---- documents ----
 
-    pub fn open(&self, path: PathBuf, text: &str, version: i32) {
+    /// Track an opened document; `false` when it is too big to be indexed (it is tracked,
+    /// but has no symbols, hovers or live values).
+    pub fn open(&self, path: PathBuf, text: &str, version: i32) -> bool {
         if let Ok(mut d) = self.docs.write() {
             d.insert(path.clone(), Document::new(text, version));
         }
-        if let Ok(mut i) = self.index.write() {
-            i.update(path, text);
-        }
+        let indexed = self.index.write().is_ok_and(|mut i| i.update(path, text));
         self.refresh_now.notify_one();
+        indexed
     }
 
     pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {
@@ -258,6 +266,14 @@ impl Core {
             for (range, text) in changes {
                 doc.apply(range, &text, version);
             }
+            if doc.len_bytes() > MAX_INDEXED {
+                // Not indexed: no copy of the whole text per keystroke.
+                drop(docs);
+                if let Ok(mut i) = self.index.write() {
+                    i.remove(path);
+                }
+                return;
+            }
             doc.text()
         };
         if let Ok(mut i) = self.index.write() {
@@ -266,13 +282,31 @@ impl Core {
     }
 
     pub fn close(&self, path: &Path) {
-        if let Ok(mut d) = self.docs.write() {
-            d.remove(path);
-        }
+        let big = self
+            .docs
+            .write()
+            .ok()
+            .and_then(|mut d| d.remove(path))
+            .is_some_and(|d| d.len_bytes() > MAX_INDEXED);
         // Re-read from disk so the index reflects the saved file.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(mut i) = self.index.write() {
-                i.update(path.to_path_buf(), &text);
+        let on_disk = std::fs::metadata(path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        if on_disk <= MAX_INDEXED {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if let Ok(mut i) = self.index.write() {
+                    i.update(path.to_path_buf(), &text);
+                }
+            }
+        } else if let Ok(mut i) = self.index.write() {
+            i.remove(path);
+        }
+        if big {
+            // Give the freed pages of a big document back to the system.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free heap memory.
+            unsafe {
+                libc::malloc_trim(0);
             }
         }
     }
@@ -365,228 +399,6 @@ impl Core {
     pub fn mix_root(&self) -> Option<PathBuf> {
         let root = self.root.read().ok().and_then(|r| r.clone())?;
         managed::find_mix_root(&root)
-    }
-
-    /// A file was saved (or changed on disk): compile it in isolation and hot-swap the
-    /// result into every attached node.
-    pub async fn save(&self, path: &Path) -> SaveOutcome {
-        let settings = self.settings();
-        let not_loaded = |reason: String| SaveOutcome::NotLoaded {
-            reason,
-            warnings: vec![],
-        };
-        let Some(root) = self.mix_root() else {
-            return not_loaded("not in a mix project: nothing to compile".into());
-        };
-        // A file that defines the same module twice is refused before compiling.
-        let names: Vec<String> = self
-            .index
-            .read()
-            .ok()
-            .and_then(|i| {
-                i.file(path)
-                    .map(|f| f.modules.iter().map(|m| m.name.clone()).collect())
-            })
-            .unwrap_or_default();
-        if let Some(dup) = names
-            .iter()
-            .find(|n| names.iter().filter(|m| m == n).count() > 1)
-        {
-            return not_loaded(format!(
-                "{} defines {dup} twice: fix that before it can be swapped",
-                path.display()
-            ));
-        }
-        // Users of its macros and structs are recompiled against the new code too.
-        let dependents = match self.index.read() {
-            Ok(idx) => crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p)),
-            Err(_) => vec![],
-        };
-        let compiled = match self
-            .reloader
-            .compile_with(&root, path, &dependents, settings.compile_timeout())
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return not_loaded(format!("could not compile {}: {e}", path.display())),
-        };
-        let (modules, warnings, stale) = match compiled {
-            Compiled::TimedOut => {
-                let secs = settings.compile_timeout().as_secs_f64();
-                return SaveOutcome::CompileFailed {
-                    errors: vec![Diagnostic {
-                        file: path.to_path_buf(),
-                        line: 1,
-                        column: 0,
-                        severity: Severity::Error,
-                        message: format!(
-                            "compiling took longer than {secs} s (a macro that never finishes?); it was stopped and nothing was loaded"
-                        ),
-                    }],
-                    warnings: vec![],
-                };
-            }
-            Compiled::Failed { errors, warnings } => {
-                return SaveOutcome::CompileFailed { errors, warnings }
-            }
-            Compiled::Ok {
-                modules,
-                warnings,
-                stale,
-            } => (modules, warnings, stale),
-        };
-        let mut modules = modules;
-        let mut stale: Vec<String> = match self.index.read() {
-            Ok(idx) => stale
-                .iter()
-                .map(|(file, why)| {
-                    let mods = crate::reload::dependents::modules_of(&idx, file);
-                    let rel = file
-                        .strip_prefix(&root)
-                        .unwrap_or(file)
-                        .display()
-                        .to_string();
-                    format!(
-                        "{} ({rel} does not compile against it: {why})",
-                        mods.join(", ")
-                    )
-                })
-                .collect(),
-            Err(_) => vec![],
-        };
-        let with_warnings = |reason: String| SaveOutcome::NotLoaded {
-            reason,
-            warnings: warnings.clone(),
-        };
-        if modules.is_empty() {
-            return with_warnings(format!(
-                "{} defines no module: nothing to load",
-                path.display()
-            ));
-        }
-        if !settings.allow_writes() {
-            return with_warnings(
-                "compiled cleanly, not loaded: `allowWrites` is false for this node".into(),
-            );
-        }
-        let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
-            return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
-        };
-        // Modules with breakpoints armed by a debug session are recompiled *with* their
-        // probes, so the breakpoints survive the save.
-        let mut kind = SwapKind::Edit;
-        if self.has_breakpoints(&session, &modules).await {
-            // What the guard puts back when the debug session ends: this edit, plain.
-            kind = SwapKind::Instrument {
-                restore_to: modules.iter().cloned().collect(),
-            };
-            match self
-                .reloader
-                .instrument(&root, path, settings.compile_timeout())
-                .await
-            {
-                Ok(inst) => {
-                    for (m, b) in inst.modules {
-                        if let Some(slot) = modules.iter_mut().find(|(n, _)| *n == m) {
-                            slot.1 = b;
-                        }
-                    }
-                }
-                Err(e) => {
-                    return with_warnings(format!(
-                        "could not keep the breakpoints of {}: {e}",
-                        path.display()
-                    ))
-                }
-            }
-        }
-        let mut safe = vec![];
-        for (m, bin) in std::mem::take(&mut modules) {
-            if let Some(why) = self.reloader.unsafe_reason(&bin).await {
-                let name = crate::beam::pretty::module_name(&m);
-                if !names.contains(&name) {
-                    // A dependent: swap the rest, say it is stale.
-                    stale.push(format!("{name} (not swapped: {why})"));
-                    continue;
-                }
-                return with_warnings(format!(
-                    "{name} was not swapped: {why}; restart the node to load it"
-                ));
-            }
-            safe.push((m, bin));
-        }
-        // Load what changed: not the code the node already runs, not modules nobody loaded
-        // (the code server loads those when they are first used).
-        let mut modules = vec![];
-        let primary = session.primary().ok();
-        for (m, bin) in safe {
-            let dependent = !names.contains(&crate::beam::pretty::module_name(&m));
-            let needed = match &primary {
-                Some(conn) => conn
-                    .rpc(
-                        crate::agent::SWAP_MODULE,
-                        "needed",
-                        vec![
-                            crate::beam::term::atom(&m),
-                            eetf::Term::Binary(eetf::Binary::from(bin.clone())),
-                            crate::beam::term::atom(if dependent { "true" } else { "false" }),
-                        ],
-                        std::time::Duration::from_secs(10),
-                    )
-                    .await
-                    .map(|r| !crate::beam::term::is_atom(&r, "false"))
-                    .unwrap_or(true),
-                None => true,
-            };
-            if needed {
-                modules.push((m, bin));
-            }
-        }
-        if modules.is_empty() {
-            return with_warnings(format!(
-                "{}: compiled; the node already runs this code, nothing to swap",
-                names.join(", ")
-            ));
-        }
-        match self
-            .reloader
-            .swap(&session, Some(&root), modules, kind)
-            .await
-        {
-            Ok(mut report) => {
-                report.warnings = warnings;
-                report.stale = stale;
-                SaveOutcome::Swapped(report)
-            }
-            Err(reason) => with_warnings(reason),
-        }
-    }
-
-    /// Whether any of `modules` has breakpoints armed on the node (by any Orrery).
-    async fn has_breakpoints(
-        &self,
-        session: &crate::attach::Session,
-        modules: &[(String, Vec<u8>)],
-    ) -> bool {
-        use crate::beam::term::{atom, is_atom, tuple};
-        let Ok(conn) = session.primary() else {
-            return false;
-        };
-        for (m, _) in modules {
-            let key = tuple(vec![atom("orrery_dbg_v1"), atom(m)]);
-            let r = conn
-                .rpc(
-                    "persistent_term",
-                    "get",
-                    vec![key, atom("undefined")],
-                    std::time::Duration::from_secs(5),
-                )
-                .await;
-            if r.is_ok_and(|t| !is_atom(&t, "undefined")) {
-                return true;
-            }
-        }
-        false
     }
 
     /// Roll a module (as written in source, `KV.Bucket`) back to its previous version.

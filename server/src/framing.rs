@@ -1,34 +1,39 @@
 //! Blocking `Content-Length` framing for JSON messages (LSP and DAP), for clients of the
-//! `orrery` binary: the benchmarks and the end-to-end tests. The servers themselves use
-//! async framing in `lsp/guard.rs` and `dap/wire.rs`.
+//! `orrery` binary: the benchmarks and the end-to-end tests. It parses headers and bodies
+//! with the servers' codec ([`crate::codec`]); only the servers resynchronise after junk.
 
+use crate::codec::{parse_body, parse_header};
 use serde_json::Value;
 use std::io::{BufRead, Write};
 
 /// Read one framed message; `None` at end of input or on a malformed frame.
 pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
-    let mut len = None;
+    let mut header = vec![];
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
+        let mut line = vec![];
+        if r.read_until(b'\n', &mut line).ok()? == 0 {
             return None;
         }
-        let line = line.trim_end();
-        if line.is_empty() {
+        if line == b"\r\n" || line == b"\n" {
+            if header.is_empty() {
+                continue;
+            }
             break;
         }
-        if let Some(v) = line.strip_prefix("Content-Length: ") {
-            len = v.parse::<usize>().ok();
-        }
+        header.extend_from_slice(&line);
     }
-    let mut buf = vec![0; len?];
+    if header.ends_with(b"\r\n") {
+        header.truncate(header.len() - 2);
+    }
+    let len = parse_header(&header).ok()?;
+    let mut buf = vec![0; len];
     r.read_exact(&mut buf).ok()?;
-    serde_json::from_slice(&buf).ok()
+    parse_body(&buf).ok()
 }
 
 /// Write one framed message.
 pub fn write_message(w: &mut impl Write, body: &str) -> std::io::Result<()> {
-    write!(w, "Content-Length: {}\r\n\r\n{}", body.len(), body)?;
+    w.write_all(&crate::codec::frame(body.as_bytes()))?;
     w.flush()
 }
 

@@ -43,9 +43,27 @@ enum Command {
 
 fn init_tracing(default: &str) {
     // Logs go to stderr: stdout carries the protocol. Editors file stderr under errors,
-    // so the servers only log warnings unless ORRERY_LOG says otherwise.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ORRERY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // so the servers only log warnings unless ORRERY_LOG (else RUST_LOG) says otherwise.
+    let filter = ["ORRERY_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        })
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    // tower-lsp-server logs every raw message at trace level, `initializationOptions` and
+    // `workspace/configuration` replies included: those carry the cookie. Never enabled.
+    let filter = [
+        "tower_lsp_server::codec",
+        "tower_lsp_server::service::client",
+    ]
+    .into_iter()
+    .fold(filter, |f, target| match format!("{target}=off").parse() {
+        Ok(d) => f.add_directive(d),
+        Err(_) => f,
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -59,7 +77,10 @@ fn main() -> std::process::ExitCode {
         Command::Lsp | Command::Dap => "warn",
         _ => "error",
     });
+    // Terms are bounded in depth on the wire (`beam::depth`); walks over them recurse
+    // within that bound, with room to spare.
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

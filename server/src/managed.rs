@@ -1,6 +1,6 @@
 //! The embedded default: with no `node` configured, Orrery runs the workspace's own app as
-//! a managed node (`elixir --sname <app>_orrery_<id> --cookie <random> -S mix run --no-halt`),
-//! forwards its output, and stops it on shutdown. The node halts by itself when Orrery dies
+//! a managed node (`elixir --sname <app>_orrery_<id> -S mix run --no-halt`, a random cookie
+//! passed privately and loopback only: see [`crate::private`]), forwards its output, and stops it on shutdown. The node halts by itself when Orrery dies
 //! (it watches its stdin), so no orphan BEAM is left behind; an EPMD we started is stopped
 //! too when no other node uses it.
 //!
@@ -168,7 +168,6 @@ impl ManagedNode {
         let root = root.to_path_buf();
         let app = app_name(&root);
         let host = crate::config::local_hostname().unwrap_or_else(|| "localhost".into());
-        let epmd_was_up = epmd::names(&host).await.is_ok();
 
         // Compile first, so a broken project gives the compiler's output, not a dead node.
         let mut compile = Command::new("mix");
@@ -203,8 +202,9 @@ impl ManagedNode {
         let short = format!("{}_orrery_{}", app, random_token(6).to_lowercase());
         let node = format!("{short}@{host}");
         let cookie = random_token(20);
-        let mut cmd = Command::new("elixir");
-        cmd.args(["--sname", &short, "--cookie", &cookie, "-e", WATCHDOG]);
+        let started_epmd = crate::private::ensure_epmd(&host).await;
+        let mut cmd = crate::private::elixir_node(&short, &cookie, false);
+        cmd.args(["-e", WATCHDOG]);
         if launch.gated {
             cmd.args(["-e", &gate_code()]);
         }
@@ -269,7 +269,7 @@ impl ManagedNode {
             pid,
             stdin,
             exit,
-            started_epmd: !epmd_was_up,
+            started_epmd,
             tail,
         };
         // Wait until the node is registered in EPMD, or it exits.

@@ -72,7 +72,7 @@ impl Connection {
     pub async fn connect(node: &str, cookie: &str, timeout: Duration) -> Result<Self, BeamError> {
         let (name, host) = split_node_name(node)?;
         let port = epmd::port_of(name, host).await?;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        let stream = tokio::time::timeout(timeout, epmd::tcp_connect(host, port))
             .await
             .map_err(|_| BeamError::Timeout {
                 node: node.to_string(),
@@ -423,7 +423,9 @@ async fn reader(rd: tokio::net::tcp::OwnedReadHalf, inner: Arc<Inner>) {
             );
             continue;
         }
-        match Message::read_from(&mut &buf[1..]) {
+        // Terms nested past a bound are cut here, before any recursive decode or walk.
+        let body = super::depth::bound(&buf[1..], super::depth::MAX_DEPTH);
+        match Message::read_from(&mut &body[..]) {
             Ok(msg) => route(&inner, msg),
             Err(e) => tracing::warn!("ignoring a message we could not decode: {e}"),
         }

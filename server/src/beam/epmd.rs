@@ -18,12 +18,30 @@ async fn client(
     let no_epmd = || BeamError::NoEpmd {
         host: host.to_string(),
     };
-    let stream = tokio::time::timeout(EPMD_TIMEOUT, TcpStream::connect((host, port)))
+    let stream = tokio::time::timeout(EPMD_TIMEOUT, tcp_connect(host, port))
         .await
         .map_err(|_| no_epmd())?
         .map_err(|_| no_epmd())?;
     let _ = stream.set_nodelay(true);
     Ok(EpmdClient::new(stream.compat()))
+}
+
+/// Connect to `host:port`; for this machine's own name, fall back to 127.0.0.1 (the nodes
+/// and EPMD Orrery starts listen on loopback only, and the host name may resolve to
+/// another local address, e.g. Debian's 127.0.1.1).
+pub(crate) async fn tcp_connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    match TcpStream::connect((host, port)).await {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let local =
+                host == "localhost" || crate::config::local_hostname().is_some_and(|h| h == host);
+            if local {
+                TcpStream::connect(("127.0.0.1", port)).await
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Names and ports of the nodes registered on `host`.

@@ -2,6 +2,7 @@
 //! This module knows nothing about LSP or DAP.
 
 pub mod conn;
+pub mod depth;
 pub mod epmd;
 pub mod error;
 pub mod pretty;

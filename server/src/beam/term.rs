@@ -168,6 +168,30 @@ pub fn get_int(t: &Term, key: &str) -> Option<i64> {
     get(t, key).and_then(as_int)
 }
 
+/// Whether `t` holds the atom `name` anywhere (an iterative walk: no depth limit).
+pub fn contains_atom(t: &Term, name: &str) -> bool {
+    let mut stack = vec![t];
+    while let Some(t) = stack.pop() {
+        match t {
+            Term::Atom(a) if a.name == name => return true,
+            Term::List(l) => stack.extend(&l.elements),
+            Term::ImproperList(l) => {
+                stack.extend(&l.elements);
+                stack.push(&l.last);
+            }
+            Term::Tuple(tp) => stack.extend(&tp.elements),
+            Term::Map(m) => {
+                for (k, v) in &m.map {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

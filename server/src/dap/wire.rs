@@ -1,13 +1,13 @@
-//! DAP framing: `Content-Length` headers, JSON bodies; one writer task owns stdout.
+//! DAP messages over the shared framing ([`crate::codec`]); one writer task owns stdout.
 
+use crate::codec::{parse_body, FrameCodec};
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-
-/// Largest message we accept.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Sends responses and events; cheap to clone.
 #[derive(Clone)]
@@ -57,15 +57,12 @@ impl Out {
 }
 
 /// The writer task: frames every message onto `w`. Ends when every `Out` is dropped.
-pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
-    mut w: W,
-) -> (Out, tokio::task::JoinHandle<()>) {
+pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(w: W) -> (Out, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let handle = tokio::spawn(async move {
+        let mut w = FramedWrite::new(w, FrameCodec::default());
         while let Some(v) = rx.recv().await {
-            let body = v.to_string();
-            let frame = format!("Content-Length: {}\r\n\r\n{body}", body.len());
-            if w.write_all(frame.as_bytes()).await.is_err() || w.flush().await.is_err() {
+            if w.send(&v).await.is_err() {
                 return;
             }
         }
@@ -81,54 +78,27 @@ pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
 
 /// Reads framed messages.
 pub struct Reader<R> {
-    r: BufReader<R>,
+    r: FramedRead<R, FrameCodec>,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
     pub fn new(r: R) -> Self {
         Self {
-            r: BufReader::new(r),
+            r: FramedRead::new(r, FrameCodec::default()),
         }
     }
 
-    /// The next message; `Ok(None)` at end of input; `Err` for a malformed one (the
-    /// stream stays usable).
+    /// The next message; `Ok(None)` at end of input (or when it cannot be read); `Err` for
+    /// a malformed one (the stream stays usable and goes on at the next valid header).
     pub async fn next(&mut self) -> Result<Option<Value>, String> {
-        let mut len = None;
-        let mut saw = false;
-        loop {
-            let mut line = String::new();
-            match self.r.read_line(&mut line).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                if saw {
-                    break;
-                }
-                continue;
-            }
-            saw = true;
-            if let Some((k, v)) = l.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse::<usize>().ok();
-                }
-            }
+        match self.r.next().await {
+            None | Some(Err(_)) => Ok(None),
+            Some(Ok(Err(bad))) => Err(bad.0),
+            Some(Ok(Ok(body))) => match parse_body(&body)? {
+                v if v.is_object() => Ok(Some(v)),
+                _ => Err("a DAP message must be a JSON object".into()),
+            },
         }
-        let len = len.ok_or("missing Content-Length")?;
-        if len > MAX_BODY {
-            return Err(format!("message of {len} bytes is too large"));
-        }
-        let mut buf = vec![0; len];
-        self.r
-            .read_exact(&mut buf)
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&buf)
-            .map(Some)
-            .map_err(|e| format!("invalid JSON: {e}"))
     }
 }
 

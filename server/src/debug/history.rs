@@ -258,12 +258,10 @@ impl Debugger {
             }
         }
         let doc = json!({"orreryRecording": 1, "root": self.root, "events": events});
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(
+        // Recorded bindings are node data: 0600, in a 0700 directory.
+        crate::private::write_private(
             path,
-            serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?,
+            &serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(json!({"path": path, "events": events.len()}))

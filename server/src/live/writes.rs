@@ -16,6 +16,7 @@
 use crate::agent;
 use crate::attach::{AttachedNode, Session};
 use crate::audit;
+use crate::beam::depth;
 use crate::beam::pretty::{self, Limits};
 use crate::beam::term::{self, atom, binary, charlist, int, list, tuple};
 use eetf::Term;
@@ -272,6 +273,8 @@ pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Va
             return Err(format!("{e}; nothing was changed"));
         }
     };
+    depth::refuse_cut(&before, target)?;
+    depth::refuse_cut(&after, target)?;
     let a = Audit {
         action: "replace_state",
         target,

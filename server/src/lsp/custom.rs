@@ -48,11 +48,14 @@ pub struct EtsParams {
 }
 
 impl Backend {
-    pub(super) async fn status(&self) -> Result<Value> {
+    // Every request takes `null`, `{}` or no params alike (the transport turns omitted
+    // params into `null`; see `guard`).
+    pub(super) async fn status(&self, _: Option<Value>) -> Result<Value> {
         Ok(self.core.status_json().await)
     }
 
-    pub(super) async fn processes(&self, p: ProcessesParams) -> Result<Value> {
+    pub(super) async fn processes(&self, p: Option<ProcessesParams>) -> Result<Value> {
+        let p = p.unwrap_or_default();
         views::processes(
             &session(&self.core)?,
             p.sort.as_deref().unwrap_or("memory"),
@@ -67,7 +70,8 @@ impl Backend {
         state_of(&self.core, p).await
     }
 
-    pub(super) async fn ets(&self, p: EtsParams) -> Result<Value> {
+    pub(super) async fn ets(&self, p: Option<EtsParams>) -> Result<Value> {
+        let p = p.unwrap_or_default();
         let mut tables = p.tables;
         tables.extend(p.table);
         if tables.is_empty() {
@@ -78,20 +82,7 @@ impl Backend {
             .map_err(failed)
     }
 
-    /// Stands in for a message that could not be parsed (see `guard`).
-    pub(super) async fn malformed(&self, p: Value) -> Result<Value> {
-        let reason = p
-            .get("reason")
-            .and_then(|r| r.as_str())
-            .unwrap_or("malformed message");
-        Err(Error {
-            code: tower_lsp_server::jsonrpc::ErrorCode::ParseError,
-            message: format!("Orrery could not read a message: {reason}").into(),
-            data: None,
-        })
-    }
-
-    pub(super) async fn supervision_tree(&self) -> Result<Value> {
+    pub(super) async fn supervision_tree(&self, _: Option<Value>) -> Result<Value> {
         views::supervision_tree(&session(&self.core)?)
             .await
             .map_err(failed)

@@ -1,90 +1,99 @@
-//! A guard in front of the LSP transport. `tokio_util`'s framed reader ends the stream on
-//! the first undecodable message, which would take the server down on one bad byte. This
-//! task re-frames stdin itself and turns each malformed message into a request for
-//! `orrery/malformed`, which answers with a parse error: the client hears about it and the
-//! server keeps running.
+//! The LSP transport around tower-lsp-server. Our own framing ([`crate::codec`]) reads
+//! stdin: a bad frame never stops the server (tower-lsp's codec would end the stream) and
+//! gets a JSON-RPC parse error with `"id": null`; the server goes on at the next valid
+//! header. Custom requests (`orrery/*`) get their omitted params as `null`, so every one
+//! of them takes `null`, `{}` or nothing alike. Replies from tower-lsp and our parse
+//! errors are merged frame by frame onto stdout.
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use crate::codec::{parse_body, FrameCodec};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
-/// Largest message we accept (bigger ones are skipped and reported).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The parse error for a message that could not be read.
+pub fn parse_error(reason: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": format!("Orrery could not read a message: {reason}")},
+    })
+}
 
-/// Copy framed messages from `input` to `output`, replacing malformed ones.
-pub async fn run<R, W>(input: R, mut output: W)
+/// `orrery/*` requests without params get `"params": null`.
+fn normalize(v: &mut Value) {
+    let custom = v["method"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("orrery/"));
+    if let (true, Some(obj)) = (custom, v.as_object_mut()) {
+        obj.entry("params").or_insert(Value::Null);
+    }
+}
+
+/// Read framed messages from `input`; pass good ones to the server (`server_in`), answer
+/// bad ones through `errors`. Ends at the end of `input`.
+pub async fn pump_in<R, W>(input: R, server_in: W, errors: mpsc::UnboundedSender<Value>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut input = BufReader::new(input);
-    let mut bad = 0u64;
-    loop {
-        let mut content_len: Option<usize> = None;
-        let mut saw_header = false;
-        loop {
-            let mut line = String::new();
-            match input.read_line(&mut line).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+    let mut frames = FramedRead::new(input, FrameCodec::default());
+    let mut out = FramedWrite::new(server_in, FrameCodec::default());
+    while let Some(item) = frames.next().await {
+        let reason = match item {
+            Err(e) => {
+                tracing::warn!("reading stdin: {e}");
+                return;
             }
-            let l = line.trim_end_matches(['\r', '\n']);
-            if l.is_empty() {
-                if saw_header {
-                    break;
+            Ok(Err(bad)) => bad.0,
+            Ok(Ok(body)) => match parse_body(&body) {
+                Ok(mut v) => {
+                    normalize(&mut v);
+                    if out.send(&v).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            saw_header = true;
-            if let Some((k, v)) = l.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("content-length") {
-                    content_len = v.trim().parse().ok();
-                }
-            }
-        }
-        let replacement = |reason: String, bad: &mut u64| {
-            *bad += 1;
-            tracing::warn!("malformed LSP message: {reason}");
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": format!("orrery-malformed-{bad}"),
-                "method": "orrery/malformed",
-                "params": { "reason": reason },
-            })
-            .to_string()
-            .into_bytes()
+                Err(e) => e,
+            },
         };
-        let body = match content_len {
-            None => replacement("missing or invalid Content-Length header".into(), &mut bad),
-            Some(n) if n > MAX_BODY => {
-                let mut sink = tokio::io::sink();
-                if tokio::io::copy(&mut (&mut input).take(n as u64), &mut sink)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                replacement(
-                    format!("message of {n} bytes is over the {MAX_BODY} byte limit"),
-                    &mut bad,
-                )
-            }
-            Some(n) => {
-                let mut buf = vec![0u8; n];
-                if input.read_exact(&mut buf).await.is_err() {
-                    return;
-                }
-                match serde_json::from_slice::<serde_json::Value>(&buf) {
-                    Ok(v) if v.is_object() || v.is_array() => buf,
-                    Ok(_) => replacement("a JSON-RPC message must be an object".into(), &mut bad),
-                    Err(e) => replacement(format!("invalid JSON: {e}"), &mut bad),
-                }
-            }
-        };
-        let header = format!("Content-Length: {}\r\n\r\n", body.len());
-        if output.write_all(header.as_bytes()).await.is_err()
-            || output.write_all(&body).await.is_err()
-            || output.flush().await.is_err()
-        {
+        tracing::warn!("malformed LSP message: {reason}");
+        if errors.send(parse_error(&reason)).is_err() {
             return;
+        }
+    }
+}
+
+/// Copy the server's frames (`server_out`) and our parse errors onto `output`, one whole
+/// frame at a time. Ends when the server's output ends.
+pub async fn pump_out<R, W>(server_out: R, output: W, mut errors: mpsc::UnboundedReceiver<Value>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // The server's own frames: well formed, and of any size.
+    let mut frames = FramedRead::new(server_out, FrameCodec::new(usize::MAX));
+    let mut out = FramedWrite::new(output, FrameCodec::default());
+    loop {
+        // Errors first: a parse error is queued before the server even sees the message
+        // that follows it, so it reaches the client before that message's reply.
+        tokio::select! {
+            biased;
+            Some(e) = errors.recv() => {
+                if out.send(&e).await.is_err() {
+                    return;
+                }
+            }
+            f = frames.next() => match f {
+                Some(Ok(Ok(body))) => {
+                    if out.send(&body[..]).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Err(_))) => {}
+                Some(Err(_)) | None => return,
+            },
         }
     }
 }
@@ -94,15 +103,23 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn malformed_messages_become_requests_and_framing_survives() {
-        let input = b"Content-Length: 9\r\n\r\n{not jsonContent-Length: 2\r\n\r\n{}X-Junk: 1\r\n\r\nContent-Length: 2\r\n\r\n[]".to_vec();
-        let mut out = vec![];
-        run(&input[..], &mut out).await;
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("orrery-malformed-1"), "{text}");
-        assert!(text.contains("invalid JSON"), "{text}");
-        assert!(text.contains("Content-Length: 2\r\n\r\n{}"), "{text}");
-        assert!(text.contains("missing or invalid Content-Length"), "{text}");
-        assert!(text.ends_with("[]"), "{text}");
+    async fn bad_frames_get_parse_errors_and_good_ones_pass() {
+        let input = b"Content-Length: 9\r\n\r\n{not jsonContent-Length: 2\r\n\r\n{}X-Junk: 1\r\n\r\nContent-Length: 2\r\n\r\n[]Content-Length: 33\r\n\r\n{\"id\":1,\"method\":\"orrery/status\"}\xff\xfe\r\n\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut passed = vec![];
+        pump_in(&input[..], &mut passed, tx).await;
+        let text = String::from_utf8(passed).unwrap();
+        assert!(text.contains("\"params\":null"), "{text}");
+        assert_eq!(text.matches("Content-Length").count(), 4, "{text}");
+        let mut errors = vec![];
+        while let Ok(e) = rx.try_recv() {
+            assert_eq!(e["id"], Value::Null);
+            errors.push(e["error"]["message"].as_str().unwrap().to_string());
+        }
+        assert!(
+            errors.iter().any(|e| e.contains("invalid JSON")),
+            "{errors:?}"
+        );
+        assert!(errors.len() >= 2, "{errors:?}");
     }
 }

@@ -60,13 +60,17 @@ pub async fn serve_stdio() {
     .custom_method("orrery/state", Backend::state)
     .custom_method("orrery/ets", Backend::ets)
     .custom_method("orrery/supervisionTree", Backend::supervision_tree)
-    .custom_method("orrery/malformed", Backend::malformed)
     .finish();
     let (guarded, server_in) = tokio::io::duplex(1 << 20);
-    tokio::spawn(guard::run(tokio::io::stdin(), guarded));
-    Server::new(server_in, tokio::io::stdout(), socket)
+    let (server_out, replies) = tokio::io::duplex(1 << 20);
+    let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(guard::pump_in(tokio::io::stdin(), guarded, errors_tx));
+    let out = tokio::spawn(guard::pump_out(replies, tokio::io::stdout(), errors_rx));
+    Server::new(server_in, server_out, socket)
         .serve(service)
         .await;
+    // Everything the server wrote reaches stdout before we go.
+    let _ = tokio::time::timeout(Duration::from_secs(2), out).await;
     // The client went away (exit, or the editor died and closed our stdin).
     core.shutdown().await;
 }
@@ -396,11 +400,22 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, p: DidOpenTextDocumentParams) {
         if let Some(path) = to_path(&p.text_document.uri) {
-            self.core.open(
+            let size = p.text_document.text.len();
+            let indexed = self.core.open(
                 normalize(&path),
                 &p.text_document.text,
                 p.text_document.version,
             );
+            if !indexed {
+                let msg = format!(
+                    "Orrery: {} is {:.1} MB, over the {} MB indexing limit: it is tracked but \
+                     not indexed (no symbols, hovers or live values in it)",
+                    path.display(),
+                    size as f64 / 1e6,
+                    crate::workspace::index::MAX_INDEXED / (1024 * 1024)
+                );
+                self.client.show_message(MessageType::WARNING, msg).await;
+            }
         }
     }
 
@@ -437,9 +452,13 @@ impl LanguageServer for Backend {
         if path.extension().is_none_or(|e| e != "ex") {
             return;
         }
-        // Compile and swap in the background; the client is not kept waiting.
+        // Compile and swap in the background; the client is not kept waiting, and a burst
+        // of saves of one file is one compile and swap.
         if let Some(me) = self.background.lock().ok().and_then(|b| b.clone()) {
-            tokio::spawn(async move { me.on_saved(normalize(&path)).await });
+            self.core.saves.kick(normalize(&path), move |p| {
+                let me = me.clone();
+                async move { me.on_saved(p).await }
+            });
         }
     }
 

@@ -8,7 +8,7 @@ use eetf::Term;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const HELPER: &str = include_str!("orrery_compiler.ex");
 const HELPER_MODULE: &str = "Elixir.OrreryCompiler.V1";
@@ -156,22 +156,14 @@ impl CompileNode {
         );
         let node = format!("{short}@{host}");
         let cookie = crate::managed::random_token(20);
-        let mut cmd = Command::new("elixir");
-        cmd.args([
-            "--sname",
-            &short,
-            "--cookie",
-            &cookie,
-            "--hidden",
-            "--no-halt",
-            "-e",
-            WATCHDOG,
-        ])
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
+        crate::private::ensure_epmd(&host).await;
+        let mut cmd = crate::private::elixir_node(&short, &cookie, true);
+        cmd.args(["--no-halt", "-e", WATCHDOG])
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
         #[cfg(unix)]
         cmd.process_group(0);
         let mut child = cmd

@@ -26,6 +26,11 @@ impl Document {
         }
     }
 
+    /// Size of the text in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.rope.len_bytes()
+    }
+
     /// The whole text.
     pub fn text(&self) -> String {
         self.rope.to_string()

@@ -253,6 +253,9 @@ pub fn parse_proc_name(src: &str) -> Option<ProcName> {
 }
 
 /// Index one Elixir source text.
+/// Largest file the index parses (bytes); bigger documents are tracked, not indexed.
+pub const MAX_INDEXED: usize = 2 * 1024 * 1024;
+
 pub fn index_source(src: &str) -> FileIndex {
     match syntax::parse(src) {
         Some(tree) => indexer::index_tree(&tree, src),
@@ -326,9 +329,15 @@ impl WorkspaceIndex {
         Self::default()
     }
 
-    /// (Re-)index one file from its current text.
-    pub fn update(&mut self, path: PathBuf, src: &str) {
+    /// (Re-)index one file from its current text. A file over [`MAX_INDEXED`] bytes is
+    /// not indexed (parsing it would take a lot of time and memory): `false`.
+    pub fn update(&mut self, path: PathBuf, src: &str) -> bool {
+        if src.len() > MAX_INDEXED {
+            self.files.remove(&path);
+            return false;
+        }
         self.files.insert(path, index_source(src));
+        true
     }
 
     pub fn remove(&mut self, path: &Path) {

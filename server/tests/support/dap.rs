@@ -56,6 +56,13 @@ impl DapClient {
         self.child.id()
     }
 
+    /// Write bytes as they are (no framing): for hostile-input tests.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
     pub fn send_raw(&mut self, body: &str) {
         let stdin = self.stdin.as_mut().unwrap();
         write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body).unwrap();

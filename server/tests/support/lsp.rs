@@ -20,11 +20,16 @@ use orrery::framing::read_message;
 
 impl LspClient {
     pub fn start(envs: &[(&str, &str)]) -> LspClient {
+        Self::start_logged(envs, Stdio::inherit())
+    }
+
+    /// Like `start`, with the server's stderr (its log) going to `stderr`.
+    pub fn start_logged(envs: &[(&str, &str)], stderr: impl Into<Stdio>) -> LspClient {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
         cmd.arg("lsp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -51,6 +56,13 @@ impl LspClient {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Write bytes as they are (no framing): for hostile-input tests.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
     }
 
     pub fn send_raw(&mut self, body: &str) {
@@ -102,6 +114,8 @@ impl LspClient {
                         if resp["id"] == json!(id) {
                             return resp;
                         }
+                        // Other responses (e.g. parse errors, `"id": null`) are kept.
+                        self.seen.push(resp);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -136,11 +150,13 @@ impl LspClient {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(v) => {
-                    if self.handle(v).is_none() {
-                        if let Some(last) = self.seen.last() {
-                            if pred(last) {
-                                return last.clone();
-                            }
+                    // Responses are kept too (see `request`).
+                    if let Some(resp) = self.handle(v) {
+                        self.seen.push(resp);
+                    }
+                    if let Some(last) = self.seen.last() {
+                        if pred(last) {
+                            return last.clone();
                         }
                     }
                 }

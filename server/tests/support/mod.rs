@@ -5,6 +5,7 @@
 pub mod check;
 pub mod dap;
 pub mod lsp;
+pub mod procs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,187 @@
+//! A full session of the real `orrery lsp` at `ORRERY_LOG=trace` on the embedded default
+//! (the app node and the compile node it starts), checked as another user of the machine
+//! would see it: no cookie in any `/proc/PID/cmdline`, every listening socket of Orrery's
+//! processes on loopback, the cookie written nowhere (log, workspace, /tmp), files private.
+//! The same session checks that a burst of saves is one swap and that a state nested
+//! 10,000 levels deep neither crashes `replaceState` nor is replaced.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use support::lsp::LspClient;
+use support::{edit_file, fixture_copy, pid_alive};
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// Files under `dir` (not following links) that contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8], since: SystemTime) -> Vec<String> {
+    let mut hits = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file()
+                && m.len() < 20_000_000
+                && m.modified().is_ok_and(|t| t >= since)
+                && std::fs::read(e.path())
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                hits.push(e.path().display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn swapped(c: &LspClient) -> usize {
+    c.seen
+        .iter()
+        .filter(|v| {
+            v["method"] == "window/showMessage"
+                && v["params"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("swapped on"))
+        })
+        .count()
+}
+
+#[test]
+fn a_full_session_keeps_the_cookie_and_the_nodes_private() {
+    let since = SystemTime::now() - Duration::from_secs(2);
+    let dir = fixture_copy("kv");
+    let log_path = dir.path().join("orrery-stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut c = LspClient::start_logged(&[("ORRERY_LOG", "trace")], log);
+    c.initialize(dir.path(), json!({"cookie": "NOT-THIS-ONE-IS-UNUSED"}));
+    c.wait_status(LONG, "the managed app attached", |s| {
+        s["attached"] == json!(true)
+    });
+
+    // A burst of saves: one compile node, one swap.
+    let calc = dir.path().join("lib/kv/calc.ex");
+    let uri = c.open(&calc);
+    edit_file(&calc, "a + b", "a + b + 100");
+    for _ in 0..20 {
+        c.notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": uri}}),
+        );
+    }
+    while swapped(&c) < 1 {
+        c.wait_nth(
+            LONG,
+            "window/showMessage",
+            c.count("window/showMessage") + 1,
+        );
+    }
+    edit_file(&calc, "a + b + 100", "a + b + 200");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    while swapped(&c) < 2 {
+        c.wait_nth(
+            LONG,
+            "window/showMessage",
+            c.count("window/showMessage") + 1,
+        );
+    }
+    assert_eq!(swapped(&c), 2, "20 saves and then one more: two swaps");
+
+    // Every process Orrery started (the app node, the compile node): no cookie in argv,
+    // listening on loopback only.
+    let secrets = support::procs::assert_private(c.pid());
+    assert!(
+        secrets.len() >= 2,
+        "app and compile node cookies: {secrets:?}"
+    );
+
+    // A state nested 10,000 levels deep: refused with a reason, the server stays up.
+    let status = c.call("orrery/status", Value::Null);
+    let node = status["nodes"][0]["name"].as_str().unwrap().to_string();
+    let deep =
+        "{:ok, _} = Agent.start(fn -> Enum.reduce(1..10_000, :leaf, fn _, a -> {a} end) end, \
+                name: :orrery_deep)";
+    let started = secrets
+        .iter()
+        .any(|cookie| start_deep_agent(&node, cookie, deep));
+    assert!(started, "could not reach {node} with any of its cookies");
+    let r = c.request(
+        "workspace/executeCommand",
+        json!({"command": "orrery.replaceState", "arguments": [{"target": ":orrery_deep", "expression": "state"}]}),
+        LONG,
+    );
+    let msg = r["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("nested deeper"), "{r}");
+    let r = c.request("orrery/state", json!({"target": ":orrery_deep"}), LONG);
+    assert!(
+        r.to_string().contains('…') || r.get("error").is_some(),
+        "{r}"
+    );
+    assert!(pid_alive(c.pid()));
+
+    // Files Orrery wrote are private.
+    let dot = dir.path().join(".orrery");
+    assert_eq!(mode(&dot), 0o700);
+    assert_eq!(mode(&dot.join("audit.log")), 0o600);
+
+    assert!(c.shutdown().success());
+    for s in &secrets {
+        let mut hits = files_containing(dir.path(), s.as_bytes(), since);
+        hits.extend(files_containing(Path::new("/tmp"), s.as_bytes(), since));
+        assert!(hits.is_empty(), "the cookie was written to {hits:?}");
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging was on"
+    );
+    assert!(!log.contains("NOT-THIS-ONE-IS-UNUSED"));
+}
+
+/// Start an Agent whose state nests 10,000 levels, through a connection of our own.
+fn start_deep_agent(node: &str, cookie: &str, code: &str) -> bool {
+    let (node, cookie, code) = (node.to_string(), cookie.to_string(), code.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let Ok(conn) =
+                orrery::beam::Connection::connect(&node, &cookie, Duration::from_secs(5)).await
+            else {
+                return false;
+            };
+            let r = conn
+                .rpc(
+                    "Elixir.Code",
+                    "eval_string",
+                    vec![orrery::beam::term::binary(&code)],
+                    Duration::from_secs(10),
+                )
+                .await;
+            conn.close();
+            r.is_ok()
+        })
+    })
+    .join()
+    .unwrap()
+}
