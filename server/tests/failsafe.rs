@@ -191,7 +191,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     });
     let msg = save(&mut c, &busy, "Web.Busy");
     assert!(
-        msg.contains("busy") && msg.contains("nothing changed"),
+        msg.contains("busy") && msg.contains("Nothing changed"),
         "{msg}"
     );
     assert_eq!(term::as_atom(&call.join().unwrap().unwrap()), Some("done"));
@@ -589,6 +589,47 @@ fn compile_node_killed_mid_compile() {
     let msg = save(&mut c, &shelf, "Store.Shelf");
     assert!(msg.contains("already runs this code"), "{msg}");
     c.shutdown();
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
+
+/// A module a process runs a local loop in: loading it would never reach that process and
+/// its old code would block every later swap. Saves and breakpoints are refused with the
+/// reason, and nothing changes.
+#[test]
+fn modules_run_by_local_loops_are_refused_with_the_reason() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let metrics = dir.path().join("apps/store/lib/store/metrics.ex");
+    c.open(&metrics);
+    edit(&metrics, "100 -> :ok", "200 -> :ok");
+    let msg = save(&mut c, &metrics, "Store.Metrics");
+    assert!(
+        msg.contains("loop") && msg.contains("Nothing changed"),
+        "{msg}"
+    );
+    assert_eq!(
+        md5_loaded(&node, "Elixir.Store.Metrics"),
+        md5_on_disk(dir.path(), "store", "Elixir.Store.Metrics")
+    );
+    edit(&metrics, "200 -> :ok", "100 -> :ok");
+    c.shutdown();
+    let mut d = dap_attach(dir.path(), &node, json!({}));
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": metrics}, "breakpoints": [{"line": 14}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(false), "{bps}");
+    assert!(
+        bps["breakpoints"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("loop"),
+        "{bps}"
+    );
+    // A module nobody loaded yet: instrumented for the session, unloaded after it.
+    d.ok("disconnect", json!({}));
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
 }

@@ -41,7 +41,7 @@ forget_undo(Id, Key) ->
 
 %% The binary that matches the source of an instrumented module. Force = false keeps an
 %% earlier entry (a second instrumentation of the same code).
-set_restore(Mod, Bin, Force) when is_atom(Mod), is_binary(Bin) ->
+set_restore(Mod, Bin, Force) when is_atom(Mod), (is_binary(Bin) orelse Bin =:= unload) ->
     case Force orelse not ets:member(orrery_guard_v1_restore, Mod) of
         true -> ets:insert(orrery_guard_v1_restore, {Mod, Bin});
         false -> ok
@@ -67,6 +67,13 @@ restore_targets() ->
 restore_all() ->
     [{Mod, restore_one(Mod, Bin)} || {Mod, Bin} <- restore_targets()].
 
+restore_one(Mod, unload) ->
+    %% Instrumented without having been loaded before: not loaded again after.
+    _ = code:delete(Mod),
+    case purge_when_free(Mod, 100) of
+        true -> clear_restore(Mod), ok;
+        false -> in_use
+    end;
 restore_one(Mod, Bin) ->
     R = try orrery_swap_v1:swap(Mod, Bin, #{kind => restore, timeout => 5000})
         catch C:E -> {error, {C, E}}

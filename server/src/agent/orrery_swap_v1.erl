@@ -88,15 +88,52 @@ old_code_freed(Mod, Ms) ->
         false -> receive after 20 -> old_code_freed(Mod, Ms - 20) end
     end.
 
+%% Processes (other than the module's own suspended gen processes, and processes paused
+%% at a breakpoint) that run Mod's code now: short-lived ones finish within Ms; the ones
+%% left after that run a loop in Mod (a receive loop of a Task or spawned process, an
+%% acceptor). [{Pid, {M, F, A}}].
+looping(Mod, Ms) ->
+    case in_code(Mod) of
+        [] -> [];
+        L when Ms =< 0 -> L;
+        _ -> receive after 50 -> looping(Mod, Ms - 50) end
+    end.
+
+in_code(Mod) ->
+    lists:filtermap(
+      fun(P) when P =:= self() -> false;
+         (P) ->
+              case erlang:process_info(P, current_stacktrace) of
+                  {current_stacktrace, [{orrery_dbg_v1, _, _, _} | _]} -> false;
+                  {current_stacktrace, St} ->
+                      case lists:keyfind(Mod, 1, St) of
+                          {M, F, A, _} -> {true, {P, {M, F, arity(A)}}};
+                          false -> false
+                      end;
+                  _ -> false
+              end
+      end, erlang:processes()).
+
+in_old_code(Mod) ->
+    [P || P <- erlang:processes(), P =/= self(), erlang:check_process_code(P, Mod)].
+
+arity(A) when is_list(A) -> length(A);
+arity(A) -> A.
+
 %% Everything but the resume: {ok, Info, Undo} with the processes still suspended, or
 %% {error, Reason} with every process resumed.
 prepare_swap(Mod, Bin, Opts) ->
     Timeout = maps:get(timeout, Opts, 5000),
     Extra = maps:get(extra, Opts, []),
     Loaded = code:is_loaded(Mod),
+    %% A module nobody loaded yet keeps the path the code server would load it from.
     File = case Loaded of
                {file, F} when is_list(F) -> F;
-               _ -> maps:get(file, Opts, atom_to_list(Mod) ++ ".beam")
+               _ ->
+                   case code:which(Mod) of
+                       W when is_list(W) -> W;
+                       _ -> maps:get(file, Opts, atom_to_list(Mod) ++ ".beam")
+                   end
            end,
     OldMd5 = case Loaded of false -> nil; _ -> erlang:get_module_info(Mod, md5) end,
     OldVsn = vsn_of(Mod),
@@ -104,10 +141,17 @@ prepare_swap(Mod, Bin, Opts) ->
                nil -> disk_binary(Mod, OldMd5);
                P -> P
            end,
-    case erlang:check_old_code(Mod) andalso not old_code_freed(Mod, maps:get(old_wait, Opts, 3000)) of
+    Wait = maps:get(old_wait, Opts, 3000),
+    case erlang:check_old_code(Mod) andalso not old_code_freed(Mod, Wait) of
         true ->
-            {error, {old_code_in_use, Mod}};
+            {error, {old_code_in_use, Mod, in_old_code(Mod)}};
         false ->
+          case looping(Mod, Wait) of
+            [_ | _] = Loops ->
+                %% Loaded now, the new code would never reach them, and the old code they
+                %% keep would block every later load until they restart.
+                {error, {loops_in_code, Mod, Loops}};
+            [] ->
             case suspend_all(otp_procs(Mod), Timeout, []) of
                 {error, Who, Why} ->
                     {error, {suspend_failed, Who, Why}};
@@ -124,6 +168,7 @@ prepare_swap(Mod, Bin, Opts) ->
                             Error
                     end
             end
+          end
     end.
 
 %% Resume the processes of a prepared swap; on abort first put the previous code (or no
@@ -273,7 +318,8 @@ journal(Mod, Prev, Opts) ->
             case maps:get(restore_to, Opts, nil) of
                 B when is_binary(B) -> fun() -> orrery_guard_v1:set_restore(Mod, B, true) end;
                 _ when is_binary(Prev) -> fun() -> orrery_guard_v1:set_restore(Mod, Prev, false) end;
-                _ -> fun() -> ok end
+                %% Nobody had loaded it: at the end it is unloaded again.
+                _ -> fun() -> orrery_guard_v1:set_restore(Mod, unload, false) end
             end;
         _ ->
             fun() -> orrery_guard_v1:clear_restore(Mod), orrery_guard_v1:swapped(Mod) end

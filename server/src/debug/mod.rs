@@ -1097,6 +1097,12 @@ impl Debugger {
             }
         }
         for n in self.session.nodes() {
+            // What the swap above could not put back (modules instrumented without having
+            // been loaded are unloaded): the guard does it on the node.
+            let _ = n
+                .conn
+                .rpc(crate::agent::GUARD_MODULE, "restore_all", vec![], T)
+                .await;
             let _ = crate::agent::forget_undo(&n.conn, self.session.owner(), "debugger").await;
         }
         self.reloader.forget();

@@ -21,13 +21,59 @@ pub(super) fn describe(node: &str, module: &str, reason: &Term) -> String {
     let m = crate::beam::pretty::module_name(module);
     let r = crate::beam::pretty::to_elixir_compact(reason, 300);
     match term::as_tuple(reason).and_then(|t| t.first()).and_then(term::as_atom) {
-        Some("old_code_in_use") => format!("{m} not swapped on {node}: a process still runs its old code; try again in a moment"),
+        Some("old_code_in_use") => format!("{m} not swapped on {node}: {} still on the code it replaced and did not leave it within 3 s (a loop that calls itself locally never does); loading again would kill it. Nothing changed; restart it to swap {m}", procs(reason)),
+        Some("loops_in_code") => format!("{m} not swapped on {node}: {} busy running its code and did not leave it within 3 s: a long call, or a loop in {m} (a Task or spawned process that calls itself locally, an acceptor) that new code would never reach, and whose old code would block every later swap. Nothing changed; save again when it is idle, or restart that process", procs(reason)),
         Some("suspend_failed") if hung(reason, 2, "busy") => format!("{m} not swapped on {node}: {} was busy for more than 5 s and could not be held for the swap; nothing changed and it runs on; save again when it is idle", who(reason)),
         Some("suspend_failed") => format!("{m} not swapped on {node}: a process did not suspend ({r}); nothing changed"),
         Some("code_change_failed") if hung(reason, 2, "hung") => format!("{m} not swapped on {node}: code_change/3 did not return within 5 s in {}; that process is still inside it. The previous code is loaded again and its previous state is put back if code_change ever returns", who(reason)),
         Some("code_change_failed") => format!("{m} not swapped on {node}: code_change/3 failed ({r}); the previous code and state were restored"),
         Some("load_failed") => format!("{m} not swapped on {node}: the node refused the code ({r})"),
         _ => format!("{m} not swapped on {node}: {r}"),
+    }
+}
+
+/// The processes named in a refusal (its third element), e.g. "#PID<0.1.0> (in M.loop/1) is".
+fn procs(reason: &Term) -> String {
+    let items: Vec<String> = term::as_tuple(reason)
+        .and_then(|t| t.get(2))
+        .map(term::list_ref)
+        .unwrap_or(&[])
+        .iter()
+        .take(3)
+        .map(|e| match term::as_tuple(e) {
+            Some([p, mfa]) => format!(
+                "{} (in {})",
+                crate::beam::pretty::to_elixir_compact(p, 40),
+                mfa_text(mfa)
+            ),
+            _ => crate::beam::pretty::to_elixir_compact(e, 40),
+        })
+        .collect();
+    let n = count(reason);
+    match n {
+        0 => "a process".into(),
+        1 => format!("{} is", items.join(", ")),
+        _ if n > items.len() => format!("{} and {} more are", items.join(", "), n - items.len()),
+        _ => format!("{} are", items.join(", ")),
+    }
+}
+
+fn count(reason: &Term) -> usize {
+    term::as_tuple(reason)
+        .and_then(|t| t.get(2))
+        .map(|l| term::list_ref(l).len())
+        .unwrap_or(0)
+}
+
+fn mfa_text(mfa: &Term) -> String {
+    match term::as_tuple(mfa) {
+        Some([m, f, a]) => format!(
+            "{}.{}/{}",
+            crate::beam::pretty::module_name(term::as_atom(m).unwrap_or("?")),
+            term::as_atom(f).unwrap_or("?"),
+            term::as_int(a).unwrap_or(0)
+        ),
+        _ => crate::beam::pretty::to_elixir_compact(mfa, 60),
     }
 }
 
