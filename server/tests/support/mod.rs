@@ -4,6 +4,7 @@
 
 pub mod dap;
 pub mod lsp;
+pub mod pristine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -126,6 +127,7 @@ impl TestNode {
                         .map(|a| {
                             format!("{a:?}").contains("Atom { name: \"kv\" }")
                                 || format!("{a:?}").contains("\"orbit\"")
+                                || format!("{a:?}").contains("Atom { name: \"shapes\" }")
                         })
                         .unwrap_or(false);
                     c.close();
