@@ -186,8 +186,10 @@ pub enum ProcName {
     /// `{:via, Mod, name}` (`Registry` included when its key is literal); `module` is the
     /// Erlang atom text (`Elixir.Registry`).
     Via { module: String, name: Lit },
-    /// `{:via, Registry, {Reg, key}}` whose key is not a literal: every process of `Reg`.
-    RegistryAny { registry: String },
+    /// `{:via, Registry, {Reg, key}}` whose key is not a literal: the processes of `Reg`
+    /// whose key matches `key`, a pattern where `Lit::Atom("_")` stands for a computed
+    /// part (`{:worker, id}` is `{:worker, _}`); `None` when the whole key is computed.
+    RegistryAny { registry: String, key: Option<Lit> },
 }
 
 impl ProcName {
@@ -200,11 +202,28 @@ impl ProcName {
                 Lit::Atom(module.clone()).elixir(),
                 name.elixir()
             ),
-            ProcName::RegistryAny { registry } => format!(
-                "{{:via, Registry, {{{}, _}}}}",
-                Lit::Atom(registry.clone()).elixir()
+            ProcName::RegistryAny { registry, key } => format!(
+                "{{:via, Registry, {{{}, {}}}}}",
+                Lit::Atom(registry.clone()).elixir(),
+                key.as_ref().map_or("_".to_string(), pattern_elixir)
             ),
         }
+    }
+}
+
+/// A key pattern in Elixir syntax: the computed parts (`Lit::Atom("_")`) as `_`.
+fn pattern_elixir(l: &Lit) -> String {
+    match l {
+        Lit::Atom(a) if a == "_" => "_".into(),
+        Lit::Tuple(items) => format!(
+            "{{{}}}",
+            items
+                .iter()
+                .map(pattern_elixir)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.elixir(),
     }
 }
 
