@@ -221,8 +221,12 @@ impl Core {
         if let Ok(mut d) = self.docs.write() {
             d.insert(path.clone(), Document::new(text, version));
         }
-        if let Ok(mut i) = self.index.write() {
-            i.update(path, text);
+        // Only Elixir sources are indexed: an Erlang file (`src/*.erl`) parsed as Elixir
+        // would make up modules and references.
+        if crate::workspace::index::is_elixir(&path) {
+            if let Ok(mut i) = self.index.write() {
+                i.update(path, text);
+            }
         }
         self.refresh_now.notify_one();
     }
@@ -240,6 +244,9 @@ impl Core {
             }
             doc.text()
         };
+        if !crate::workspace::index::is_elixir(path) {
+            return;
+        }
         if let Ok(mut i) = self.index.write() {
             i.update(path.to_path_buf(), &text);
         }
@@ -250,6 +257,9 @@ impl Core {
             d.remove(path);
         }
         // Re-read from disk so the index reflects the saved file.
+        if !crate::workspace::index::is_elixir(path) {
+            return;
+        }
         if let Ok(text) = std::fs::read_to_string(path) {
             if let Ok(mut i) = self.index.write() {
                 i.update(path.to_path_buf(), &text);

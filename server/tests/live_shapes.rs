@@ -52,6 +52,7 @@ fn wait_hover(c: &mut LspClient, root: &Path, file: &str, needle: &str, want: &[
 #[test]
 fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_the_module() {
     let node = TestNode::start("shapes");
+    rpc(&node, "shapes_erl", "add", vec![term::int(1), term::int(2)]).unwrap();
     let ws = workspace(&node);
     let root = ws.path();
     let mut c = start_attached(&node, root, json!({}));
@@ -111,6 +112,22 @@ fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_th
         ],
     );
 
+    // An Erlang source opened and saved: not indexed as Elixir (no made-up hover), not
+    // compiled or swapped.
+    let erl = node.dir.join("src/shapes_erl.erl");
+    let erl_uri = c.open(&erl);
+    let h = hover(&mut c, &erl_uri, (5, 8));
+    assert!(h.is_empty(), "{h}");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": erl_uri}}),
+    );
+    let syms = c.call(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": erl_uri}}),
+    );
+    assert!(syms.as_array().is_none_or(|a| a.is_empty()), "{syms}");
+
     c.shutdown();
     let table = rpc(&node, "ets", "info", vec![atom("orrery_agent_v1_layers")]).unwrap();
     assert!(term::is_atom(&table, "undefined"), "{table:?}");
@@ -121,6 +138,7 @@ fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_th
             "Elixir.Shapes.CounterStage",
             "Elixir.Shapes.Cache",
             "Elixir.Shapes.Session",
+            "shapes_erl",
         ],
     );
 }

@@ -3,7 +3,7 @@
 //! hit, stepping, inspection, and a clean detach that loads the pristine binaries back.
 
 mod breakpoints;
-pub use breakpoints::{BreakpointReq, BreakpointResult};
+pub use breakpoints::{BreakpointReq, BreakpointResult, ERLANG_REFUSED};
 mod events;
 pub mod history;
 mod lines;

@@ -497,12 +497,16 @@ fn collect_elixir_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         let is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
-        let elixir = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("ex" | "exs")
-        );
-        if is_file && elixir {
+        if is_file && is_elixir(&path) {
             out.push(path);
         }
     }
+}
+
+/// Whether the index reads this file: Elixir sources (`.ex`, `.exs`) only.
+pub fn is_elixir(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ex" | "exs")
+    )
 }
