@@ -129,7 +129,7 @@ fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_th
     assert!(syms.as_array().is_none_or(|a| a.is_empty()), "{syms}");
 
     c.shutdown();
-    let table = rpc(&node, "ets", "info", vec![atom("orrery_agent_v1_layers")]).unwrap();
+    let table = rpc(&node, "ets", "info", vec![atom("orrery_names_v1_layers")]).unwrap();
     assert!(term::is_atom(&table, "undefined"), "{table:?}");
     assert_pristine(
         &node,

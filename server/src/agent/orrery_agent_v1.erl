@@ -82,134 +82,18 @@ module_procs(Mods) ->
     Want = maps:from_list([{M, 0} || M <- Mods]),
     %% Behaviour layers between gen_server and a wanted module (GenStage for a module
     %% that does `use GenStage`): their processes name the layer in `$initial_call`.
-    Layers = layers(Mods),
-    Budget = put(orrery_layer_budget, 20),
+    Layers = orrery_names_v1:layers(Mods),
+    %% At most this many state reads per walk (each cached for the process's life).
+    put(orrery_layer_budget, 20),
     %% A layer's process counts for the layer and for its user module.
     Counts = lists:foldl(fun(P, Acc) ->
                         lists:foldl(fun(M, A) when is_map_key(M, A) -> A#{M := maps:get(M, A) + 1};
                                        (_, A) -> A
-                                    end, Acc, runs(P, Layers))
+                                    end, Acc, orrery_names_v1:runs(P, Layers))
                 end, Want, erlang:processes()),
-    restore(orrery_layer_budget, Budget),
-    forget_dead(),
+    erase(orrery_layer_budget),
+    orrery_names_v1:forget_dead(),
     Counts.
-
-restore(K, undefined) -> erase(K);
-restore(K, V) -> put(K, V).
-
-%% Layer => [wanted modules that declare it as a behaviour].
-layers(Mods) ->
-    Pairs = [{L, M} || M <- Mods, L <- behaviours(M), L =/= M,
-                       not lists:member(L, [gen_server, gen_statem, gen_event, supervisor,
-                                            application, 'Elixir.GenServer',
-                                            'Elixir.Supervisor', 'Elixir.Application'])],
-    lists:foldl(fun({L, M}, Acc) -> Acc#{L => [M | maps:get(L, Acc, [])]} end, #{}, Pairs).
-
-behaviours(M) ->
-    case code:is_loaded(M) of
-        false -> [];
-        _ ->
-            Attrs = try erlang:get_module_info(M, attributes) catch _:_ -> [] end,
-            lists:append([V || {K, V} <- Attrs, K =:= behaviour orelse K =:= behavior,
-                               is_list(V)])
-    end.
-
-%% The modules a process runs: its callback module and, for a behaviour layer, the user module,
-%% found (cheapest first) as its registered name, in its process label (OTP 27), or in its
-%% state (one sys:get_state per process ever, cached; at most a few per walk).
-runs(P, Layers) ->
-    case callback_module(P) of
-        L when is_map_key(L, Layers) -> [L, layer_user(P, L, maps:get(L, Layers))];
-        M -> [M]
-    end.
-
-layer_user(P, L, Users) ->
-    Named = case erlang:process_info(P, [registered_name, dictionary]) of
-                [{registered_name, N}, {dictionary, D}] ->
-                    Label = proplists:get_value('$process_label', D),
-                    first_of([N, Label], Users);
-                _ -> undefined
-            end,
-    case Named of
-        undefined -> cached_user(P, L);
-        U -> U
-    end.
-
-first_of(Terms, Users) ->
-    case [U || T <- Terms, U <- Users, mentions(T, U, 3)] of
-        [U | _] -> U;
-        [] -> undefined
-    end.
-
-mentions(U, U, _) -> true;
-mentions(_, _, 0) -> false;
-mentions(T, U, D) when is_tuple(T) -> mentions(tuple_to_list(T), U, D);
-mentions(T, U, D) when is_map(T) -> mentions(maps:values(T), U, D);
-mentions([H | Tl], U, D) -> mentions(H, U, D - 1) orelse mentions(Tl, U, D);
-mentions(_, _, _) -> false.
-
-cached_user(P, L) ->
-    case catch ets:lookup(orrery_agent_v1_layers, P) of
-        [{P, U}] -> U;
-        _ ->
-            case get(orrery_layer_budget) of
-                N when is_integer(N), N > 0 ->
-                    put(orrery_layer_budget, N - 1),
-                    U = state_user(P, L),
-                    U =/= retry andalso cache(P, U),
-                    U;
-                _ -> undefined
-            end
-    end.
-
-%% The first atom in the state (shallow) that is a loaded module declaring the layer.
-state_user(P, L) ->
-    try sys:get_state(P, 100) of
-        S -> case user_in(S, L, 3) of
-                 undefined -> none;
-                 U -> U
-             end
-    catch _:_ -> retry
-    end.
-
-user_in(A, L, _) when is_atom(A), A =/= L ->
-    case lists:member(L, behaviours(A)) of
-        true -> A;
-        false -> undefined
-    end;
-user_in(_, _, 0) -> undefined;
-user_in(T, L, D) when is_tuple(T) -> user_in(tuple_to_list(T), L, D);
-user_in(T, L, D) when is_map(T) -> user_in(maps:values(T), L, D);
-user_in([H | Tl], L, D) ->
-    case user_in(H, L, D - 1) of
-        undefined -> user_in(Tl, L, D);
-        U -> U
-    end;
-user_in(_, _, _) -> undefined.
-
-%% The cache lives in a table owned by a small process of this module: removing the agent
-%% (code:purge) ends it, and the table with it.
-cache(P, U) ->
-    case ets:info(orrery_agent_v1_layers, id) of
-        undefined ->
-            Self = self(),
-            Owner = spawn(fun() ->
-                                  try ets:new(orrery_agent_v1_layers, [named_table, public, set])
-                                  catch _:_ -> ok end,
-                                  Self ! {orrery_agent_v1_layers, ready},
-                                  receive stop -> ok end
-                          end),
-            receive {orrery_agent_v1_layers, ready} -> ok after 1000 -> exit(Owner, kill) end;
-        _ -> ok
-    end,
-    catch ets:insert(orrery_agent_v1_layers, {P, U}).
-
-forget_dead() ->
-    case ets:info(orrery_agent_v1_layers, id) of
-        undefined -> ok;
-        _ -> [ets:delete(orrery_agent_v1_layers, P) || {P, _} <- ets:tab2list(orrery_agent_v1_layers),
-                                               not is_process_alive(P)]
-    end.
 
 %% The module a process "runs": the callback module of an OTP process, else its initial call.
 callback_module(P) ->
