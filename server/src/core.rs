@@ -250,7 +250,10 @@ impl Core {
         if let Ok(mut d) = self.docs.write() {
             d.insert(path.clone(), Document::new(text, version));
         }
-        let indexed = self.index.write().is_ok_and(|mut i| i.update(path, text));
+        // Only Elixir sources are indexed: an Erlang file (`src/*.erl`) parsed as Elixir
+        // would make up modules and references.
+        let indexed = !crate::workspace::index::is_elixir(&path)
+            || self.index.write().is_ok_and(|mut i| i.update(path, text));
         self.refresh_now.notify_one();
         indexed
     }
@@ -276,6 +279,9 @@ impl Core {
             }
             doc.text()
         };
+        if !crate::workspace::index::is_elixir(path) {
+            return;
+        }
         if let Ok(mut i) = self.index.write() {
             i.update(path.to_path_buf(), &text);
         }
@@ -289,6 +295,9 @@ impl Core {
             .and_then(|mut d| d.remove(path))
             .is_some_and(|d| d.len_bytes() > MAX_INDEXED);
         // Re-read from disk so the index reflects the saved file.
+        if !crate::workspace::index::is_elixir(path) {
+            return;
+        }
         let on_disk = std::fs::metadata(path)
             .map(|m| m.len() as usize)
             .unwrap_or(0);

@@ -99,7 +99,7 @@ fn hover_shows_processes_found_through_via_and_global_names() {
         root,
         "worker.ex",
         "defmodule KV.Wo",
-        &["2 processes of `KV.Worker` under `{:via, Registry, {KV.Names, _}}`"],
+        &["2 processes of `KV.Worker` under `{:via, Registry, {KV.Names, {:worker, _}}}`"],
     );
     assert!(
         h.contains("`{:worker, 1}` →") && h.contains("`%{id: 1}`"),

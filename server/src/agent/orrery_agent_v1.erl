@@ -81,12 +81,20 @@ file_name(F) -> F.
 module_procs([]) -> #{};
 module_procs(Mods) ->
     Want = maps:from_list([{M, 0} || M <- Mods]),
-    lists:foldl(fun(P, Acc) ->
-                        case callback_module(P) of
-                            M when is_map_key(M, Acc) -> Acc#{M := maps:get(M, Acc) + 1};
-                            _ -> Acc
-                        end
-                end, Want, erlang:processes()).
+    %% Behaviour layers between gen_server and a wanted module (GenStage for a module
+    %% that does `use GenStage`): their processes name the layer in `$initial_call`.
+    Layers = orrery_names_v1:layers(Mods),
+    %% At most this many state reads per walk (each cached for the process's life).
+    put(orrery_layer_budget, 20),
+    %% A layer's process counts for the layer and for its user module.
+    Counts = lists:foldl(fun(P, Acc) ->
+                        lists:foldl(fun(M, A) when is_map_key(M, A) -> A#{M := maps:get(M, A) + 1};
+                                       (_, A) -> A
+                                    end, Acc, orrery_names_v1:runs(P, Layers))
+                end, Want, erlang:processes()),
+    erase(orrery_layer_budget),
+    orrery_names_v1:forget_dead(),
+    Counts.
 
 %% The module a process "runs": the callback module of an OTP process, else its initial call.
 callback_module(P) ->
@@ -107,7 +115,18 @@ names(Names, Limits) ->
 name_info(Name, Limits) ->
     case whereis(Name) of
         undefined -> nil;
-        Pid -> pid_info(Pid, Limits)
+        Pid ->
+            %% A process registered under a module's name but running another module
+            %% (a Registry named `ConCache`) is not that module's process: say what it
+            %% runs and leave its state out.
+            case callback_module(Pid) of
+                Name -> pid_info(Pid, Limits);
+                'Elixir.Supervisor.Default' -> pid_info(Pid, Limits);
+                Other -> case pid_info(Pid, Limits#{state => false}) of
+                             nil -> nil;
+                             Info -> Info#{runs => Other}
+                         end
+            end
     end.
 
 pid_info(Pid, Limits) ->

@@ -362,7 +362,7 @@ pause(Reason, Mod, Line, FA, Binding, Depth) ->
         undefined -> ok;
         S ->
             {current_stacktrace, Stack0} = erlang:process_info(self(), current_stacktrace),
-            Stack = [F || F <- Stack0, element(1, F) =/= orrery_dbg_v1],
+            Stack = [with_source(F) || F <- Stack0, element(1, F) =/= orrery_dbg_v1],
             Name = case erlang:process_info(self(), registered_name) of
                        {registered_name, N} -> N;
                        _ -> nil
@@ -372,6 +372,19 @@ pause(Reason, Mod, Line, FA, Binding, Depth) ->
                                 stack => Stack, name => Name, node => node()}},
             wait(Depth)
     end.
+
+%% A frame's location gains the absolute source its module was compiled from (deps, path
+%% dependencies: their `file` is relative to their own directory).
+with_source({M, F, A, Loc}) when is_list(Loc) ->
+    case catch erlang:get_module_info(M, compile) of
+        Info when is_list(Info) ->
+            case proplists:get_value(source, Info) of
+                Src when is_list(Src) -> {M, F, A, Loc ++ [{source, unicode:characters_to_binary(Src)}]};
+                _ -> {M, F, A, Loc}
+            end;
+        _ -> {M, F, A, Loc}
+    end;
+with_source(Frame) -> Frame.
 
 wait(Depth) ->
     receive

@@ -57,20 +57,18 @@ pub(crate) fn handle_event(
                 .filter(|n| *n != "nil")
                 .map(pretty::module_name)
                 .unwrap_or_else(|| "process".into());
+            let frames = term::get(info, "stack").map(term::list_ref).unwrap_or(&[]);
             let mut stack = vec![Frame {
                 id: thread_id * 1000,
                 name: format!("{}.{function}", pretty::module_name(&module)),
-                path: paths.get(&module).cloned(),
+                path: paths
+                    .get(&module)
+                    .cloned()
+                    .or_else(|| frames.first().and_then(compiled_source)),
                 line,
             }];
             // Callers: skip the instrumented function's own frame (reported above).
-            for (i, f) in term::get(info, "stack")
-                .map(term::list_ref)
-                .unwrap_or(&[])
-                .iter()
-                .skip(1)
-                .enumerate()
-            {
+            for (i, f) in frames.iter().skip(1).enumerate() {
                 if let Some([m, fun, arity, loc]) = term::as_tuple(f) {
                     let m = term::as_atom(m).unwrap_or("?");
                     let a = term::as_int(arity).unwrap_or_else(|| {
@@ -90,9 +88,12 @@ pub(crate) fn handle_event(
                             Some([k, v]) if term::is_atom(k, "line") => term::as_int(v),
                             _ => None,
                         });
+                    // The workspace's file, else the source the module was compiled from
+                    // (deps: their `file` is relative to the dep's own directory).
                     let path = paths
                         .get(m)
                         .cloned()
+                        .or_else(|| compiled_source(f))
                         .or_else(|| file.map(|f| root.join(f)).filter(|p| p.exists()));
                     stack.push(Frame {
                         id: thread_id * 1000 + (i as i64) + 1,
@@ -148,4 +149,18 @@ pub(crate) fn handle_event(
         }
         _ => {}
     }
+}
+
+/// The absolute source a stack frame's module was compiled from (the agent adds it from
+/// `module_info(compile)`), when that file exists here.
+fn compiled_source(frame: &Term) -> Option<PathBuf> {
+    let loc = term::as_tuple(frame)?.get(3)?;
+    term::as_list(loc)?
+        .iter()
+        .find_map(|kv| match term::as_tuple(kv) {
+            Some([k, v]) if term::is_atom(k, "source") => term::as_string(v),
+            _ => None,
+        })
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.exists())
 }

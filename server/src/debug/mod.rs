@@ -2,10 +2,14 @@
 //! compiled in on the compile node and hot-swapped in), one paused process at a time per
 //! hit, stepping, inspection, and a clean detach that loads the pristine binaries back.
 
+mod breakpoints;
+pub use breakpoints::{BreakpointReq, BreakpointResult, ERLANG_REFUSED};
 mod events;
 pub mod history;
+mod lines;
 pub mod replay;
 mod threads;
+mod travel;
 pub use threads::ANY_THREAD;
 pub mod vars;
 
@@ -26,46 +30,6 @@ use tokio::sync::mpsc;
 use vars::VarStore;
 
 pub(crate) const T: Duration = Duration::from_secs(15);
-
-/// A breakpoint as the client asks for it.
-#[derive(Debug, Clone, Default)]
-pub struct BreakpointReq {
-    pub line: u32,
-    pub condition: Option<String>,
-    pub hit_condition: Option<String>,
-    pub log_message: Option<String>,
-}
-
-/// The on-node spec of a breakpoint: condition, hit count, log message.
-fn spec_of(r: &BreakpointReq) -> Term {
-    let hit = r
-        .hit_condition
-        .as_deref()
-        .and_then(|h| h.trim().trim_start_matches(">=").trim().parse::<i64>().ok());
-    map(vec![
-        (
-            "cond",
-            r.condition
-                .as_deref()
-                .filter(|c| !c.trim().is_empty())
-                .map(binary)
-                .unwrap_or(atom("nil")),
-        ),
-        ("hit", hit.map(int).unwrap_or(atom("nil"))),
-        (
-            "log",
-            r.log_message.as_deref().map(binary).unwrap_or(atom("nil")),
-        ),
-    ])
-}
-
-/// Where a breakpoint ended up.
-#[derive(Debug, Clone)]
-pub struct BreakpointResult {
-    pub verified: bool,
-    pub line: u32,
-    pub message: Option<String>,
-}
 
 /// One stack frame.
 #[derive(Debug, Clone)]
@@ -255,8 +219,8 @@ impl State {
 }
 
 /// Why a read-only session (`allowWrites: false`) refuses what would change the node.
-const READ_ONLY: &str = "`allowWrites` is false for this node (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow it";
-const READ_ONLY_BREAKPOINTS: &str = "breakpoints load instrumented code into the node, and `allowWrites` is false for it (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow them";
+pub(crate) const READ_ONLY: &str = "`allowWrites` is false for this node (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow it";
+pub(crate) const READ_ONLY_BREAKPOINTS: &str = "breakpoints load instrumented code into the node, and `allowWrites` is false for it (the default for nodes on other hosts); set `\"allowWrites\": true` in the launch configuration or .orrery.toml to allow them";
 /// Evaluate runs at most this long, in at most this much heap (words), then is killed.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(10);
 const EVAL_MAX_HEAP_WORDS: i64 = 16 * 1024 * 1024;
@@ -369,280 +333,16 @@ impl Debugger {
             .collect()
     }
 
-    /// Set the breakpoints of one file (replacing the previous ones).
-    pub async fn set_breakpoints(
-        &self,
-        file: &Path,
-        reqs: &[BreakpointReq],
-    ) -> Vec<BreakpointResult> {
-        let fail = |msg: String| {
-            reqs.iter()
-                .map(|r| BreakpointResult {
-                    verified: false,
-                    line: r.line,
-                    message: Some(msg.clone()),
-                })
-                .collect()
-        };
-        let file = crate::core::normalize(file);
-        if reqs.is_empty() && !lock(&self.state).instrumented.contains_key(&file) {
-            // Nothing to arm, nothing armed: leave the module as it is.
-            return vec![];
-        }
-        if !reqs.is_empty() && !self.writes_allowed() {
-            return fail(READ_ONLY_BREAKPOINTS.into());
-        }
-        if file.extension().is_some_and(|e| e == "exs") {
-            return fail(
-                "breakpoints in .exs files (tests, scripts) are not supported: they are compiled \
-                 as they run; set the breakpoint in the code under test (lib/)"
-                    .into(),
-            );
-        }
-        let modules = match self.ensure_instrumented(&file).await {
-            Ok(m) => m,
-            Err(e) => return fail(e),
-        };
-        let lines_of: HashMap<String, Vec<u32>> = {
-            let st = lock(&self.state);
-            modules
-                .iter()
-                .map(|m| {
-                    (
-                        m.clone(),
-                        st.probe_lines.get(m).cloned().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        };
-        let mut per_module: BTreeMap<String, Vec<(u32, Term)>> =
-            modules.iter().map(|m| (m.clone(), vec![])).collect();
-        let mut out = vec![];
-        for r in reqs {
-            // The first probe at or after the requested line, in the module that has it.
-            let best = lines_of
-                .iter()
-                .filter_map(|(m, ls)| {
-                    ls.iter()
-                        .copied()
-                        .filter(|l| *l >= r.line)
-                        .min()
-                        .map(|l| (l, m.clone()))
-                })
-                .min();
-            match best {
-                Some((line, module)) => {
-                    let spec = spec_of(r);
-                    per_module.entry(module).or_default().push((line, spec));
-                    out.push(BreakpointResult {
-                        verified: true,
-                        line,
-                        message: None,
-                    });
-                }
-                None => out.push(BreakpointResult {
-                    verified: false,
-                    line: r.line,
-                    message: Some(format!(
-                        "no code on or after line {} in a function body",
-                        r.line
-                    )),
-                }),
-            }
-        }
-        for (module, bps) in per_module {
-            lock(&self.state).line_bps.insert(module.clone(), bps);
-            if let Err(e) = self.arm(&module).await {
-                return fail(e);
-            }
-        }
-        out
+    /// Whether this session may change the node (`allowWrites`).
+    pub fn writes_allowed(&self) -> bool {
+        self.allow_writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Put a module's breakpoints (from files and from function names) on every node.
-    async fn arm(&self, module: &str) -> Result<(), String> {
-        let (recording, lines, specs) = {
-            let st = lock(&self.state);
-            let mut specs: Vec<(u32, Term)> = st.line_bps.get(module).cloned().unwrap_or_default();
-            specs.extend(st.fn_bps.get(module).cloned().unwrap_or_default());
-            (
-                st.recording,
-                st.probe_lines.get(module).cloned().unwrap_or_default(),
-                specs,
-            )
-        };
-        let mut m = std::collections::HashMap::new();
-        if recording {
-            // Every probe line records; breakpoint lines also pause.
-            for l in lines {
-                m.insert(int(l as i64), atom("record"));
-            }
-        }
-        lock(&self.state)
-            .bp_lines
-            .insert(module.to_string(), specs.iter().map(|(l, _)| *l).collect());
-        for (line, spec) in specs {
-            m.insert(int(line as i64), spec);
-        }
-        let spec_map = Term::Map(eetf::Map::from(m));
-        for n in self.session.nodes() {
-            n.conn
-                .rpc(
-                    DBG_MODULE,
-                    "set_breakpoints",
-                    vec![atom(module), spec_map.clone()],
-                    T,
-                )
-                .await
-                .map_err(|e| format!("could not arm breakpoints on {}: {e}", n.info.name))?;
-        }
-        Ok(())
-    }
-
-    /// Function breakpoints (`KV.Steps.double/1`, or without arity): the first line with
-    /// code in the function. Replaces the previous function breakpoints.
-    pub async fn set_function_breakpoints(
-        &self,
-        reqs: &[(String, BreakpointReq)],
-    ) -> Vec<BreakpointResult> {
-        if !reqs.is_empty() && !self.writes_allowed() {
-            return reqs
-                .iter()
-                .map(|(_, r)| BreakpointResult {
-                    verified: false,
-                    line: r.line,
-                    message: Some(READ_ONLY_BREAKPOINTS.into()),
-                })
-                .collect();
-        }
-        let old: Vec<String> = lock(&self.state).fn_bps.drain().map(|(m, _)| m).collect();
-        let mut out = vec![];
-        let mut touched: Vec<String> = old;
-        for (name, r) in reqs {
-            let found = self.function_location(name);
-            let Some((path, module, start, end)) = found else {
-                out.push(BreakpointResult {
-                    verified: false,
-                    line: 0,
-                    message: Some(format!("no function {name} in the workspace")),
-                });
-                continue;
-            };
-            if let Err(e) = self.ensure_instrumented(&path).await {
-                out.push(BreakpointResult {
-                    verified: false,
-                    line: 0,
-                    message: Some(e),
-                });
-                continue;
-            }
-            let atom_name = term::module_atom(&module);
-            let line = lock(&self.state)
-                .probe_lines
-                .get(&atom_name)
-                .and_then(|ls| {
-                    ls.iter()
-                        .copied()
-                        .filter(|l| *l >= start && *l <= end)
-                        .min()
-                });
-            match line {
-                Some(line) => {
-                    lock(&self.state)
-                        .fn_bps
-                        .entry(atom_name.clone())
-                        .or_default()
-                        .push((line, spec_of(r)));
-                    touched.push(atom_name);
-                    out.push(BreakpointResult {
-                        verified: true,
-                        line,
-                        message: None,
-                    });
-                }
-                None => out.push(BreakpointResult {
-                    verified: false,
-                    line: start,
-                    message: Some(format!("{name} has no code to stop in")),
-                }),
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        for m in touched {
-            if let Err(e) = self.arm(&m).await {
-                tracing::warn!("{e}");
-            }
-        }
-        out
-    }
-
-    /// (file, module, first line, last line) of `Mod.fun/arity` (1-based lines).
-    fn function_location(&self, name: &str) -> Option<(PathBuf, String, u32, u32)> {
-        let (mf, arity) = match name.rsplit_once('/') {
-            Some((mf, a)) => (mf, a.trim().parse::<u32>().ok()),
-            None => (name, None),
-        };
-        let (module, fun) = mf.trim().rsplit_once('.')?;
-        let idx = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        let (path, f) = idx.find_function(module, fun, arity).into_iter().next()?;
-        Some((
-            path,
-            module.to_string(),
-            f.range.start.line + 1,
-            f.range.end.line + 1,
-        ))
-    }
-
-    /// Compile `file` with probes and swap it in, once per file content.
-    async fn ensure_instrumented(&self, file: &Path) -> Result<Vec<String>, String> {
-        let hash = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::fs::read(file)
-                .map_err(|e| format!("{}: {e}", file.display()))?
-                .hash(&mut h);
-            h.finish()
-        };
-        // Same content as last time: the probes in the node are current.
-        if let Some((h, m)) = lock(&self.state).instrumented.get(file) {
-            if *h == hash {
-                return Ok(m.clone());
-            }
-        }
-        let root = crate::managed::find_mix_root(&self.root).unwrap_or_else(|| self.root.clone());
-        let inst = self
-            .reloader
-            .instrument(&root, file, Duration::from_secs(30))
-            .await?;
-        if inst.modules.is_empty() {
-            return Err(format!("{} defines no module", file.display()));
-        }
-        let names: Vec<String> = inst.modules.iter().map(|(m, _)| m.clone()).collect();
-        self.reloader
-            .swap(
-                &self.session,
-                Some(&self.root),
-                inst.modules.clone(),
-                SwapKind::Instrument {
-                    restore_to: HashMap::new(),
-                },
-            )
-            .await?;
-        let mut st = lock(&self.state);
-        for (m, ls) in inst.lines {
-            st.probe_lines.insert(m, ls);
-        }
-        st.instrumented
-            .insert(file.to_path_buf(), (hash, names.clone()));
-        Ok(names)
-    }
-
-    /// The file changed (saved): re-instrument it with its breakpoints on the next set.
-    pub fn invalidate(&self, file: &Path) {
-        lock(&self.state)
-            .instrumented
-            .remove(&crate::core::normalize(file));
+    /// Set `allowWrites` for this session (a read-only session never instruments code,
+    /// records, or evaluates more than the frame's variables).
+    pub fn set_writes_allowed(&self, allowed: bool) {
+        self.allow_writes
+            .store(allowed, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn threads(&self) -> Vec<(i64, String)> {
@@ -673,147 +373,6 @@ impl Debugger {
             .into_iter()
             .find(|n| n.info.name == node)
             .map(|n| n.conn)
-    }
-
-    /// Turn recording on (bounded by `limit` events) for instrumented modules.
-    /// Whether this session may change the node (`allowWrites`).
-    pub fn writes_allowed(&self) -> bool {
-        self.allow_writes.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Set `allowWrites` for this session (a read-only session never instruments code,
-    /// records, or evaluates more than the frame's variables).
-    pub fn set_writes_allowed(&self, allowed: bool) {
-        self.allow_writes
-            .store(allowed, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub async fn set_recording(&self, on: bool, limit: i64) -> Result<(), String> {
-        if on && !self.writes_allowed() {
-            return Err(format!(
-                "recording needs breakpoint probes in the code: {READ_ONLY}"
-            ));
-        }
-        let limits = map(vec![
-            ("limit", int(limit.max(10))),
-            ("bytes", int(64 * 1024 * 1024)),
-        ]);
-        for n in self.session.nodes() {
-            n.conn
-                .rpc(
-                    DBG_MODULE,
-                    "record",
-                    vec![atom(if on { "true" } else { "false" }), limits.clone()],
-                    T,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        lock(&self.state).recording = on;
-        Ok(())
-    }
-
-    /// Whether the thread is looking at a recorded point (not the live one).
-    pub fn in_past(&self, thread_id: i64) -> bool {
-        lock(&self.state)
-            .paused
-            .get(&thread_id)
-            .is_some_and(|p| p.cursor.is_some())
-    }
-
-    async fn load_history(&self, thread_id: i64) -> Result<(), String> {
-        let (node, pid, empty) = {
-            let st = lock(&self.state);
-            let p = st
-                .paused
-                .get(&thread_id)
-                .ok_or_else(|| format!("thread {thread_id} is not paused"))?;
-            (p.node.clone(), p.pid.clone(), p.history.is_empty())
-        };
-        if !empty {
-            return Ok(());
-        }
-        let conn = self.conn_of(&node).ok_or("node gone")?;
-        let h = conn
-            .rpc(DBG_MODULE, "history", vec![pid, int(100_000)], T)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (events, returns): (Vec<Recorded>, Vec<Recorded>) = term::list_ref(&h)
-            .iter()
-            .map(recorded)
-            .partition(Recorded::is_line);
-        if let Some(p) = lock(&self.state).paused.get_mut(&thread_id) {
-            p.history = events;
-            p.returns = returns;
-        }
-        Ok(())
-    }
-
-    /// Step back one recorded line (`reverse`: back to the previous breakpoint hit, or
-    /// the start of the recording).
-    pub async fn step_back(&self, thread_id: i64, reverse: bool) -> Result<(), String> {
-        self.load_history(thread_id).await?;
-        let mut st = lock(&self.state);
-        let bp_lines = st.bp_lines.clone();
-        let p = st.paused.get_mut(&thread_id).ok_or("not paused")?;
-        if p.history.len() < 2 {
-            return Err(
-                "nothing recorded before this point: launch or attach with `record: true`".into(),
-            );
-        }
-        // The live point is the newest event (the probe records before pausing).
-        let cur = p.cursor.unwrap_or(p.history.len() - 1);
-        if cur == 0 {
-            return Err("at the start of the recording".into());
-        }
-        let target = if reverse {
-            (0..cur)
-                .rev()
-                .find(|&i| {
-                    let e = &p.history[i];
-                    bp_lines
-                        .get(&e.module)
-                        .is_some_and(|ls| ls.contains(&e.line))
-                })
-                .unwrap_or(0)
-        } else {
-            cur - 1
-        };
-        p.cursor = Some(target);
-        st.vars.clear();
-        Ok(())
-    }
-
-    /// Move forward through the recording; `Ok(true)` when the thread was in the past (it
-    /// stays there or reaches the live point; no real resume).
-    fn forward_in_past(&self, thread_id: i64, cmd: &str) -> Result<bool, String> {
-        let mut st = lock(&self.state);
-        let bp_lines = st.bp_lines.clone();
-        let Some(p) = st.paused.get_mut(&thread_id) else {
-            return Err(format!("thread {thread_id} is not paused"));
-        };
-        let Some(cur) = p.cursor else {
-            return Ok(false);
-        };
-        let last = p.history.len() - 1;
-        let depth = p.history[cur].depth;
-        let next = (cur + 1..=last).find(|&i| {
-            let e = &p.history[i];
-            match cmd {
-                "next" => e.depth <= depth,
-                "step_out" => e.depth < depth,
-                "continue" => bp_lines
-                    .get(&e.module)
-                    .is_some_and(|ls| ls.contains(&e.line)),
-                _ => true,
-            }
-        });
-        p.cursor = match next {
-            Some(i) if i < last => Some(i),
-            _ => None, // back at the live point
-        };
-        st.vars.clear();
-        Ok(true)
     }
 
     /// Resume a paused process with `continue`, `next`, `step_in` or `step_out`; `Ok(true)`

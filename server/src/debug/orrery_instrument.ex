@@ -14,16 +14,14 @@ defmodule OrreryInstrument.V1 do
       Task.async(fn ->
         {:ok, dev_null} = File.open("/dev/null", [:write])
         Process.group_leader(self(), dev_null)
-        Process.put(:orrery_probe_lines, %{})
 
         try do
           ast = file |> File.read!() |> Code.string_to_quoted!(file: file, token_metadata: true)
           ast = instrument_modules(ast, nil)
           # As `mix compile` would: the (umbrella) app's project, cwd and options.
           modules = OrreryCompiler.V1.in_app_of(file, fn -> Code.compile_quoted(ast, file) end)
-          lines = Process.get(:orrery_probe_lines)
           for {m, _} <- modules, do: (:code.purge(m); :code.delete(m))
-          {:ok, modules, Map.new(lines, fn {m, ls} -> {m, ls |> Enum.uniq() |> Enum.sort()} end), []}
+          {:ok, modules, Map.new(modules, fn {m, bin} -> {m, probe_lines(bin)} end), []}
         rescue
           e ->
             line = Map.get(e, :line) || 0
@@ -38,13 +36,48 @@ defmodule OrreryInstrument.V1 do
     end
   end
 
-  # Track the module being defined so probes know their line table.
-  defp instrument_modules({:defmodule, meta, [alias, [do: body]]}, parent) do
-    name = module_name(alias, parent)
-    outer = Process.put(:orrery_locals, local_names(body))
-    instrumented = {:defmodule, meta, [alias, [do: instrument_modules(body, name)]]}
-    Process.put(:orrery_locals, outer)
-    instrumented
+  # The lines that really have a probe in a compiled module, read from its code: a module
+  # is named by the compiler (defimpl, a module inside `if`), and a line only counts when
+  # a probe for it was compiled in.
+  defp probe_lines(bin) do
+    case :beam_lib.chunks(bin, [:abstract_code]) do
+      {:ok, {_, [abstract_code: {:raw_abstract_v1, forms}]}} ->
+        forms |> lookups([]) |> Enum.uniq() |> Enum.sort()
+
+      _ ->
+        []
+    end
+  end
+
+  defp lookups({:call, _, {:remote, _, {:atom, _, :orrery_dbg_v1_armed}, {:atom, _, :lookup}}, [_, {:integer, _, line}]}, acc),
+    do: [line | acc]
+
+  defp lookups(t, acc) when is_tuple(t), do: lookups(Tuple.to_list(t), acc)
+  defp lookups([h | t], acc), do: lookups(t, lookups(h, acc))
+  defp lookups(_, acc), do: acc
+
+  # Walk the whole file: modules may sit inside a top-level `if Code.ensure_loaded?(..)`,
+  # a `defimpl` (nested, or `for: Any`), or any other block. Only definitions written in
+  # the file are instrumented: `quote` bodies (macros generating defs) are left alone.
+  defp instrument_modules({kind, meta, [alias | rest]}, parent)
+       when kind in [:defmodule, :defimpl, :defprotocol] do
+    case Enum.split(rest, -1) do
+      {opts, [kw]} when is_list(kw) ->
+        case Keyword.pop(kw, :do) do
+          {nil, _} ->
+            {kind, meta, [alias | rest]}
+
+          {body, others} ->
+            name = if kind == :defmodule, do: module_name(alias, parent), else: parent || :impl
+            outer = Process.put(:orrery_locals, local_names(body))
+            instrumented = instrument_modules(body, name)
+            Process.put(:orrery_locals, outer)
+            {kind, meta, [alias | opts] ++ [[{:do, instrumented} | others]]}
+        end
+
+      _ ->
+        {kind, meta, [alias | rest]}
+    end
   end
 
   defp instrument_modules({kind, meta, [head, [do: body] ++ rest]}, mod)
@@ -72,9 +105,13 @@ defmodule OrreryInstrument.V1 do
     {kind, meta, [head, [do: probed] ++ rest]}
   end
 
-  defp instrument_modules({:__block__, meta, exprs}, mod),
-    do: {:__block__, meta, Enum.map(exprs, &instrument_modules(&1, mod))}
+  defp instrument_modules({:quote, _, _} = q, _mod), do: q
 
+  defp instrument_modules({call, meta, args}, mod) when is_list(args),
+    do: {call, meta, Enum.map(args, &instrument_modules(&1, mod))}
+
+  defp instrument_modules(list, mod) when is_list(list), do: Enum.map(list, &instrument_modules(&1, mod))
+  defp instrument_modules({a, b}, mod), do: {instrument_modules(a, mod), instrument_modules(b, mod)}
   defp instrument_modules(other, _mod), do: other
 
   defp module_name({:__aliases__, _, parts}, nil), do: Module.concat(parts)
@@ -226,9 +263,7 @@ defmodule OrreryInstrument.V1 do
     end
   end
 
-  defp probe(mod, line, {f, a}) do
-    Process.put(:orrery_probe_lines, Map.update(Process.get(:orrery_probe_lines), mod, [line], &[line | &1]))
-
+  defp probe(_mod, line, {f, a}) do
     quote do
       armed =
         try do

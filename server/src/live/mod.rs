@@ -60,6 +60,16 @@ pub struct ProcOnNode {
     pub queue: i64,
     pub memory: i64,
     pub reductions: i64,
+    /// Registered under the module's name but running another module (a `Registry`
+    /// named `ConCache`): that module; such a process is not the module's own.
+    pub runs: Option<String>,
+}
+
+impl ProcOnNode {
+    /// Whether this is the module's own process (not just one that holds its name).
+    pub fn is_own(&self) -> bool {
+        self.runs.is_none()
+    }
 }
 
 impl Default for ProcOnNode {
@@ -73,6 +83,7 @@ impl Default for ProcOnNode {
             queue: 0,
             memory: 0,
             reductions: 0,
+            runs: None,
         }
     }
 }
@@ -477,5 +488,8 @@ pub(crate) fn proc_on_node(node: &str, v: &Term) -> ProcOnNode {
         queue: term::get_int(v, "message_queue_len").unwrap_or(0),
         memory: term::get_int(v, "memory").unwrap_or(0),
         reductions: term::get_int(v, "reductions").unwrap_or(0),
+        runs: term::get(v, "runs")
+            .and_then(term::as_atom)
+            .map(pretty::module_name),
     }
 }

@@ -38,10 +38,11 @@ pub fn spec(name: &ProcName, registers: bool) -> Term {
             lit_term(name),
             bool_term(registers),
         ]),
-        ProcName::RegistryAny { registry } => tuple(vec![
+        ProcName::RegistryAny { registry, key } => tuple(vec![
             atom("registry_any"),
             atom(registry),
             int(REGISTRY_ITEMS),
+            key.as_ref().map(lit_term).unwrap_or(atom("_")),
         ]),
     }
 }

@@ -84,6 +84,13 @@ fn module_line(m: &ModuleOnNode) -> String {
 }
 
 fn proc_block(name: &str, p: &ProcOnNode) -> String {
+    if let Some(runs) = &p.runs {
+        return format!(
+            "\n`{name}` is the registered name of {} on `{}`, a `{runs}` process (not \
+             `{name}` code) · queue {}\n",
+            p.pid, p.node, p.queue
+        );
+    }
     let mut out = format!(
         "\n`{name}` is {} on `{}` · queue {} · memory {} · reductions {}\n\n",
         p.pid,
@@ -210,7 +217,7 @@ pub fn module_hint(snap: &Snapshot, module: &str) -> Option<String> {
     let state = snap
         .procs
         .get(module)
-        .and_then(|p| p.first())
+        .and_then(|p| p.iter().find(|p| p.is_own()))
         .map(|p| p.state_compact.clone())
         .filter(|s| !s.is_empty());
     if procs == 0 && state.is_none() {

@@ -366,7 +366,11 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
                 data: None,
             });
         }
-        if let Some(p) = snap.procs.get(&m.name).and_then(|p| p.first()) {
+        if let Some(p) = snap
+            .procs
+            .get(&m.name)
+            .and_then(|p| p.iter().find(|p| p.is_own()))
+        {
             // A process found under another name is inspected by that name.
             let target = p.label.clone().unwrap_or_else(|| m.name.clone());
             out.push(CodeLens {

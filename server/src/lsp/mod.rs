@@ -449,6 +449,12 @@ impl LanguageServer for Backend {
         let Some(path) = to_path(&p.text_document.uri) else {
             return;
         };
+        // Erlang sources (`src/*.erl`) are not swapped on save yet. The save path should
+        // compile them with the Erlang compiler on the compile node (`compile:file/2` with
+        // `[binary, return_errors, return_warnings, debug_info, {i, "include"}]` plus the
+        // app's `erlc_options`, run in the app's directory) and hand the binary to the same
+        // `Reloader::swap` as Elixir modules; breakpoints in them stay refused
+        // (`debug::ERLANG_REFUSED`). Never compile them as Elixir.
         if path.extension().is_none_or(|e| e != "ex") {
             return;
         }

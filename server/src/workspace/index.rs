@@ -186,8 +186,10 @@ pub enum ProcName {
     /// `{:via, Mod, name}` (`Registry` included when its key is literal); `module` is the
     /// Erlang atom text (`Elixir.Registry`).
     Via { module: String, name: Lit },
-    /// `{:via, Registry, {Reg, key}}` whose key is not a literal: every process of `Reg`.
-    RegistryAny { registry: String },
+    /// `{:via, Registry, {Reg, key}}` whose key is not a literal: the processes of `Reg`
+    /// whose key matches `key`, a pattern where `Lit::Atom("_")` stands for a computed
+    /// part (`{:worker, id}` is `{:worker, _}`); `None` when the whole key is computed.
+    RegistryAny { registry: String, key: Option<Lit> },
 }
 
 impl ProcName {
@@ -200,11 +202,28 @@ impl ProcName {
                 Lit::Atom(module.clone()).elixir(),
                 name.elixir()
             ),
-            ProcName::RegistryAny { registry } => format!(
-                "{{:via, Registry, {{{}, _}}}}",
-                Lit::Atom(registry.clone()).elixir()
+            ProcName::RegistryAny { registry, key } => format!(
+                "{{:via, Registry, {{{}, {}}}}}",
+                Lit::Atom(registry.clone()).elixir(),
+                key.as_ref().map_or("_".to_string(), pattern_elixir)
             ),
         }
+    }
+}
+
+/// A key pattern in Elixir syntax: the computed parts (`Lit::Atom("_")`) as `_`.
+fn pattern_elixir(l: &Lit) -> String {
+    match l {
+        Lit::Atom(a) if a == "_" => "_".into(),
+        Lit::Tuple(items) => format!(
+            "{{{}}}",
+            items
+                .iter()
+                .map(pattern_elixir)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.elixir(),
     }
 }
 
@@ -487,12 +506,16 @@ fn collect_elixir_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         let is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
-        let elixir = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("ex" | "exs")
-        );
-        if is_file && elixir {
+        if is_file && is_elixir(&path) {
             out.push(path);
         }
     }
+}
+
+/// Whether the index reads this file: Elixir sources (`.ex`, `.exs`) only.
+pub fn is_elixir(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ex" | "exs")
+    )
 }

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod dap;
 pub mod lsp;
+pub mod pristine;
 pub mod procs;
 
 use std::path::{Path, PathBuf};
@@ -130,6 +131,7 @@ impl TestNode {
                             a.contains("Atom { name: \"kv\" }")
                                 || a.contains("\"orbit\"")
                                 || a.contains("Atom { name: \"web\" }")
+                                || a.contains("Atom { name: \"shapes\" }")
                         })
                         .unwrap_or(false);
                     c.close();

@@ -405,9 +405,12 @@ fn proc_name_of(tuple: Node, src: &str, env: &Aliases, current: &str) -> Option<
             // A Registry with a literal registry name and a computed key.
             let pair = kids(*name);
             match (module.as_str(), name.kind(), pair.as_slice()) {
-                ("Elixir.Registry", "tuple", [reg, _key]) => {
+                ("Elixir.Registry", "tuple", [reg, key]) => {
                     match literal(*reg, src, env, current)? {
-                        Lit::Atom(registry) => Some(ProcName::RegistryAny { registry }),
+                        Lit::Atom(registry) => Some(ProcName::RegistryAny {
+                            registry,
+                            key: key_pattern(*key, src, env, current),
+                        }),
                         _ => None,
                     }
                 }
@@ -416,6 +419,26 @@ fn proc_name_of(tuple: Node, src: &str, env: &Aliases, current: &str) -> Option<
         }
         _ => None,
     }
+}
+
+/// A Registry key with computed parts: a tuple whose literal items stay and whose other
+/// items become `_` (`Lit::Atom("_")`); `None` when no part is literal.
+fn key_pattern(node: Node, src: &str, env: &Aliases, current: &str) -> Option<Lit> {
+    if node.kind() != "tuple" {
+        return None;
+    }
+    let items: Vec<Lit> = kids(node)
+        .into_iter()
+        .map(|k| {
+            literal(k, src, env, current)
+                .or_else(|| key_pattern(k, src, env, current))
+                .unwrap_or_else(|| Lit::Atom("_".into()))
+        })
+        .collect();
+    items
+        .iter()
+        .any(|i| !matches!(i, Lit::Atom(a) if a == "_"))
+        .then_some(Lit::Tuple(items))
 }
 
 /// The first process name in a parsed snippet (for `orrery/state` targets).

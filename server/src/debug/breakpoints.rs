@@ -1,0 +1,335 @@
+//! Breakpoints: where a requested line lands (only where a probe really exists, see
+//! `lines.rs`), instrumenting a file once per content, and arming lines on every node.
+
+use super::{lines, lock, Debugger, T};
+use crate::agent::DBG_MODULE;
+use crate::beam::term::{self, atom, binary, int, map};
+use eetf::Term;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a breakpoint in an Erlang source (`src/*.erl`) is refused: the instrumenter inserts
+/// probes into Elixir code only.
+pub const ERLANG_REFUSED: &str = "breakpoints in Erlang modules are not supported yet (only \
+     Elixir code gets probes); set the breakpoint in the Elixir code that calls it";
+
+/// A breakpoint as the client asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct BreakpointReq {
+    pub line: u32,
+    pub condition: Option<String>,
+    pub hit_condition: Option<String>,
+    pub log_message: Option<String>,
+}
+
+/// The on-node spec of a breakpoint: condition, hit count, log message.
+fn spec_of(r: &BreakpointReq) -> Term {
+    let hit = r
+        .hit_condition
+        .as_deref()
+        .and_then(|h| h.trim().trim_start_matches(">=").trim().parse::<i64>().ok());
+    map(vec![
+        (
+            "cond",
+            r.condition
+                .as_deref()
+                .filter(|c| !c.trim().is_empty())
+                .map(binary)
+                .unwrap_or(atom("nil")),
+        ),
+        ("hit", hit.map(int).unwrap_or(atom("nil"))),
+        (
+            "log",
+            r.log_message.as_deref().map(binary).unwrap_or(atom("nil")),
+        ),
+    ])
+}
+
+/// Where a breakpoint ended up.
+#[derive(Debug, Clone)]
+pub struct BreakpointResult {
+    pub verified: bool,
+    pub line: u32,
+    pub message: Option<String>,
+}
+
+impl Debugger {
+    /// Set the breakpoints of one file (replacing the previous ones).
+    pub async fn set_breakpoints(
+        &self,
+        file: &Path,
+        reqs: &[BreakpointReq],
+    ) -> Vec<BreakpointResult> {
+        let fail = |msg: String| {
+            reqs.iter()
+                .map(|r| BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(msg.clone()),
+                })
+                .collect()
+        };
+        let file = crate::core::normalize(file);
+        if reqs.is_empty() && !lock(&self.state).instrumented.contains_key(&file) {
+            // Nothing to arm, nothing armed: leave the module as it is.
+            return vec![];
+        }
+        if !reqs.is_empty() && !self.writes_allowed() {
+            return fail(super::READ_ONLY_BREAKPOINTS.into());
+        }
+        if file.extension().is_some_and(|e| e == "exs") {
+            return fail(
+                "breakpoints in .exs files (tests, scripts) are not supported: they are compiled \
+                 as they run; set the breakpoint in the code under test (lib/)"
+                    .into(),
+            );
+        }
+        if file.extension().is_some_and(|e| e == "erl" || e == "hrl") {
+            return fail(ERLANG_REFUSED.into());
+        }
+        let modules = match self.ensure_instrumented(&file).await {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let lines_of: HashMap<String, Vec<u32>> = {
+            let st = lock(&self.state);
+            modules
+                .iter()
+                .map(|m| {
+                    (
+                        m.clone(),
+                        st.probe_lines.get(m).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        };
+        let mut per_module: BTreeMap<String, Vec<(u32, Term)>> =
+            modules.iter().map(|m| (m.clone(), vec![])).collect();
+        // The file as compiled, indexed now (the workspace index may be older).
+        let src = std::fs::read_to_string(&file).unwrap_or_default();
+        let spans = lines::spans(&crate::workspace::index::index_source(&src));
+        let probes: Vec<(String, Vec<u32>)> = lines_of.into_iter().collect();
+        let mut out = vec![];
+        for r in reqs {
+            match lines::resolve(r.line, &probes, &spans, &src) {
+                Ok((line, module)) => {
+                    per_module
+                        .entry(module)
+                        .or_default()
+                        .push((line, spec_of(r)));
+                    out.push(BreakpointResult {
+                        verified: true,
+                        line,
+                        message: None,
+                    });
+                }
+                Err(reason) => out.push(BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(reason),
+                }),
+            }
+        }
+        for (module, bps) in per_module {
+            lock(&self.state).line_bps.insert(module.clone(), bps);
+            if let Err(e) = self.arm(&module).await {
+                return fail(e);
+            }
+        }
+        out
+    }
+
+    /// Put a module's breakpoints (from files and from function names) on every node.
+    pub(super) async fn arm(&self, module: &str) -> Result<(), String> {
+        let (recording, lines, specs) = {
+            let st = lock(&self.state);
+            let mut specs: Vec<(u32, Term)> = st.line_bps.get(module).cloned().unwrap_or_default();
+            specs.extend(st.fn_bps.get(module).cloned().unwrap_or_default());
+            (
+                st.recording,
+                st.probe_lines.get(module).cloned().unwrap_or_default(),
+                specs,
+            )
+        };
+        let mut m = std::collections::HashMap::new();
+        if recording {
+            // Every probe line records; breakpoint lines also pause.
+            for l in lines {
+                m.insert(int(l as i64), atom("record"));
+            }
+        }
+        lock(&self.state)
+            .bp_lines
+            .insert(module.to_string(), specs.iter().map(|(l, _)| *l).collect());
+        for (line, spec) in specs {
+            m.insert(int(line as i64), spec);
+        }
+        let spec_map = Term::Map(eetf::Map::from(m));
+        for n in self.session.nodes() {
+            n.conn
+                .rpc(
+                    DBG_MODULE,
+                    "set_breakpoints",
+                    vec![atom(module), spec_map.clone()],
+                    T,
+                )
+                .await
+                .map_err(|e| format!("could not arm breakpoints on {}: {e}", n.info.name))?;
+        }
+        Ok(())
+    }
+
+    /// Function breakpoints (`KV.Steps.double/1`, or without arity): the first line with
+    /// code in the function. Replaces the previous function breakpoints.
+    pub async fn set_function_breakpoints(
+        &self,
+        reqs: &[(String, BreakpointReq)],
+    ) -> Vec<BreakpointResult> {
+        if !reqs.is_empty() && !self.writes_allowed() {
+            return reqs
+                .iter()
+                .map(|(_, r)| BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(super::READ_ONLY_BREAKPOINTS.into()),
+                })
+                .collect();
+        }
+        let old: Vec<String> = lock(&self.state).fn_bps.drain().map(|(m, _)| m).collect();
+        let mut out = vec![];
+        let mut touched: Vec<String> = old;
+        for (name, r) in reqs {
+            let found = self.function_location(name);
+            let Some((path, module, start, end)) = found else {
+                out.push(BreakpointResult {
+                    verified: false,
+                    line: 0,
+                    message: Some(format!("no function {name} in the workspace")),
+                });
+                continue;
+            };
+            if let Err(e) = self.ensure_instrumented(&path).await {
+                out.push(BreakpointResult {
+                    verified: false,
+                    line: 0,
+                    message: Some(e),
+                });
+                continue;
+            }
+            let atom_name = term::module_atom(&module);
+            let line = lock(&self.state)
+                .probe_lines
+                .get(&atom_name)
+                .and_then(|ls| {
+                    ls.iter()
+                        .copied()
+                        .filter(|l| *l >= start && *l <= end)
+                        .min()
+                });
+            match line {
+                Some(line) => {
+                    lock(&self.state)
+                        .fn_bps
+                        .entry(atom_name.clone())
+                        .or_default()
+                        .push((line, spec_of(r)));
+                    touched.push(atom_name);
+                    out.push(BreakpointResult {
+                        verified: true,
+                        line,
+                        message: None,
+                    });
+                }
+                None => out.push(BreakpointResult {
+                    verified: false,
+                    line: start,
+                    message: Some(format!("{name} has no code to stop in")),
+                }),
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for m in touched {
+            if let Err(e) = self.arm(&m).await {
+                tracing::warn!("{e}");
+            }
+        }
+        out
+    }
+
+    /// (file, module, first line, last line) of `Mod.fun/arity` (1-based lines).
+    fn function_location(&self, name: &str) -> Option<(PathBuf, String, u32, u32)> {
+        let (mf, arity) = match name.rsplit_once('/') {
+            Some((mf, a)) => (mf, a.trim().parse::<u32>().ok()),
+            None => (name, None),
+        };
+        let (module, fun) = mf.trim().rsplit_once('.')?;
+        let idx = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let (path, f) = idx.find_function(module, fun, arity).into_iter().next()?;
+        Some((
+            path,
+            module.to_string(),
+            f.range.start.line + 1,
+            f.range.end.line + 1,
+        ))
+    }
+
+    /// Compile `file` with probes and swap it in, once per file content.
+    pub(super) async fn ensure_instrumented(&self, file: &Path) -> Result<Vec<String>, String> {
+        if file.extension().is_some_and(|e| e != "ex") {
+            return Err(if file.extension().is_some_and(|e| e == "erl") {
+                ERLANG_REFUSED.into()
+            } else {
+                format!("{} is not an Elixir source (.ex)", file.display())
+            });
+        }
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .hash(&mut h);
+            h.finish()
+        };
+        // Same content as last time: the probes in the node are current.
+        if let Some((h, m)) = lock(&self.state).instrumented.get(file) {
+            if *h == hash {
+                return Ok(m.clone());
+            }
+        }
+        let root = crate::managed::find_mix_root(&self.root).unwrap_or_else(|| self.root.clone());
+        let inst = self
+            .reloader
+            .instrument(&root, file, Duration::from_secs(30))
+            .await?;
+        if inst.modules.is_empty() {
+            return Err(format!("{} defines no module", file.display()));
+        }
+        let names: Vec<String> = inst.modules.iter().map(|(m, _)| m.clone()).collect();
+        self.reloader
+            .swap(
+                &self.session,
+                Some(&self.root),
+                inst.modules.clone(),
+                crate::reload::SwapKind::Instrument {
+                    restore_to: HashMap::new(),
+                },
+            )
+            .await?;
+        let mut st = lock(&self.state);
+        for (m, ls) in inst.lines {
+            st.probe_lines.insert(m, ls);
+        }
+        st.instrumented
+            .insert(file.to_path_buf(), (hash, names.clone()));
+        Ok(names)
+    }
+
+    /// The file changed (saved): re-instrument it with its breakpoints on the next set.
+    pub fn invalidate(&self, file: &Path) {
+        lock(&self.state)
+            .instrumented
+            .remove(&crate::core::normalize(file));
+    }
+}
