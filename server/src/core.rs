@@ -392,6 +392,14 @@ impl Core {
             .filter(|s| s.status() == Status::Attached)
             .ok_or("not attached to a node")?;
         let on = !self.traced.lock().map(|t| t.contains(mfa)).unwrap_or(false);
+        if on && !self.settings().allow_writes() {
+            // Trace patterns and flags change the node (and could clash with the user's
+            // own tracer): a read-only session sets none.
+            return Err(format!(
+                "tracing calls sets trace patterns on the node: {}",
+                crate::live::writes::WRITES_OFF
+            ));
+        }
         crate::live::trace::set(&session, &m, &f, a, on).await?;
         if let Ok(mut t) = self.traced.lock() {
             if on {

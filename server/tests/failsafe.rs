@@ -13,32 +13,12 @@ use std::time::Duration;
 use support::check::{assert_healthy, health, not_pristine, wait_pristine};
 use support::dap::DapClient;
 use support::lsp::LspClient;
-use support::{edit_file as edit, rpc, wait_until, TestNode};
+use support::{edit_file as edit, orchard, rpc, wait_until, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
 const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
 /// The guard's grace period in these tests (Orrery's default is 10 s).
 const GRACE_MS: &str = "300";
-
-fn orchard() -> (tempfile::TempDir, TestNode) {
-    let dir = support::fixture_copy("orchard");
-    let node = TestNode::start_named(
-        dir.path(),
-        &support::random_token("orch"),
-        &support::random_token("c"),
-    );
-    wait_until(LONG, "the app up", || {
-        rpc(
-            &node,
-            "Elixir.Store.Shelf",
-            "stock",
-            vec![term::binary("plums")],
-        )
-        .ok()
-        .filter(|r| term::as_int(r).is_some())
-    });
-    (dir, node)
-}
 
 /// Save and wait for the message about `module`.
 fn save(c: &mut LspClient, path: &Path, module: &str) -> String {

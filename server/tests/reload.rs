@@ -281,6 +281,19 @@ fn writes_refused_when_not_allowed() {
             .contains("allowWrites"),
         "{e}"
     );
+    // Tracing calls sets trace patterns: refused too.
+    let e = c.request(
+        "workspace/executeCommand",
+        json!({"command": "orrery.traceCalls", "arguments": ["KV.Calc.add/2"]}),
+        LONG,
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("allowWrites"),
+        "{e}"
+    );
     assert!(c.shutdown().success());
 }
 

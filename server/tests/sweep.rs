@@ -7,14 +7,12 @@
 
 mod support;
 
-use orrery::beam::term;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::check::{assert_healthy, health, wait_pristine};
 use support::dap::DapClient;
 use support::lsp::LspClient;
-use support::{rpc, wait_until, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
 const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
@@ -63,22 +61,7 @@ fn body_lines(src: &str) -> Vec<u32> {
 
 #[test]
 fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
-    let dir = support::fixture_copy("orchard");
-    let node = TestNode::start_named(
-        dir.path(),
-        &support::random_token("sweep"),
-        &support::random_token("c"),
-    );
-    wait_until(LONG, "the app up", || {
-        rpc(
-            &node,
-            "Elixir.Store.Shelf",
-            "stock",
-            vec![term::binary("plums")],
-        )
-        .ok()
-        .filter(|r| term::as_int(r).is_some())
-    });
+    let (dir, node) = support::orchard();
     let before = health(&node);
     let files = sources(dir.path());
     assert!(files.len() >= 10, "{files:?}");

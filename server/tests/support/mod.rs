@@ -330,3 +330,21 @@ pub fn lib_copy(node: &TestNode) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A private copy of the orchard fixture (an umbrella shaped like real apps) running as a
+/// node, its app up (the shelves answer).
+pub fn orchard() -> (tempfile::TempDir, TestNode) {
+    let dir = fixture_copy("orchard");
+    let node = TestNode::start_named(dir.path(), &random_token("orch"), &random_token("c"));
+    wait_until(Duration::from_secs(90), "the app up", || {
+        rpc(
+            &node,
+            "Elixir.Store.Shelf",
+            "stock",
+            vec![orrery::beam::term::binary("plums")],
+        )
+        .ok()
+        .filter(|r| orrery::beam::term::as_int(r).is_some())
+    });
+    (dir, node)
+}

@@ -520,7 +520,8 @@ async function main() {
       await focusBucket();
       await command("Orrery: Hot Swap Now");
       // A server without hot swap answers "unknown command"; the extension says so clearly.
-      const outcome = toast(/swapped on \d+ node|does not support hot swap/);
+      // An unchanged file is not reloaded: the server says the node already runs it.
+      const outcome = toast(/swapped on \d+ node|already runs this code|does not support hot swap/);
       await outcome.waitFor({ timeout: 60_000 });
       const text = (await outcome.innerText()).replace(/\s+/g, " ");
       log(`hot swap: ${text}`);
