@@ -20,15 +20,8 @@ use support::{
 
 const LONG: Duration = Duration::from_secs(90);
 
-/// Save `path` and return the showMessage that follows.
 fn save(c: &mut LspClient, path: &Path) -> String {
-    let n = c.count("window/showMessage");
-    c.notify(
-        "textDocument/didSave",
-        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
-    );
-    let v = c.wait_nth(LONG, "window/showMessage", n + 1);
-    v["params"]["message"].as_str().unwrap_or("").to_string()
+    support::lsp::save_and_wait(c, path)
 }
 
 #[test]

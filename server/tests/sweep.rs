@@ -37,13 +37,7 @@ fn sources(root: &Path) -> Vec<PathBuf> {
 }
 
 fn save(c: &mut LspClient, path: &Path) -> String {
-    let n = c.count("window/showMessage");
-    c.notify(
-        "textDocument/didSave",
-        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
-    );
-    let v = c.wait_nth(LONG, "window/showMessage", n + 1);
-    v["params"]["message"].as_str().unwrap_or("").to_string()
+    support::lsp::save_and_wait(c, path)
 }
 
 /// 1-based lines of the first body line of every `def`/`defp ... do` (multi-line bodies).

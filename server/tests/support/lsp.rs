@@ -299,3 +299,14 @@ pub fn hover(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> Str
     );
     r["contents"]["value"].as_str().unwrap_or("").to_string()
 }
+
+/// Save `path` (didSave) and return the next `window/showMessage`.
+pub fn save_and_wait(c: &mut LspClient, path: &Path) -> String {
+    let n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    let v = c.wait_nth(Duration::from_secs(90), "window/showMessage", n + 1);
+    v["params"]["message"].as_str().unwrap_or("").to_string()
+}
