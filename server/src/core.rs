@@ -33,9 +33,12 @@ pub struct Core {
     pub root: RwLock<Option<PathBuf>>,
     pub settings: RwLock<Settings>,
     pub docs: RwLock<HashMap<PathBuf, Document>>,
+    /// Read through [`Core::index`]: edits are indexed when the index is next read.
     pub index: RwLock<WorkspaceIndex>,
+    /// Open documents edited since they were last indexed.
+    unindexed: Mutex<std::collections::BTreeSet<PathBuf>>,
     pub live: LiveModel,
-    pub reloader: Reloader,
+    pub reloader: Arc<Reloader>,
     session: RwLock<Option<Session>>,
     managed: tokio::sync::Mutex<Option<ManagedNode>>,
     mode: Mutex<Mode>,
@@ -68,8 +71,9 @@ impl Core {
             settings: RwLock::new(Settings::default()),
             docs: RwLock::new(HashMap::new()),
             index: RwLock::new(WorkspaceIndex::new()),
+            unindexed: Mutex::new(Default::default()),
             live: LiveModel::new(),
-            reloader: Reloader::new(),
+            reloader: Arc::default(),
             session: RwLock::new(None),
             managed: tokio::sync::Mutex::new(None),
             mode: Mutex::new(Mode::None),
@@ -259,7 +263,7 @@ impl Core {
     }
 
     pub fn change(&self, path: &Path, changes: Vec<(Option<(Pos, Pos)>, String)>, version: i32) {
-        let text = {
+        {
             let Ok(mut docs) = self.docs.write() else {
                 return;
             };
@@ -277,17 +281,45 @@ impl Core {
                 }
                 return;
             }
-            doc.text()
-        };
-        if !crate::workspace::index::is_elixir(path) {
-            return;
         }
-        if let Ok(mut i) = self.index.write() {
-            i.update(path.to_path_buf(), &text);
+        // Indexed when next needed: a burst of keystrokes is one re-index of the file.
+        if crate::workspace::index::is_elixir(path) {
+            if let Ok(mut u) = self.unindexed.lock() {
+                u.insert(path.to_path_buf());
+            }
         }
     }
 
+    /// The workspace index, with every edited document indexed first.
+    pub fn index(&self) -> Option<std::sync::RwLockReadGuard<'_, WorkspaceIndex>> {
+        let pending = self
+            .unindexed
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        if !pending.is_empty() {
+            let texts: Vec<(PathBuf, String)> = {
+                let docs = self.docs.read().ok()?;
+                pending
+                    .into_iter()
+                    .filter_map(|p| {
+                        let d = docs.get(&p)?;
+                        (d.len_bytes() <= MAX_INDEXED).then(|| (p, d.text()))
+                    })
+                    .collect()
+            };
+            let mut idx = self.index.write().ok()?;
+            for (p, text) in texts {
+                idx.update(p, &text);
+            }
+        }
+        self.index.read().ok()
+    }
+
     pub fn close(&self, path: &Path) {
+        if let Ok(mut u) = self.unindexed.lock() {
+            u.remove(path);
+        }
         let big = self
             .docs
             .write()
@@ -332,7 +364,7 @@ impl Core {
             .read()
             .map(|d| d.keys().cloned().collect())
             .unwrap_or_default();
-        if let Ok(idx) = self.index.read() {
+        if let Some(idx) = self.index() {
             for p in paths {
                 if let Some(f) = idx.file(&p) {
                     for m in &f.modules {
@@ -354,7 +386,7 @@ impl Core {
 
     /// `(module, process names in its code)` from the index, for a module not open.
     pub fn names_of(&self, module: &str) -> Option<(String, Vec<index::NameDef>)> {
-        let idx = self.index.read().ok()?;
+        let idx = self.index()?;
         let (_, m) = idx.find_module(module)?;
         (!m.names.is_empty()).then(|| (m.name.clone(), m.names.clone()))
     }

@@ -205,3 +205,35 @@ fn a_20_mb_document_is_tracked_not_indexed_and_released() {
     );
     assert!(c.shutdown().success());
 }
+
+#[test]
+fn a_burst_of_edits_is_indexed_once_and_every_edit_counts() {
+    let (mut c, dir) = lsp_in_empty_dir();
+    let path = dir.path().join("grow.ex");
+    let uri = format!("file://{}", path.display());
+    // About 1.5 MB: under the indexing limit, slow to index on every keystroke.
+    let body = "  def f(x), do: x + 1\n".repeat(1_500_000 / 22);
+    let text = format!("defmodule Grow do\n{body}end\n");
+    let lines = text.lines().count() as u32;
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "elixir", "version": 1, "text": text}}),
+    );
+    // Type a new function, one character per change, before the module's `end`.
+    let typed = "  def typed_here(y), do: y\n";
+    for (i, ch) in typed.chars().enumerate() {
+        let (line, col) = (lines - 1, i as u32);
+        c.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2 + i},
+                   "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}}, "text": ch.to_string()}]}),
+        );
+    }
+    let syms = c.call(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let all = syms.to_string();
+    assert!(all.contains("typed_here"), "the last edit is not indexed");
+    assert!(c.shutdown().success());
+}

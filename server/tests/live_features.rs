@@ -156,6 +156,11 @@ fn completion_and_docs_come_from_the_live_node() {
     // An Erlang module: its signature (and spec when the node has debug info).
     let text = hover(&mut c, &uri, after(SCRATCH, ":ets.ne"));
     assert!(text.contains(":ets.new"), "{text}");
+    // `KV` in `defmodule KV.Scratch` is a namespace (no module `KV`): what is in it.
+    let text = hover(&mut c, &uri, (0, 11));
+    assert!(text.contains("namespace"), "{text}");
+    assert!(text.contains("`KV.Calc`"), "{text}");
+    assert!(!text.contains("not loaded"), "{text}");
 
     assert!(c.shutdown().success());
 }

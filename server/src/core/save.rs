@@ -39,9 +39,9 @@ impl Core {
             ));
         }
         // Users of its macros and structs are recompiled against the new code too.
-        let dependents = match self.index.read() {
-            Ok(idx) => crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p)),
-            Err(_) => vec![],
+        let dependents = match self.index() {
+            Some(idx) => crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p)),
+            None => vec![],
         };
         let compiled = match self
             .reloader
@@ -77,8 +77,8 @@ impl Core {
             } => (modules, warnings, stale),
         };
         let mut modules = modules;
-        let mut stale: Vec<String> = match self.index.read() {
-            Ok(idx) => stale
+        let mut stale: Vec<String> = match self.index() {
+            Some(idx) => stale
                 .iter()
                 .map(|(file, why)| {
                     let mods = crate::reload::dependents::modules_of(&idx, file);
@@ -93,7 +93,7 @@ impl Core {
                     )
                 })
                 .collect(),
-            Err(_) => vec![],
+            None => vec![],
         };
         let with_warnings = |reason: String| SaveOutcome::NotLoaded {
             reason,

@@ -183,10 +183,14 @@ pub async fn relay<R: tokio::io::AsyncRead + Unpin>(
 ) {
     server_out.send_as_is(first);
     let to_client = client_out.clone();
+    // Whether the server ended the session itself (a `terminated` event) before it closed.
     let mut back = tokio::spawn(async move {
+        let mut said_terminated = false;
         while let Ok(Some(v)) = server_rx.next().await {
+            said_terminated |= v["event"] == "terminated";
             to_client.relay(v);
         }
+        said_terminated
     });
     let mut ending = false;
     loop {
@@ -199,9 +203,9 @@ pub async fn relay<R: tokio::io::AsyncRead + Unpin>(
                 Ok(None) => break,
                 Err(e) => client_out.event("output", json!({"category": "stderr", "output": format!("Orrery: malformed DAP message: {e}\n")})),
             },
-            _ = &mut back => {
-                if !ending {
-                    client_out.event("output", json!({"category": "important", "output": "Orrery: the language server ended the debug session\n"}));
+            said = &mut back => {
+                if !ending && !said.unwrap_or(false) {
+                    client_out.event("output", json!({"category": "important", "output": "Orrery: the language server running this debug session went away (its connection closed), so the session ended; the node undoes what the session changed by itself (paused processes resume, breakpoints are removed) after a short grace period. Start debugging again once the language server is back.\n"}));
                     client_out.event("terminated", json!({}));
                 }
                 return;

@@ -32,7 +32,7 @@ fn capabilities() -> Value {
 
 struct Adapter {
     out: Out,
-    debugger: Option<Debugger>,
+    debugger: Option<Arc<Debugger>>,
     /// A saved recording opened with `launch` + `recording` (no node).
     replay: Option<crate::debug::replay::Replay>,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -171,7 +171,7 @@ fn path_arg(v: &Value) -> Option<PathBuf> {
 impl Adapter {
     fn dbg(&self) -> Result<&Debugger, String> {
         self.debugger
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| "not attached: launch or attach first".to_string())
     }
 
@@ -440,7 +440,13 @@ impl Adapter {
         if let Some(session) = shared_session {
             // Inside the language server: debug the node it is attached to.
             let node = session.node().to_string();
-            let debugger = Debugger::on_session(&root, session, self.events_tx.clone()).await?;
+            let reloader = self
+                .shared
+                .as_ref()
+                .map(|c| c.reloader.clone())
+                .unwrap_or_default();
+            let debugger =
+                Debugger::on_session(&root, session, reloader, self.events_tx.clone()).await?;
             let allowed = self
                 .shared
                 .as_ref()
@@ -490,7 +496,7 @@ impl Adapter {
         self.started(debugger, args).await
     }
 
-    async fn started(&mut self, debugger: Debugger, args: &Value) -> Result<Value, String> {
+    async fn started(&mut self, debugger: Arc<Debugger>, args: &Value) -> Result<Value, String> {
         if args["record"].as_bool().unwrap_or(false) {
             let limit = args["recordLimit"].as_i64().unwrap_or(10_000);
             debugger.set_recording(true, limit).await?;

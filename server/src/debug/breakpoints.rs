@@ -46,6 +46,22 @@ fn spec_of(r: &BreakpointReq) -> Term {
     ])
 }
 
+/// A file compiled with probes, before (or after, `loaded`) it goes into the node.
+pub(super) struct Prepared {
+    hash: u64,
+    /// (module, binary); binaries are empty when `loaded`.
+    modules: Vec<(String, Vec<u8>)>,
+    /// (module, probe lines)
+    lines: Vec<(String, Vec<u32>)>,
+    loaded: bool,
+}
+
+impl Prepared {
+    fn names(&self) -> Vec<String> {
+        self.modules.iter().map(|(m, _)| m.clone()).collect()
+    }
+}
+
 /// Where a breakpoint ended up.
 #[derive(Debug, Clone)]
 pub struct BreakpointResult {
@@ -71,11 +87,35 @@ impl Debugger {
                 .collect()
         };
         let file = crate::core::normalize(file);
-        if reqs.is_empty() && !lock(&self.state).instrumented.contains_key(&file) {
-            // Nothing to arm, nothing armed: leave the module as it is.
+        if reqs.is_empty() {
+            // Clearing: disarm what is armed; never compile or load anything for it.
+            let modules: Vec<String> = {
+                let st = lock(&self.state);
+                let mut ms: Vec<String> = st
+                    .instrumented
+                    .get(&file)
+                    .map(|(_, m)| m.clone())
+                    .unwrap_or_default();
+                // Armed before the file was saved again (its probes are out of date).
+                ms.extend(
+                    st.line_bps
+                        .keys()
+                        .filter(|m| st.paths.get(*m).is_some_and(|p| *p == file))
+                        .cloned(),
+                );
+                ms.sort();
+                ms.dedup();
+                ms
+            };
+            for m in modules {
+                lock(&self.state).line_bps.remove(&m);
+                if let Err(e) = self.arm(&m).await {
+                    tracing::warn!("{e}");
+                }
+            }
             return vec![];
         }
-        if !reqs.is_empty() && !self.writes_allowed() {
+        if !self.writes_allowed() {
             return fail(super::READ_ONLY_BREAKPOINTS.into());
         }
         if file.extension().is_some_and(|e| e == "exs") {
@@ -88,22 +128,13 @@ impl Debugger {
         if file.extension().is_some_and(|e| e == "erl" || e == "hrl") {
             return fail(ERLANG_REFUSED.into());
         }
-        let modules = match self.ensure_instrumented(&file).await {
-            Ok(m) => m,
+        // Compile with probes first; load only if some breakpoint lands on a probe.
+        let prepared = match self.prepare_instrumented(&file).await {
+            Ok(p) => p,
             Err(e) => return fail(e),
         };
-        let lines_of: HashMap<String, Vec<u32>> = {
-            let st = lock(&self.state);
-            modules
-                .iter()
-                .map(|m| {
-                    (
-                        m.clone(),
-                        st.probe_lines.get(m).cloned().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        };
+        let modules: Vec<String> = prepared.names();
+        let lines_of: HashMap<String, Vec<u32>> = prepared.lines.iter().cloned().collect();
         let mut per_module: BTreeMap<String, Vec<(u32, Term)>> =
             modules.iter().map(|m| (m.clone(), vec![])).collect();
         // The file as compiled, indexed now (the workspace index may be older).
@@ -130,6 +161,13 @@ impl Debugger {
                     message: Some(reason),
                 }),
             }
+        }
+        if !out.iter().any(|r| r.verified) && !prepared.loaded {
+            // Nothing to stop at: the node keeps its code.
+            return out;
+        }
+        if let Err(e) = self.load_instrumented(&file, prepared).await {
+            return fail(e);
         }
         for (module, bps) in per_module {
             lock(&self.state).line_bps.insert(module.clone(), bps);
@@ -277,6 +315,15 @@ impl Debugger {
 
     /// Compile `file` with probes and swap it in, once per file content.
     pub(super) async fn ensure_instrumented(&self, file: &Path) -> Result<Vec<String>, String> {
+        let prepared = self.prepare_instrumented(file).await?;
+        let names = prepared.names();
+        self.load_instrumented(file, prepared).await?;
+        Ok(names)
+    }
+
+    /// `file` compiled with probes (nothing loaded yet), or what is loaded already when
+    /// the file has not changed since.
+    pub(super) async fn prepare_instrumented(&self, file: &Path) -> Result<Prepared, String> {
         if file.extension().is_some_and(|e| e != "ex") {
             return Err(if file.extension().is_some_and(|e| e == "erl") {
                 ERLANG_REFUSED.into()
@@ -292,10 +339,27 @@ impl Debugger {
                 .hash(&mut h);
             h.finish()
         };
-        // Same content as last time: the probes in the node are current.
-        if let Some((h, m)) = lock(&self.state).instrumented.get(file) {
-            if *h == hash {
-                return Ok(m.clone());
+        {
+            // Same content as last time: the probes in the node are current.
+            let st = lock(&self.state);
+            if let Some((h, names)) = st.instrumented.get(file) {
+                if *h == hash {
+                    let lines = names
+                        .iter()
+                        .map(|m| {
+                            (
+                                m.clone(),
+                                st.probe_lines.get(m).cloned().unwrap_or_default(),
+                            )
+                        })
+                        .collect();
+                    return Ok(Prepared {
+                        hash,
+                        modules: names.iter().map(|m| (m.clone(), vec![])).collect(),
+                        lines,
+                        loaded: true,
+                    });
+                }
             }
         }
         let root = crate::managed::find_mix_root(&self.root).unwrap_or_else(|| self.root.clone());
@@ -306,24 +370,36 @@ impl Debugger {
         if inst.modules.is_empty() {
             return Err(format!("{} defines no module", file.display()));
         }
-        let names: Vec<String> = inst.modules.iter().map(|(m, _)| m.clone()).collect();
+        Ok(Prepared {
+            hash,
+            modules: inst.modules,
+            lines: inst.lines.into_iter().collect(),
+            loaded: false,
+        })
+    }
+
+    /// Swap the probe-carrying code in (unless it is loaded already).
+    pub(super) async fn load_instrumented(&self, file: &Path, p: Prepared) -> Result<(), String> {
+        if p.loaded {
+            return Ok(());
+        }
+        let names = p.names();
         self.reloader
             .swap(
                 &self.session,
                 Some(&self.root),
-                inst.modules.clone(),
+                p.modules,
                 crate::reload::SwapKind::Instrument {
                     restore_to: HashMap::new(),
                 },
             )
             .await?;
         let mut st = lock(&self.state);
-        for (m, ls) in inst.lines {
+        for (m, ls) in p.lines {
             st.probe_lines.insert(m, ls);
         }
-        st.instrumented
-            .insert(file.to_path_buf(), (hash, names.clone()));
-        Ok(names)
+        st.instrumented.insert(file.to_path_buf(), (p.hash, names));
+        Ok(())
     }
 
     /// The file changed (saved): re-instrument it with its breakpoints on the next set.

@@ -8,6 +8,7 @@ mod events;
 pub mod history;
 mod lines;
 pub mod replay;
+mod session;
 mod threads;
 mod travel;
 pub use threads::ANY_THREAD;
@@ -20,7 +21,7 @@ use crate::beam::pretty;
 use crate::beam::term::{self, atom};
 use crate::beam::Connection;
 use crate::managed::ManagedNode;
-use crate::reload::{Reloader, SwapKind};
+use crate::reload::Reloader;
 use crate::workspace::index::WorkspaceIndex;
 use eetf::Term;
 use std::collections::{BTreeMap, HashMap};
@@ -174,6 +175,8 @@ pub(crate) struct State {
     /// module (atom) -> (line, spec) from setFunctionBreakpoints
     fn_bps: HashMap<String, Vec<(u32, Term)>>,
     recording: bool,
+    /// The recording's event limit, for a node that comes back.
+    record_limit: i64,
     vars: VarStore,
     paths: HashMap<String, PathBuf>,
     /// Running processes listed as threads: thread id -> (node, pid).
@@ -184,7 +187,8 @@ pub(crate) struct State {
 pub struct Debugger {
     pub root: PathBuf,
     pub session: Session,
-    reloader: Reloader,
+    /// The code store: the language server's when the session runs inside it.
+    reloader: Arc<Reloader>,
     managed: tokio::sync::Mutex<Option<ManagedNode>>,
     index: Mutex<WorkspaceIndex>,
     state: Arc<Mutex<State>>,
@@ -194,6 +198,10 @@ pub struct Debugger {
     allow_writes: std::sync::atomic::AtomicBool,
     /// Tasks receiving the node's debugger events, stopped at disconnect.
     listeners: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    events: mpsc::UnboundedSender<Event>,
+    /// A node Orrery started that goes away ends the session (the program ended); an
+    /// attached node that goes away is waited for, and re-armed when it is back.
+    terminate_on_loss: bool,
 }
 
 fn lock_listeners(
@@ -239,30 +247,37 @@ impl Debugger {
         cookie: &str,
         managed: Option<ManagedNode>,
         events: mpsc::UnboundedSender<Event>,
-    ) -> Result<Debugger, String> {
+    ) -> Result<Arc<Debugger>, String> {
         let session = Session::start(node, cookie, true);
         session.wait_attached(Duration::from_secs(30)).await?;
-        Self::setup(root, session, true, managed, events).await
+        Self::setup(root, session, None, managed, events).await
     }
 
-    /// Debug on a session someone else owns (the language server's): disconnecting leaves
-    /// the session attached.
+    /// Debug on a session someone else owns (the language server's), with its code store
+    /// (compile node and versions): one source of truth for what the node runs.
+    /// Disconnecting leaves the session attached.
     pub async fn on_session(
         root: &Path,
         session: Session,
+        reloader: Arc<Reloader>,
         events: mpsc::UnboundedSender<Event>,
-    ) -> Result<Debugger, String> {
+    ) -> Result<Arc<Debugger>, String> {
         session.wait_attached(Duration::from_secs(30)).await?;
-        Self::setup(root, session, false, None, events).await
+        Self::setup(root, session, Some(reloader), None, events).await
     }
 
+    /// With `shared` (the language server's code store) the session is not this
+    /// debugger's own.
     async fn setup(
         root: &Path,
         session: Session,
-        owns_session: bool,
+        shared: Option<Arc<Reloader>>,
         managed: Option<ManagedNode>,
         events: mpsc::UnboundedSender<Event>,
-    ) -> Result<Debugger, String> {
+    ) -> Result<Arc<Debugger>, String> {
+        let owns_session = shared.is_none();
+        let reloader = shared.unwrap_or_default();
+        let terminate_on_loss = managed.is_some();
         let mut index = WorkspaceIndex::new();
         index.index_dir(root);
         let state = Arc::new(Mutex::new(State {
@@ -275,55 +290,29 @@ impl Debugger {
             line_bps: HashMap::new(),
             fn_bps: HashMap::new(),
             recording: false,
+            record_limit: 10_000,
             vars: VarStore::default(),
             running: HashMap::new(),
             paths: HashMap::new(),
         }));
-        let dbg = Debugger {
+        let dbg = Arc::new(Debugger {
             root: root.to_path_buf(),
             session,
-            reloader: Reloader::new(),
+            reloader,
             managed: tokio::sync::Mutex::new(managed),
             index: Mutex::new(index),
             state,
             owns_session,
             allow_writes: std::sync::atomic::AtomicBool::new(true),
             listeners: Mutex::new(vec![]),
-        };
+            events,
+            terminate_on_loss,
+        });
         lock(&dbg.state).paths = dbg.module_paths();
         for n in dbg.session.nodes() {
-            let mut mailbox = n.conn.mailbox();
-            n.conn
-                .rpc(DBG_MODULE, "start", vec![Term::Pid(mailbox.pid.clone())], T)
-                .await
-                .map_err(|e| e.to_string())?;
-            // Should this Orrery vanish, the guard ends the session on the node by itself.
-            crate::agent::undo_on_loss(
-                &n.conn,
-                dbg.session.owner(),
-                "debugger",
-                (crate::agent::GUARD_MODULE, "end_debug", vec![]),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let state = dbg.state.clone();
-            let events = events.clone();
-            let node_name = n.info.name.clone();
-            let conn = n.conn.clone();
-            let root = dbg.root.clone();
-            let index_paths = dbg.module_paths();
-            let listener = tokio::spawn(async move {
-                while let Some(msg) = mailbox.rx.recv().await {
-                    events::handle_event(&state, &events, &node_name, &root, &index_paths, msg);
-                }
-                let reason = conn
-                    .down_reason()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "detached".into());
-                let _ = events.send(Event::Terminated(reason));
-            });
-            lock_listeners(&dbg.listeners).push(listener);
+            dbg.arm_node(&n).await?;
         }
+        dbg.watch_reattach();
         Ok(dbg)
     }
 
@@ -541,62 +530,5 @@ impl Debugger {
             .await
             .map(|_| ())
             .map_err(|e| format!("could not start the launched task: {e}"))
-    }
-
-    /// Disarm, resume everything, load the pristine binaries back, remove the agent, and
-    /// stop a managed node. The node ends as it was found.
-    pub async fn disconnect(&self) {
-        for n in self.session.nodes() {
-            let _ = n.conn.rpc(DBG_MODULE, "stop", vec![], T).await;
-        }
-        lock(&self.state).paused.clear();
-        // The guard on the node knows, for every module with probes (whoever put them
-        // there), the plain code that matches its source: put that back.
-        let mut targets: Vec<(String, Vec<u8>)> = vec![];
-        for n in self.session.nodes() {
-            if let Ok(t) = n
-                .conn
-                .rpc(crate::agent::GUARD_MODULE, "restore_targets", vec![], T)
-                .await
-            {
-                for e in term::list_ref(&t) {
-                    if let Some([Term::Atom(m), Term::Binary(b)]) = term::as_tuple(e) {
-                        if !targets.iter().any(|(x, _)| *x == m.name) {
-                            targets.push((m.name.clone(), b.bytes.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        // A launched task that ended took its node with it: nothing to restore.
-        if !targets.is_empty() && !self.session.nodes().is_empty() {
-            if let Err(e) = self
-                .reloader
-                .swap(&self.session, Some(&self.root), targets, SwapKind::Restore)
-                .await
-            {
-                tracing::warn!("could not restore the original code: {e}");
-            }
-        }
-        for n in self.session.nodes() {
-            // What the swap above could not put back (modules instrumented without having
-            // been loaded are unloaded): the guard does it on the node.
-            let _ = n
-                .conn
-                .rpc(crate::agent::GUARD_MODULE, "restore_all", vec![], T)
-                .await;
-            let _ = crate::agent::forget_undo(&n.conn, self.session.owner(), "debugger").await;
-        }
-        self.reloader.forget();
-        self.reloader.shutdown().await;
-        for l in lock_listeners(&self.listeners).drain(..) {
-            l.abort();
-        }
-        if self.owns_session {
-            self.session.detach().await;
-        }
-        if let Some(mut m) = self.managed.lock().await.take() {
-            m.stop().await;
-        }
     }
 }

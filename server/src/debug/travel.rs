@@ -29,7 +29,11 @@ impl Debugger {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        lock(&self.state).recording = on;
+        {
+            let mut st = lock(&self.state);
+            st.recording = on;
+            st.record_limit = limit;
+        }
         Ok(())
     }
 

@@ -232,7 +232,7 @@ pub async fn complete(core: &Core, p: CompletionParams) -> Option<CompletionResp
     let range = Range::new(Position::new(at.line, start), at);
     let pos = index::Position::new(at.line, at.character);
     let (aliases, current, index_modules) = {
-        let idx = core.index.read().ok()?;
+        let idx = core.index()?;
         let (aliases, current) = scope(idx.file(&path), pos);
         let mods: Vec<(String, Vec<docs::FunDoc>)> = idx
             .modules()

@@ -30,7 +30,7 @@ fn not_attached_note(core: &Core) -> Option<String> {
 
 /// The function whose name is under `pos`, as (module, "fun/arity").
 fn def_at(core: &Core, path: &std::path::Path, pos: index::Position) -> Option<(String, String)> {
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let file = idx.file(path)?;
     for m in &file.modules {
         for f in &m.functions {
@@ -44,6 +44,37 @@ fn def_at(core: &Core, path: &std::path::Path, pos: index::Position) -> Option<(
         }
     }
     None
+}
+
+/// `name` is no module of the workspace but modules of it are under it (`KV` of
+/// `defmodule KV.Bucket`): a namespace, shown with what is in it.
+fn namespace_hover(core: &Core, name: &str) -> Option<String> {
+    let idx = core.index()?;
+    if idx.find_module(name).is_some() {
+        return None;
+    }
+    let prefix = format!("{name}.");
+    let mut inside: Vec<String> = idx
+        .modules()
+        .filter(|(_, m)| m.name.starts_with(&prefix))
+        .map(|(_, m)| m.name.clone())
+        .collect();
+    if inside.is_empty() {
+        return None;
+    }
+    inside.sort();
+    inside.dedup();
+    let shown: Vec<String> = inside.iter().take(12).map(|m| format!("`{m}`")).collect();
+    let more = inside.len().saturating_sub(shown.len());
+    Some(format!(
+        "**{name}** · namespace (no module `{name}` is defined): {}{}",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
@@ -71,6 +102,9 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
     let snap = core.live.snapshot();
     let text = match &reference {
         Reference::Module { name, .. } => {
+            if let Some(ns) = namespace_hover(core, name) {
+                return Some(markdown(ns));
+            }
             let live = match render::module_hover(name, &snap) {
                 Some(t) => Some(t),
                 None => {
@@ -151,7 +185,7 @@ pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinition
     )?);
     let pos = from_pos(p.text_document_position_params.position);
     let reference = core.reference_at(&path, pos)?;
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let locs: Vec<Location> = match reference {
         Reference::Module { name, .. } => idx
             .find_module(&name)
@@ -191,7 +225,7 @@ pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinition
 #[allow(deprecated)]
 pub fn document_symbols(core: &Core, uri: &Uri) -> Option<DocumentSymbolResponse> {
     let path = normalize(&to_path(uri)?);
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let file = idx.file(&path)?;
     let symbols = file
         .modules
@@ -233,7 +267,7 @@ pub fn document_symbols(core: &Core, uri: &Uri) -> Option<DocumentSymbolResponse
 
 #[allow(deprecated)]
 pub fn workspace_symbols(core: &Core, query: &str) -> Option<WorkspaceSymbolResponse> {
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let syms = idx
         .symbols(query)
         .into_iter()
@@ -277,7 +311,7 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
     let path = normalize(&to_path(uri)?);
     let cfg = core.settings().inlay_hints();
     let snap = core.live.snapshot();
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let file = idx.file(&path)?;
     let text = core.text(&path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -335,7 +369,7 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
 pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
     let path = normalize(&to_path(uri)?);
     let snap = core.live.snapshot();
-    let idx = core.index.read().ok()?;
+    let idx = core.index()?;
     let file = idx.file(&path)?;
     let mut out = vec![];
     for m in &file.modules {
