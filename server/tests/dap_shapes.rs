@@ -7,8 +7,8 @@ mod support;
 use orrery::beam::term::{self, atom, int};
 use serde_json::{json, Value};
 use std::time::Duration;
+use support::check::wait_pristine;
 use support::dap::DapClient;
-use support::pristine::assert_pristine;
 use support::{rpc, rpc_in_background, TestNode};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -23,6 +23,9 @@ const TOUCHED: &[&str] = &[
     "Elixir.Shapes.Gen",
     "shapes_erl",
 ];
+
+/// The fixture's modules (protocol implementations for its types included).
+const SHAPES: &[&str] = &["Elixir.Shapes", "Elixir.String.Chars.Shapes", "shapes_"];
 
 fn attach(c: &mut DapClient, node: &TestNode) {
     c.ok(
@@ -75,7 +78,7 @@ fn load_everything(node: &TestNode) {
 fn breakpoints_in_defimpl_if_wrapped_modules_macros_erlang_and_dep_frames() {
     let node = TestNode::start("shapes");
     load_everything(&node);
-    assert_pristine(&node, TOUCHED);
+    wait_pristine(&node, SHAPES, LONG);
 
     let mut c = DapClient::start();
     attach(&mut c, &node);
@@ -203,5 +206,5 @@ fn breakpoints_in_defimpl_if_wrapped_modules_macros_erlang_and_dep_frames() {
 
     c.ok("disconnect", json!({}));
     assert!(c.wait_exit(LONG));
-    assert_pristine(&node, TOUCHED);
+    wait_pristine(&node, SHAPES, LONG);
 }

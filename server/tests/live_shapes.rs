@@ -10,13 +10,16 @@ use orrery::beam::term::{self, atom};
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
+use support::check::wait_pristine;
 use support::lsp::{after, hover, start_attached, LspClient};
-use support::pristine::assert_pristine;
 use support::{rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
 
 /// A workspace holding a copy of the fixture's `lib/shapes` (server files land in a temp dir).
+/// The fixture's modules (protocol implementations for its types included).
+const SHAPES: &[&str] = &["Elixir.Shapes", "Elixir.String.Chars.Shapes", "shapes_"];
+
 fn workspace(node: &TestNode) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("lib/shapes");
@@ -131,14 +134,5 @@ fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_th
     c.shutdown();
     let table = rpc(&node, "ets", "info", vec![atom("orrery_names_v1_layers")]).unwrap();
     assert!(term::is_atom(&table, "undefined"), "{table:?}");
-    assert_pristine(
-        &node,
-        &[
-            "Elixir.Shapes.Stage",
-            "Elixir.Shapes.CounterStage",
-            "Elixir.Shapes.Cache",
-            "Elixir.Shapes.Session",
-            "shapes_erl",
-        ],
-    );
+    wait_pristine(&node, SHAPES, LONG);
 }

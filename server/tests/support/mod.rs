@@ -5,7 +5,6 @@
 pub mod check;
 pub mod dap;
 pub mod lsp;
-pub mod pristine;
 pub mod procs;
 
 use std::path::{Path, PathBuf};
