@@ -613,3 +613,128 @@ fn modules_run_by_local_loops_are_refused_with_the_reason() {
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
 }
+
+/// The node dies while a swap waits on a busy server: the save says so, the server goes
+/// on, and the restarted node (re-attached by itself) runs its build with nothing
+/// replayed into it.
+#[test]
+fn node_killed_mid_swap() {
+    let (dir, mut node) = orchard();
+    let (sname, cookie) = (node.sname.clone(), node.cookie.clone());
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let busy = dir.path().join("apps/web/lib/web/busy.ex");
+    c.open(&busy);
+    edit(&busy, "calls: s.calls + 1", "calls: s.calls + 2");
+    let _call = support::rpc_in_background(
+        &node,
+        "Elixir.Web.Busy",
+        "work",
+        vec![term::int(20_000)],
+        Duration::from_secs(30),
+    );
+    let busy_pid = || {
+        rpc(
+            &node,
+            "erlang",
+            "whereis",
+            vec![term::atom("Elixir.Web.Busy")],
+        )
+    };
+    wait_until(LONG, "the busy call under way", || {
+        let info = rpc(
+            &node,
+            "erlang",
+            "process_info",
+            vec![busy_pid().ok()?, term::atom("current_function")],
+        )
+        .ok()?;
+        format!("{info:?}").contains("sleep").then_some(())
+    });
+    let n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", busy.display())}}),
+    );
+    // The swap is under way on the node (it waits for the busy server to leave its code).
+    let suspending = r#"Enum.any?(Process.list(), fn p ->
+      case Process.info(p, :current_stacktrace) do
+        {:current_stacktrace, st} -> Enum.any?(st, &(elem(&1, 0) == :orrery_swap_v1))
+        _ -> false
+      end
+    end)"#;
+    wait_until(LONG, "the swap waiting on the busy server", || {
+        // Answer the server's progress requests meanwhile.
+        c.call("orrery/status", Value::Null);
+        let r = rpc(
+            &node,
+            "Elixir.Code",
+            "eval_string",
+            vec![term::binary(suspending)],
+        )
+        .ok()?;
+        term::as_tuple(&r)
+            .is_some_and(|t| term::is_atom(&t[0], "true"))
+            .then_some(())
+    });
+    node.kill();
+    let msg = (n + 1..)
+        .map(|k| {
+            c.wait_nth(LONG, "window/showMessage", k)["params"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .find(|m| m.contains("Web.Busy"))
+        .unwrap();
+    assert!(
+        msg.contains("went down") || msg.contains("connection"),
+        "{msg}"
+    );
+    assert!(msg.contains("not swapped"), "{msg}");
+    c.wait_status(LONG, "detached", |s| s["attached"] == json!(false));
+
+    edit(&busy, "calls: s.calls + 2", "calls: s.calls + 1");
+    let node = TestNode::start_named(dir.path(), &sname, &cookie);
+    c.wait_status(LONG, "re-attached", |s| s["attached"] == json!(true));
+    let r = rpc(&node, "Elixir.Web.Busy", "work", vec![term::int(1)]).unwrap();
+    assert_eq!(term::as_atom(&r), Some("done"));
+    assert!(c.shutdown().success());
+    wait_pristine(&node, APPS, LONG);
+}
+
+/// `orrery lsp` SIGKILLed while a debug session it runs (relayed by `orrery dap`) has a
+/// process paused: the editor is told what happened, and the guard undoes the session.
+#[test]
+fn lsp_killed_with_a_relayed_debug_session_paused() {
+    let (dir, node) = orchard();
+    let before = health(&node);
+    let mut l = LspClient::start(&[("ORRERY_GRACE_MS", GRACE_MS)]);
+    l.initialize(
+        dir.path(),
+        json!({"node": node.node, "cookie": node.cookie, "refreshMs": 200}),
+    );
+    l.wait_status(LONG, "attach", |s| s["attached"] == json!(true));
+    let mut d = dap_attach(dir.path(), &node, json!({}));
+    let job = dir.path().join("apps/web/lib/web/job.ex");
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": job}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    d.wait_event("stopped", LONG);
+    unsafe {
+        libc::kill(l.pid() as i32, libc::SIGKILL);
+    }
+    loop {
+        let e = d.wait_event("output", LONG);
+        if e["body"]["output"]
+            .as_str()
+            .is_some_and(|t| t.contains("went away"))
+        {
+            break;
+        }
+    }
+    d.wait_event("terminated", LONG);
+    wait_pristine(&node, APPS, LONG);
+    assert_healthy(&node, &before);
+}
