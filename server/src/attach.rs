@@ -138,6 +138,11 @@ impl Session {
         &self.shared.node
     }
 
+    /// Whether `cookie` is the one this session attached with.
+    pub fn cookie_is(&self, cookie: &str) -> bool {
+        self.shared.cookie == cookie
+    }
+
     /// Current status.
     pub fn status(&self) -> Status {
         self.shared.status.borrow().clone()

@@ -193,6 +193,24 @@ impl Core {
     }
 
     /// Leave the nodes as found and stop a managed node.
+    /// Leave the node (its settings changed): what Orrery did there is undone, versions and
+    /// live values are forgotten; `attach` starts afresh.
+    pub async fn detach(&self) {
+        let session = self.session.write().ok().and_then(|mut s| s.take());
+        if let Some(s) = session {
+            self.live.stop_tracing(&s).await;
+            s.detach().await;
+        }
+        self.live.clear();
+        self.reloader.forget();
+        if let Ok(mut i) = self.incarnations.lock() {
+            i.clear();
+        }
+        if let Some(mut m) = self.managed.lock().await.take() {
+            m.stop().await;
+        }
+    }
+
     pub async fn shutdown(&self) {
         drop(self.bridge.lock().ok().and_then(|mut b| b.take()));
         let session = self.session.write().ok().and_then(|mut s| s.take());

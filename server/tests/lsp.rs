@@ -168,6 +168,9 @@ fn attach_symbols_definition_and_live_hover() {
     assert_eq!(ets["tables"][0]["size"], 2, "{ets}");
     let procs = c.call("orrery/processes", json!({"sort": "memory", "limit": 5}));
     assert_eq!(procs["nodes"][0]["items"].as_array().unwrap().len(), 5);
+    // Orrery's own processes (agent, guard, rpc workers) are not the app's.
+    let all = c.call("orrery/processes", json!({"limit": 10000}));
+    assert!(!all.to_string().contains("orrery_"), "{all}");
     let tree = c.call("orrery/supervisionTree", Value::Null);
     assert!(tree.to_string().contains("KV.Supervisor"), "{tree}");
 
@@ -315,4 +318,30 @@ fn trace_calls_shows_the_last_calls_with_arguments_and_results() {
     );
     assert!(r.as_str().unwrap().starts_with("stopped tracing"), "{r}");
     assert!(c.shutdown().success());
+}
+
+#[test]
+fn changing_the_node_in_the_settings_attaches_to_it() {
+    let node = TestNode::start("kv");
+    let ws = support::lib_copy(&node);
+    let mut c = LspClient::start(&[]);
+    // A node that does not exist first (a typo), then the right one.
+    let typo = format!(
+        "{}@{}",
+        support::random_token("nobody"),
+        support::hostname()
+    );
+    c.initialize(ws.path(), json!({"node": typo, "cookie": node.cookie}));
+    c.wait_status(LONG, "not attached", |s| {
+        s["attached"] == json!(false) && s["reason"].is_string()
+    });
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"orrery": {"node": node.node, "cookie": node.cookie}}}),
+    );
+    c.wait_status(LONG, "attached after the change", attached);
+    let s = c.call("orrery/status", Value::Null);
+    assert!(s.to_string().contains(&node.node), "{s}");
+    assert!(c.shutdown().success());
+    support::check::wait_pristine(&node, &["Elixir.KV"], LONG);
 }

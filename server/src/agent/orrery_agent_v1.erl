@@ -218,14 +218,35 @@ processes(Opts) ->
     Limit = maps:get(limit, Opts, 50),
     Keys = [registered_name, memory, reductions, message_queue_len, current_function,
             initial_call],
-    All = [{P, I} || P <- erlang:processes(),
-                     (I = erlang:process_info(P, Keys)) =/= undefined],
+    All = [{P, I} || P <- erlang:processes(), P =/= self(),
+                     (I = erlang:process_info(P, Keys)) =/= undefined,
+                     not ours(P, I)],
     Sorted = lists:sort(fun({_, A}, {_, B}) ->
                                 proplists:get_value(Sort, A) >= proplists:get_value(Sort, B)
                         end, All),
     Page = lists:sublist(Sorted, Offset + 1, Limit),
     #{total => length(All),
       items => [maps:from_list([{pid, P}, {module, callback_module(P)} | I]) || {P, I} <- Page]}.
+
+%% Orrery's own processes (the guard, the debugger, tracers, rpc workers running our code)
+%% are not the user's: left out of the list.
+ours(P, I) ->
+    Initial = case erlang:process_info(P, dictionary) of
+                  {dictionary, D} -> proplists:get_value('$initial_call', D);
+                  _ -> undefined
+              end,
+    lists:any(fun is_ours/1,
+              [proplists:get_value(registered_name, I),
+               mfa_module(proplists:get_value(current_function, I)),
+               mfa_module(proplists:get_value(initial_call, I)),
+               mfa_module(Initial)]).
+
+mfa_module({M, _, _}) -> M;
+mfa_module(_) -> undefined.
+
+is_ours(A) when is_atom(A) ->
+    lists:prefix("orrery_", atom_to_list(A));
+is_ours(_) -> false.
 
 %% Call counts for modules whose call_count tracing Orrery switched on.
 call_counts(Mods) ->

@@ -112,8 +112,21 @@ fn accepts(core: &Core, command: &str, args: &Value) -> Result<(), String> {
     }
     match args["node"].as_str() {
         Some(n) if n != session.node() => Err(format!("it is attached to {}", session.node())),
+        Some(_) => {
+            // The session's connection is not a way around the cookie: the one the debug
+            // configuration gives must be the one the language server attached with.
+            let settings = crate::config::Settings {
+                cookie: args["cookie"].as_str().map(str::to_string),
+                cookie_file: args["cookieFile"].as_str().map(std::path::PathBuf::from),
+                ..Default::default()
+            };
+            match settings.resolve_cookie() {
+                Ok(c) if session.cookie_is(&c) => Ok(()),
+                _ => Err("the debug configuration's cookie is not the language server's".into()),
+            }
+        }
         None if command == "attach" => Err("attach names no node".into()),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

@@ -143,6 +143,14 @@ impl Debugger {
         let probes: Vec<(String, Vec<u32>)> = lines_of.into_iter().collect();
         let mut out = vec![];
         for r in reqs {
+            if let Some(why) = self.bad_condition(r).await {
+                out.push(BreakpointResult {
+                    verified: false,
+                    line: r.line,
+                    message: Some(why),
+                });
+                continue;
+            }
             match lines::resolve(r.line, &probes, &spans, &src) {
                 Ok((line, module)) => {
                     per_module
@@ -176,6 +184,44 @@ impl Debugger {
             }
         }
         out
+    }
+
+    /// Why a breakpoint's condition or hit count can never work (it does not parse), if so.
+    async fn bad_condition(&self, r: &BreakpointReq) -> Option<String> {
+        if let Some(h) = r.hit_condition.as_deref().filter(|h| !h.trim().is_empty()) {
+            let n = h.trim().trim_start_matches(">=").trim();
+            if n.parse::<u64>().is_err() {
+                return Some(format!(
+                    "hit count `{h}` is not a number (write `3` or `>= 3`)"
+                ));
+            }
+        }
+        let cond = r.condition.as_deref().filter(|c| !c.trim().is_empty())?;
+        // Parsing only (no evaluation): `Code.string_to_quoted/1` on the node.
+        let conn = self.session.primary().ok()?;
+        let parsed = conn
+            .rpc(
+                "Elixir.Code",
+                "string_to_quoted",
+                vec![term::binary(cond)],
+                super::T,
+            )
+            .await
+            .ok()?;
+        match term::as_tuple(&parsed) {
+            Some([tag, why]) if term::is_atom(tag, "error") => {
+                let detail = match term::as_tuple(why) {
+                    Some([_, msg, token]) => format!(
+                        "{}{}",
+                        term::as_string(msg).unwrap_or_default(),
+                        term::as_string(token).unwrap_or_default()
+                    ),
+                    _ => crate::beam::pretty::to_elixir_compact(why, 200),
+                };
+                Some(format!("the condition `{cond}` does not parse: {detail}"))
+            }
+            _ => None,
+        }
     }
 
     /// Put a module's breakpoints (from files and from function names) on every node.

@@ -43,18 +43,13 @@ pub(crate) fn handle_event(
                 ),
                 _ => "?".into(),
             };
-            let bindings: Vec<(String, Term)> = term::get(info, "bindings")
-                .map(term::list_ref)
-                .unwrap_or(&[])
-                .iter()
-                .filter_map(|b| match term::as_tuple(b) {
-                    Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
-                    _ => None,
-                })
-                .collect();
-            let name = term::get(info, "name")
+            let bindings = super::bindings_of(term::get(info, "bindings"));
+            let registered = term::get(info, "name")
                 .and_then(term::as_atom)
                 .filter(|n| *n != "nil")
+                .map(str::to_string);
+            let name = registered
+                .as_deref()
                 .map(pretty::module_name)
                 .unwrap_or_else(|| "process".into());
             let frames = term::get(info, "stack").map(term::list_ref).unwrap_or(&[]);
@@ -119,6 +114,7 @@ pub(crate) fn handle_event(
                     node: node.to_string(),
                     pid: pid.clone(),
                     name,
+                    registered,
                     module,
                     line,
                     function,

@@ -76,6 +76,18 @@ impl Debugger {
                     "kind": if ev.is_line() { "line" } else { "return" },
                     "bindings": ev.bindings.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(pretty::to_elixir_compact(v, 200)))).collect::<serde_json::Map<_, _>>(),
                 });
+                // The callback's state argument, however its head matched it.
+                let state_arg = term::get(e, "bindings")
+                    .map(term::list_ref)
+                    .unwrap_or(&[])
+                    .iter()
+                    .find_map(|b| match term::as_tuple(b) {
+                        Some([k, v]) if term::is_atom(k, crate::debug::STATE_BINDING) => Some(v),
+                        _ => None,
+                    });
+                if let Some(s) = state_arg {
+                    entry["stateArg"] = json!(pretty::to_elixir_compact(s, 200));
+                }
                 if let Some(r) = &ev.result {
                     entry["result"] = json!(pretty::to_elixir_compact(r, 200));
                     if let Some(s) = callback_state(&ev.function, r) {
@@ -165,7 +177,11 @@ impl Debugger {
             }
             last_key = Some(key);
             let b = e["bindings"].as_object().cloned().unwrap_or_default();
-            let state = b.get("state").cloned().unwrap_or(Value::Null);
+            let state = e
+                .get("stateArg")
+                .or_else(|| b.get("state"))
+                .cloned()
+                .unwrap_or(Value::Null);
             let message: serde_json::Map<String, Value> = b
                 .into_iter()
                 .filter(|(k, _)| k != "state" && k != "from" && k != "_from")
@@ -174,6 +190,22 @@ impl Debugger {
                 "seq": e["seq"], "timeUs": e["timeUs"], "pid": e["pid"], "node": e["node"],
                 "callback": f, "message": message, "stateBefore": state, "line": e["line"],
             }));
+        }
+        // A callback whose head matches its state without naming it `state` (`%{n: n} = s`,
+        // a literal map) has no such binding: its state before is what the previous
+        // callback of that process returned.
+        for i in 0..calls.len() {
+            if !calls[i]["stateBefore"].is_null() {
+                continue;
+            }
+            let before = calls[..i]
+                .iter()
+                .rev()
+                .find(|c| c["pid"] == calls[i]["pid"])
+                .and_then(|c| c.get("stateAfter").cloned());
+            if let Some(b) = before {
+                calls[i]["stateBefore"] = b;
+            }
         }
         // Without a recorded return, the state after a callback is the state the next one of
         // that process saw (or the live state).

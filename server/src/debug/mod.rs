@@ -49,6 +49,8 @@ pub struct Paused {
     pub node: String,
     pub pid: Term,
     pub name: String,
+    /// The registered name (atom), if the process has one.
+    pub registered: Option<String>,
     pub module: String,
     pub line: u32,
     pub function: String,
@@ -107,7 +109,12 @@ impl Recorded {
     }
 }
 
-fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
+/// The instrumenter binds a GenServer callback's state to this name too (see
+/// `orrery_instrument.ex`): read by the state history, never shown as a variable.
+pub(crate) const STATE_BINDING: &str = "orrery_state__";
+
+/// Bindings as the user wrote them (Orrery's own left out).
+pub(crate) fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
     t.map(term::list_ref)
         .unwrap_or(&[])
         .iter()
@@ -115,6 +122,7 @@ fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
             Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
             _ => None,
         })
+        .filter(|(k, _)| k != STATE_BINDING)
         .collect()
 }
 
@@ -249,6 +257,14 @@ impl Debugger {
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<Arc<Debugger>, String> {
         let session = Session::start(node, cookie, true);
+        // The first attempt's answer (no such node, cookie rejected) is the answer: no
+        // waiting out a retry loop.
+        if let crate::attach::Status::Detached { reason } =
+            session.wait_settled(Duration::from_secs(30)).await
+        {
+            session.detach().await;
+            return Err(reason);
+        }
         session.wait_attached(Duration::from_secs(30)).await?;
         Self::setup(root, session, None, managed, events).await
     }
@@ -501,7 +517,10 @@ impl Debugger {
         let info = vec![
             ("pid".to_string(), p.pid.clone()),
             ("node".to_string(), atom(&p.node)),
-            ("registered_name".to_string(), atom(&p.name)),
+            (
+                "registered_name".to_string(),
+                atom(p.registered.as_deref().unwrap_or("nil")),
+            ),
             ("module".to_string(), atom(&p.module)),
         ];
         let r = st.vars.add_named(info);

@@ -102,7 +102,7 @@ defmodule OrreryInstrument.V1 do
         do: with_return(probed, end_line, fa),
         else: probed
 
-    {kind, meta, [head, [do: probed] ++ rest]}
+    {kind, meta, [state_named(head, fa), [do: probed] ++ rest]}
   end
 
   defp instrument_modules({:quote, _, _} = q, _mod), do: q
@@ -113,6 +113,22 @@ defmodule OrreryInstrument.V1 do
   defp instrument_modules(list, mod) when is_list(list), do: Enum.map(list, &instrument_modules(&1, mod))
   defp instrument_modules({a, b}, mod), do: {instrument_modules(a, mod), instrument_modules(b, mod)}
   defp instrument_modules(other, _mod), do: other
+
+  # A GenServer callback's state (its last argument) is bound to `orrery_state__` as well,
+  # whatever its head matches it with (`%{n: n} = s`, a literal): the recording sees it.
+  @state_callbacks [handle_call: 3, handle_cast: 2, handle_info: 2, handle_continue: 2]
+  defp state_named({:when, m, [call | guards]}, fa), do: {:when, m, [state_named(call, fa) | guards]}
+
+  defp state_named({name, m, args} = head, fa) when is_list(args) do
+    if fa in @state_callbacks do
+      {init, [last]} = Enum.split(args, -1)
+      {name, m, init ++ [{:=, [], [last, {:orrery_state__, [], nil}]}]}
+    else
+      head
+    end
+  end
+
+  defp state_named(head, _fa), do: head
 
   defp module_name({:__aliases__, _, parts}, nil), do: Module.concat(parts)
   defp module_name({:__aliases__, _, parts}, parent), do: Module.concat([parent | parts])

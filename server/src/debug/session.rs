@@ -49,7 +49,13 @@ impl Debugger {
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "detached".into());
             if terminate {
-                // The node Orrery started is gone: the program ended.
+                // The node Orrery started is gone: the program ended, its threads with it.
+                {
+                    let mut st = lock(&state);
+                    st.paused.clear();
+                    st.running.clear();
+                    st.vars.clear();
+                }
                 let _ = events.send(Event::Terminated(reason));
             } else {
                 node_lost(&state, &events, &node_name, &reason);

@@ -121,14 +121,24 @@ impl Debugger {
         };
         let last = p.history.len() - 1;
         let depth = p.history[cur].depth;
+        if cmd == "continue" {
+            // To the next recorded breakpoint hit before the live point; with none, back
+            // to live and running on (one press, not one to reach live and one to run).
+            let hit = (cur + 1..last).find(|&i| {
+                let e = &p.history[i];
+                bp_lines
+                    .get(&e.module)
+                    .is_some_and(|ls| ls.contains(&e.line))
+            });
+            p.cursor = hit;
+            st.vars.clear();
+            return Ok(hit.is_some());
+        }
         let next = (cur + 1..=last).find(|&i| {
             let e = &p.history[i];
             match cmd {
                 "next" => e.depth <= depth,
                 "step_out" => e.depth < depth,
-                "continue" => bp_lines
-                    .get(&e.module)
-                    .is_some_and(|ls| ls.contains(&e.line)),
                 _ => true,
             }
         });

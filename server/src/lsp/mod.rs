@@ -134,6 +134,14 @@ impl Backend {
         )
         .await;
 
+        self.attach_now().await;
+        self.clone().watch_session();
+        self.clone().watch_files();
+        self.refresh_loop().await;
+    }
+
+    /// Attach as the settings say, with progress; failures are shown to the user.
+    async fn attach_now(self: &Arc<Self>) {
         let p = self.progress_begin("Attaching").await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let me = self.clone();
@@ -155,9 +163,29 @@ impl Backend {
                     .await;
             }
         }
+    }
+
+    /// The node or cookie changed in the settings: leave the node and attach again.
+    async fn reattach(self: Arc<Self>) {
+        if self.core.debug_sessions.load(Ordering::Relaxed) > 0 {
+            self.client
+                .show_message(
+                    MessageType::WARNING,
+                    "Orrery: the node settings changed; end the debug session running on this \
+                     connection, then reload the window to attach with them",
+                )
+                .await;
+            return;
+        }
+        self.log(
+            MessageType::INFO,
+            "Orrery: node settings changed; re-attaching".to_string(),
+        )
+        .await;
+        self.core.detach().await;
+        self.attach_now().await;
         self.clone().watch_session();
-        self.clone().watch_files();
-        self.refresh_loop().await;
+        self.refresh_clients().await;
     }
 
     /// Tell the user when the node goes away and comes back.
@@ -477,8 +505,19 @@ impl LanguageServer for Backend {
     async fn did_change_configuration(&self, p: DidChangeConfigurationParams) {
         match Settings::from_json(&p.settings) {
             Ok(s) => {
-                if let Ok(mut cur) = self.core.settings.write() {
-                    *cur = cur.clone().merge(s);
+                let target =
+                    |s: &Settings| (s.node.clone(), s.cookie.clone(), s.cookie_file.clone());
+                let Ok(mut cur) = self.core.settings.write() else {
+                    return;
+                };
+                let before = target(&cur);
+                *cur = cur.clone().merge(s);
+                let changed = target(&cur) != before;
+                drop(cur);
+                if changed {
+                    if let Some(me) = self.background.lock().ok().and_then(|b| b.clone()) {
+                        tokio::spawn(me.reattach());
+                    }
                 }
             }
             Err(e) => self.log(MessageType::ERROR, e).await,
