@@ -30,6 +30,14 @@ old = for {m, _} <- app_mods, :erlang.check_old_code(m), do: "#{inspect(m)} has 
 ours ++ suspended ++ flags ++ patterns ++ stale ++ old
 "##;
 
+/// Evaluate Elixir `code` on the node; its value in Elixir syntax (compact).
+pub fn eval_text(node: &TestNode, code: &str) -> String {
+    match eval(node, code) {
+        Ok(t) => orrery::beam::pretty::to_elixir_compact(&t, 2000),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
 fn eval(node: &TestNode, code: &str) -> Result<eetf::Term, String> {
     let r = super::rpc_in_background(
         node,
