@@ -176,6 +176,19 @@ fn erlang_sources_and_headers_swap_report_errors_and_come_back_to_the_build() {
     });
     assert_eq!(salt(), "\"orchard\"");
 
+    // A new module with an on_load hook (how NIFs load) is refused, not loaded.
+    let nif = store.join("src/store_nif.erl");
+    let nif_src = "-module(store_nif).\n-on_load(init/0).\n-export([init/0]).\n\ninit() -> ok.\n";
+    c.open_text(&nif, nif_src);
+    std::fs::write(&nif, nif_src).unwrap();
+    let msg = save_and_wait(&mut c, &nif);
+    assert!(
+        msg.contains(":store_nif was not swapped") && msg.contains("on_load"),
+        "{msg}"
+    );
+    assert_eq!(eval_text(&node, ":code.is_loaded(:store_nif)"), "false");
+    std::fs::remove_file(&nif).unwrap();
+
     assert_healthy(&node, &before);
     assert!(c.shutdown().success());
     wait_pristine(&node, APPS, LONG);

@@ -27,6 +27,12 @@ impl Core {
                 path.display()
             ));
         };
+        if kind == SourceKind::Erlang && !erlang::in_app_src(&root, path) {
+            return not_loaded(format!(
+                "{} is not in its app's src/: Orrery swaps the Erlang sources mix compiles from src/",
+                path.display()
+            ));
+        }
         // What to compile: the file, or for a header the Erlang sources that include it.
         let files = match kind {
             SourceKind::Header => erlang::includers(&root, path),

@@ -44,6 +44,15 @@ pub fn app_dir(root: &Path, file: &Path) -> PathBuf {
     root.to_path_buf()
 }
 
+/// Whether an Erlang source is one mix compiles for its app: under the app's `src/`
+/// (the default `erlc_paths`), not in `deps/` or `_build/`.
+pub fn in_app_src(root: &Path, file: &Path) -> bool {
+    let skipped = file
+        .components()
+        .any(|c| matches!(c.as_os_str().to_str(), Some("deps" | "_build")));
+    !skipped && file.starts_with(app_dir(root, file).join("src"))
+}
+
 /// The Erlang sources that include `header`: the `.erl` files under its app's `src/`
 /// with an `-include` or `-include_lib` line that names the header's file name.
 pub fn includers(root: &Path, header: &Path) -> Vec<PathBuf> {
@@ -125,6 +134,9 @@ mod tests {
         }
         let header = app.join("include/h.hrl");
         assert_eq!(app_dir(root, &header), app);
+        assert!(in_app_src(root, &app.join("src/sub/b.erl")));
+        assert!(!in_app_src(root, &app.join("test/t.erl")));
+        assert!(!in_app_src(root, &root.join("deps/x/src/x.erl")));
         assert_eq!(
             includers(root, &header),
             vec![app.join("src/a.erl"), app.join("src/sub/b.erl")]
