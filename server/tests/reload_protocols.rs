@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use support::check::{assert_healthy, eval_text, health, wait_pristine};
+use support::dap::DapClient;
 use support::lsp::{save_and_wait, start_attached, LspClient};
 use support::pristine::changed_modules;
 use support::{edit_file as edit, wait_until};
@@ -202,6 +203,36 @@ end
 
     assert_healthy(&node, &before);
     assert!(c.shutdown().success());
+
+    // A breakpoint in an impl of a file with defprotocol and defimpl: the impl is
+    // instrumented, the protocol keeps running consolidated.
+    let mut d = DapClient::start();
+    d.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
+    d.ok(
+        "attach",
+        json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path()}),
+    );
+    d.wait_event("initialized", LONG);
+    let line = 1 + std::fs::read_to_string(&label)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("cents = "))
+        .unwrap();
+    let r = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": label}, "breakpoints": [{"line": line}]}),
+    );
+    assert_eq!(r["breakpoints"][0]["verified"], json!(true), "{r}");
+    consolidated(&node, &["Store.Label"]);
+    assert_eq!(
+        eval_text(&node, "Enum.map([3, :x], &Store.Label.label/1)"),
+        r#"["3 loose", ":x"]"#
+    );
+    d.ok("disconnect", json!({}));
+
     // Once mix has built the new file, the node runs exactly mix's build, consolidated
     // protocols included.
     let st = std::process::Command::new("mix")
