@@ -235,13 +235,7 @@ end
 
     // Once mix has built the new file, the node runs exactly mix's build, consolidated
     // protocols included.
-    let st = std::process::Command::new("mix")
-        .arg("compile")
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    mix_compile(dir.path());
     wait_pristine(&node, APPS, LONG);
     assert_eq!(
         changed_modules(
@@ -250,5 +244,54 @@ end
         ),
         Vec::<String>::new()
     );
+    assert_healthy(&node, &before);
+}
+
+fn mix_compile(dir: &Path) {
+    let st = std::process::Command::new("mix")
+        .arg("compile")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn a_new_impl_is_refused_when_its_protocol_cannot_be_consolidated_again() {
+    let (dir, node) = support::orchard();
+    let before = health(&node);
+    assert_eq!(eval_text(&node, "Store.Till.total()"), BASKET);
+    // The build moves on under the node (a protocol edited and `mix compile` run
+    // elsewhere): the consolidated protocol the node runs is no longer on disk.
+    let lib = dir.path().join("apps/store/lib/store");
+    let priced = lib.join("priced.ex");
+    let priced_src = std::fs::read_to_string(&priced).unwrap();
+    edit(
+        &priced,
+        "  def price(item)\n",
+        "  def price(item)\n  def weight(item)\n",
+    );
+    mix_compile(dir.path());
+    let mut c = start_attached(&node, dir.path(), json!({}));
+    let nut = lib.join("nut.ex");
+    let nut_src = "defmodule Store.Nut do\n  defstruct grams: 100\n\n  defimpl Store.Priced do\n    def price(%{grams: g}), do: div(g, 10)\n    def weight(%{grams: g}), do: g\n  end\nend\n";
+    c.open_text(&nut, nut_src);
+    std::fs::write(&nut, nut_src).unwrap();
+    let msg = save_and_wait(&mut c, &nut);
+    assert!(
+        msg.contains("Store.Priced runs consolidated on the node, but neither as the build on disk nor as code Orrery loaded")
+            && msg.contains("Nothing was loaded"),
+        "{msg}"
+    );
+    assert_eq!(eval_text(&node, ":code.is_loaded(Store.Nut)"), "false");
+    consolidated(&node, &["Store.Priced"]);
+    assert_eq!(eval_text(&node, "Store.Till.total()"), BASKET);
+    assert!(c.shutdown().success());
+    // The build back where the node is.
+    std::fs::write(&priced, &priced_src).unwrap();
+    std::fs::remove_file(&nut).unwrap();
+    mix_compile(dir.path());
+    wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
 }
