@@ -161,12 +161,16 @@ fn erlang_sources_and_headers_swap_report_errors_and_come_back_to_the_build() {
     );
 
     // Changed outside the editor (not open here): swapped like a save, and back.
+    let n = c.count("window/showMessage");
     edit(&ring, "salt() -> ?SALT.", "salt() -> {ring, ?SALT}.");
     // (The client answers the server's progress requests while it waits.)
     wait_until(LONG, "the external edit swapped", || {
         let _ = c.call("orrery/status", Value::Null);
         (salt() == "{:ring, \"orchard\"}").then_some(())
     });
+    // Its message too, before the next change.
+    let msg = c.wait_nth(LONG, "window/showMessage", n + 1);
+    assert!(msg.to_string().contains(":store_ring swapped"), "{msg}");
     std::fs::write(&ring, &ring_src).unwrap();
     wait_until(LONG, "the external revert swapped", || {
         let _ = c.call("orrery/status", Value::Null);
@@ -175,6 +179,8 @@ fn erlang_sources_and_headers_swap_report_errors_and_come_back_to_the_build() {
             .then_some(())
     });
     assert_eq!(salt(), "\"orchard\"");
+    let msg = c.wait_nth(LONG, "window/showMessage", n + 2);
+    assert!(msg.to_string().contains(":store_ring swapped"), "{msg}");
 
     // A new module with an on_load hook (how NIFs load) is refused, not loaded.
     let nif = store.join("src/store_nif.erl");
