@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
+mod protocols;
 mod save;
 
 /// How the session was set up.
@@ -366,6 +367,18 @@ impl Core {
             // SAFETY: malloc_trim only releases free heap memory.
             unsafe {
                 libc::malloc_trim(0);
+            }
+        }
+    }
+
+    /// A file changed on disk (not open here): index what is there now (Elixir only).
+    pub fn reindex(&self, path: &Path) {
+        if !crate::workspace::index::is_elixir(path) {
+            return;
+        }
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(mut idx) = self.index.write() {
+                idx.update(path.to_path_buf(), &text);
             }
         }
     }

@@ -115,16 +115,15 @@ fn hovers_count_layered_processes_registry_keys_and_not_a_registry_named_like_th
         ],
     );
 
-    // An Erlang source opened and saved: not indexed as Elixir (no made-up hover), not
-    // compiled or swapped.
+    // An Erlang source opened and saved: not indexed as Elixir (no made-up hover); this
+    // workspace (a copy of lib/) is no mix project, so nothing is compiled or swapped
+    // (reload_erlang.rs swaps Erlang sources in a project).
     let erl = node.dir.join("src/shapes_erl.erl");
     let erl_uri = c.open(&erl);
     let h = hover(&mut c, &erl_uri, (5, 8));
     assert!(h.is_empty(), "{h}");
-    c.notify(
-        "textDocument/didSave",
-        json!({"textDocument": {"uri": erl_uri}}),
-    );
+    let msg = support::lsp::save_and_wait(&mut c, &erl);
+    assert!(msg.contains("nothing to compile"), "{msg}");
     let syms = c.call(
         "textDocument/documentSymbol",
         json!({"textDocument": {"uri": erl_uri}}),

@@ -65,7 +65,12 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     for f in &files {
         let uri = c.open(f);
         let src = std::fs::read_to_string(f).unwrap();
-        let h = support::lsp::hover(&mut c, &uri, support::lsp::after(&src, "defmodule "));
+        // A file of protocols and impls starts with `defprotocol` or `defimpl`.
+        let head = ["defmodule ", "defprotocol ", "defimpl "]
+            .into_iter()
+            .find(|h| src.contains(h))
+            .unwrap();
+        let h = support::lsp::hover(&mut c, &uri, support::lsp::after(&src, head));
         assert!(!h.is_empty(), "no hover on {}", f.display());
     }
     for f in &files {
@@ -79,7 +84,14 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     for f in &files {
         let src = std::fs::read_to_string(f).unwrap();
         let end = src.rfind("end").unwrap();
-        let edited = format!("{}  def sweep_probe, do: :ok\n{}", &src[..end], &src[end..]);
+        // In a protocol, a def is a new function of the protocol (it takes the value).
+        let last_block = src.rfind("\ndef").map_or(0, |i| i + 1);
+        let probe = if src[last_block..].starts_with("defprotocol") {
+            "  def sweep_probe(value)\n"
+        } else {
+            "  def sweep_probe, do: :ok\n"
+        };
+        let edited = format!("{}{probe}{}", &src[..end], &src[end..]);
         std::fs::write(f, edited).unwrap();
         // Swapped, or refused with nothing changed (a module a process loops in).
         let msg = save(&mut c, f);

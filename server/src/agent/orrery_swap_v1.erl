@@ -2,7 +2,7 @@
 %% the agent, removed at detach. Keep this file ASCII only (it is sent to the node as a
 %% charlist) and free of macros and includes (no epp on the way).
 -module(orrery_swap_v1).
--export([swap/3, swap_finish/2, needed/3]).
+-export([swap/3, swap_finish/2, needed/3, protocol/1]).
 %% ---- hot swap ----------------------------------------------------------------------
 %% Load Bin as Mod the safe way: refuse while a process still runs old code; suspend the
 %% OTP processes whose callback module is Mod, back up their states, load, run
@@ -46,6 +46,35 @@ needed(Mod, Bin, Dependent) ->
                 F when is_list(F) ->
                     case beam_lib:md5(F) of {ok, {_, New}} -> false; _ -> true end;
                 _ -> true
+            end
+    end.
+
+%% How the node dispatches through protocol P, for a save that recompiles it or an impl
+%% of it: consolidated => whether it runs (or, not loaded yet, would load) a consolidated
+%% P; impls => the types a loaded consolidated P dispatches to; md5 => the loaded code's
+%% (nil when not loaded); disk => its beam from the code path when that is the code it
+%% runs or would load (nil otherwise). Mix writes consolidated protocols to a directory
+%% named consolidated, ahead of the ebin directories in the code path.
+protocol(P) ->
+    case code:is_loaded(P) of
+        {file, _} ->
+            Md5 = erlang:get_module_info(P, md5),
+            Exported = erlang:function_exported(P, '__protocol__', 1),
+            case Exported andalso (catch P:'__protocol__'(impls)) of
+                {consolidated, Types} when is_list(Types) ->
+                    #{consolidated => true, impls => Types, md5 => Md5,
+                      disk => disk_binary(P, Md5)};
+                _ ->
+                    #{consolidated => false, impls => [], md5 => Md5, disk => nil}
+            end;
+        false ->
+            case code:get_object_code(P) of
+                {P, Bin, File} ->
+                    Dir = filename:basename(filename:dirname(File)),
+                    #{consolidated => Dir =:= "consolidated", impls => [], md5 => nil,
+                      disk => Bin};
+                error ->
+                    #{consolidated => false, impls => [], md5 => nil, disk => nil}
             end
     end.
 

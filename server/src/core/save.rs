@@ -1,10 +1,12 @@
-//! The save pipeline: compile in the project's environment, keep breakpoints, load only
-//! what changed, through the reloader's all-or-none swap.
+//! The save pipeline: compile in the project's environment (Elixir files with Elixir's
+//! compiler, Erlang sources and headers with Erlang's), keep protocols consolidated and
+//! breakpoints armed, load only what changed, through the reloader's all-or-none swap.
 
 use super::Core;
 use crate::attach::Status;
 use crate::reload::compile_node::{Compiled, Diagnostic, Severity};
 use crate::reload::{SaveOutcome, SwapKind};
+use crate::workspace::erlang::{self, SourceKind};
 use std::path::Path;
 
 impl Core {
@@ -19,8 +21,33 @@ impl Core {
         let Some(root) = self.mix_root() else {
             return not_loaded("not in a mix project: nothing to compile".into());
         };
+        let Some(kind) = erlang::kind(path) else {
+            return not_loaded(format!(
+                "{} is not a source Orrery compiles (.ex, .erl, .hrl)",
+                path.display()
+            ));
+        };
+        if kind == SourceKind::Erlang && !erlang::in_app_src(&root, path) {
+            return not_loaded(format!(
+                "{} is not in its app's src/: Orrery swaps the Erlang sources mix compiles from src/",
+                path.display()
+            ));
+        }
+        // What to compile: the file, or for a header the Erlang sources that include it.
+        let files = match kind {
+            SourceKind::Header => erlang::includers(&root, path),
+            _ => vec![path.to_path_buf()],
+        };
+        if files.is_empty() {
+            let src = erlang::app_dir(&root, path).join("src");
+            return not_loaded(format!(
+                "no Erlang source in {} includes {}: nothing to compile",
+                src.display(),
+                path.display()
+            ));
+        }
         // A file that defines the same module twice is refused before compiling.
-        let names: Vec<String> = self
+        let mut names: Vec<String> = self
             .index
             .read()
             .ok()
@@ -38,20 +65,23 @@ impl Core {
                 path.display()
             ));
         }
-        // Users of its macros and structs are recompiled against the new code too.
+        // Users of its macros and structs are recompiled against the new code too (Elixir
+        // files only).
         let dependents = match self.index() {
-            Some(idx) => crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p)),
-            None => vec![],
+            Some(idx) if kind == SourceKind::Elixir => {
+                crate::reload::dependents::stages(&idx, &root, path, |p| self.text(p))
+            }
+            _ => vec![],
         };
         let compiled = match self
             .reloader
-            .compile_with(&root, path, &dependents, settings.compile_timeout())
+            .compile_with(&root, &files, &dependents, settings.compile_timeout())
             .await
         {
             Ok(c) => c,
             Err(e) => return not_loaded(format!("could not compile {}: {e}", path.display())),
         };
-        let (modules, warnings, stale) = match compiled {
+        let (modules, warnings, stale, roles, ebin) = match compiled {
             Compiled::TimedOut => {
                 let secs = settings.compile_timeout().as_secs_f64();
                 return SaveOutcome::CompileFailed {
@@ -74,9 +104,17 @@ impl Core {
                 modules,
                 warnings,
                 stale,
-            } => (modules, warnings, stale),
+                roles,
+                ebin,
+            } => (modules, warnings, stale, roles, ebin),
         };
-        let mut modules = modules;
+        if kind != SourceKind::Elixir {
+            // Erlang modules are what the compiler says (one per source).
+            names = modules
+                .iter()
+                .map(|(m, _)| crate::beam::pretty::module_name(m))
+                .collect();
+        }
         let mut stale: Vec<String> = match self.index() {
             Some(idx) => stale
                 .iter()
@@ -113,6 +151,21 @@ impl Core {
         let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
             return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
         };
+        // Protocols the node runs consolidated stay consolidated.
+        let (mut modules, added) = match self
+            .consolidated(
+                &session,
+                (&root, &files),
+                modules,
+                &roles,
+                settings.compile_timeout(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(reason) => return with_warnings(reason),
+        };
+        names.extend(added.iter().map(|p| crate::beam::pretty::module_name(p)));
         // Modules with breakpoints armed by a debug session are recompiled *with* their
         // probes, so the breakpoints survive the save.
         let mut kind = SwapKind::Edit;
@@ -191,7 +244,7 @@ impl Core {
         }
         match self
             .reloader
-            .swap(&session, Some(&root), modules, kind)
+            .swap_into(&session, Some(&root), modules, kind, ebin.as_deref())
             .await
         {
             Ok(mut report) => {

@@ -21,6 +21,9 @@ defmodule OrreryInstrument.V1 do
           # As `mix compile` would: the (umbrella) app's project, cwd and options.
           modules = OrreryCompiler.V1.in_app_of(file, fn -> Code.compile_quoted(ast, file) end)
           for {m, _} <- modules, do: (:code.purge(m); :code.delete(m))
+          # A protocol has no bodies to probe; loaded instrumented it would be the
+          # unconsolidated one: it is left as it runs.
+          modules = Enum.reject(modules, fn {_, bin} -> OrreryCompiler.Protocols.protocol?(bin) end)
           {:ok, modules, Map.new(modules, fn {m, bin} -> {m, probe_lines(bin)} end), []}
         rescue
           e ->

@@ -245,11 +245,7 @@ impl Backend {
                     if open || self.shut_down.load(Ordering::Relaxed) {
                         continue;
                     }
-                    if let Ok(text) = std::fs::read_to_string(&path) {
-                        if let Ok(mut idx) = self.core.index.write() {
-                            idx.update(path.clone(), &text);
-                        }
-                    }
+                    self.core.reindex(&path);
                     self.on_saved(path).await;
                 }
             }
@@ -477,13 +473,9 @@ impl LanguageServer for Backend {
         let Some(path) = to_path(&p.text_document.uri) else {
             return;
         };
-        // Erlang sources (`src/*.erl`) are not swapped on save yet. The save path should
-        // compile them with the Erlang compiler on the compile node (`compile:file/2` with
-        // `[binary, return_errors, return_warnings, debug_info, {i, "include"}]` plus the
-        // app's `erlc_options`, run in the app's directory) and hand the binary to the same
-        // `Reloader::swap` as Elixir modules; breakpoints in them stay refused
-        // (`debug::ERLANG_REFUSED`). Never compile them as Elixir.
-        if path.extension().is_none_or(|e| e != "ex") {
+        // Elixir (`.ex`) and Erlang sources (`.erl`, and `.hrl` through the sources that
+        // include it); scripts and anything else are not compiled.
+        if !crate::workspace::erlang::swappable(&path) {
             return;
         }
         // Compile and swap in the background; the client is not kept waiting, and a burst

@@ -12,6 +12,9 @@ use tokio::process::Child;
 
 const HELPER: &str = include_str!("orrery_compiler.ex");
 const HELPER_MODULE: &str = "Elixir.OrreryCompiler.V1";
+const ERLC: &str = include_str!("orrery_erlc.ex");
+const PROTOCOLS: &str = include_str!("orrery_protocols.ex");
+const PROTOCOLS_MODULE: &str = "Elixir.OrreryCompiler.Protocols";
 const INSTRUMENT: &str = include_str!("../debug/orrery_instrument.ex");
 const INSTRUMENT_MODULE: &str = "Elixir.OrreryInstrument.V1";
 
@@ -41,6 +44,29 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// What a compiled module is to Elixir's protocols.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// A `defprotocol`.
+    Protocol,
+    /// A `defimpl` of `protocol` (atom name) for `for_type` (atom name).
+    Impl { protocol: String, for_type: String },
+}
+
+/// A protocol (atom name) to consolidate from `base` (its binary: as compiled, or
+/// consolidated) over the types `base` dispatches to, `types`, and the impls in the build
+/// and among `bins` (modules not in the build yet: this save's, named in `fresh`, and
+/// earlier saves'); impls compiled from `sources` (the saved files) that are not in
+/// `fresh` are gone from the source and left out.
+pub struct Consolidation<'a> {
+    pub protocol: &'a str,
+    pub base: &'a [u8],
+    pub types: &'a [String],
+    pub bins: &'a [(String, Vec<u8>)],
+    pub fresh: &'a [String],
+    pub sources: &'a [PathBuf],
+}
+
 /// What a compile produced.
 #[derive(Debug, Clone)]
 pub enum Compiled {
@@ -51,6 +77,10 @@ pub enum Compiled {
         warnings: Vec<Diagnostic>,
         /// Dependent files that did not compile against the new code, with the first error.
         stale: Vec<(PathBuf, String)>,
+        /// The protocols and impls among `modules`.
+        roles: Vec<(String, Role)>,
+        /// The saved file's app's compile path (`_build/<env>/lib/<app>/ebin`).
+        ebin: Option<PathBuf>,
     },
     /// Nothing to load.
     Failed {
@@ -146,6 +176,41 @@ fn diagnostics(t: &Term) -> Vec<Diagnostic> {
         .collect()
 }
 
+fn binaries(mods: &Term) -> Vec<(String, Vec<u8>)> {
+    term::list_ref(mods)
+        .iter()
+        .filter_map(|m| match term::as_tuple(m) {
+            Some([Term::Atom(a), Term::Binary(b)]) => Some((a.name.clone(), b.bytes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn roles_of(t: &Term) -> Vec<(String, Role)> {
+    term::list_ref(t)
+        .iter()
+        .filter_map(|r| match term::as_tuple(r)? {
+            [m, role] => {
+                let m = term::as_atom(m)?.to_string();
+                if term::is_atom(role, "protocol") {
+                    return Some((m, Role::Protocol));
+                }
+                match term::as_tuple(role)? {
+                    [_, p, f] => Some((
+                        m,
+                        Role::Impl {
+                            protocol: term::as_atom(p)?.to_string(),
+                            for_type: term::as_atom(f)?.to_string(),
+                        },
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 impl CompileNode {
     /// Start a compile node for the project at `root`.
     pub async fn start(root: &Path) -> Result<CompileNode, String> {
@@ -200,9 +265,15 @@ impl CompileNode {
                 .await
             {
                 Ok(_) => {
-                    conn.rpc("Elixir.Code", "compile_string", vec![binary(INSTRUMENT)], t)
-                        .await
-                        .map_err(|e| format!("could not load the instrumenter: {e}"))?;
+                    for (what, src) in [
+                        ("the Erlang compiler helper", ERLC),
+                        ("the protocol helper", PROTOCOLS),
+                        ("the instrumenter", INSTRUMENT),
+                    ] {
+                        conn.rpc("Elixir.Code", "compile_string", vec![binary(src)], t)
+                            .await
+                            .map_err(|e| format!("could not load {what}: {e}"))?;
+                    }
                     break;
                 }
                 Err(e) if tokio::time::Instant::now() > deadline => {
@@ -287,16 +358,8 @@ impl CompileNode {
             return Ok(Compiled::TimedOut);
         }
         match term::as_tuple(&reply) {
-            Some([ok, mods, warnings, stale]) if term::is_atom(ok, "ok") => {
-                let modules = term::list_ref(mods)
-                    .iter()
-                    .filter_map(|m| match term::as_tuple(m) {
-                        Some([Term::Atom(a), Term::Binary(b)]) => {
-                            Some((a.name.clone(), b.bytes.clone()))
-                        }
-                        _ => None,
-                    })
-                    .collect();
+            Some([ok, mods, warnings, stale, roles, ebin]) if term::is_atom(ok, "ok") => {
+                let modules = binaries(mods);
                 let stale = term::list_ref(stale)
                     .iter()
                     .filter_map(|s| match term::as_tuple(s) {
@@ -311,6 +374,13 @@ impl CompileNode {
                     modules,
                     warnings: diagnostics(warnings),
                     stale,
+                    roles: roles_of(roles),
+                    ebin: match ebin {
+                        Term::Binary(b) => Some(PathBuf::from(
+                            String::from_utf8_lossy(&b.bytes).into_owned(),
+                        )),
+                        _ => None,
+                    },
                 })
             }
             Some([err, errors, warnings]) if term::is_atom(err, "error") => Ok(Compiled::Failed {
@@ -347,15 +417,7 @@ impl CompileNode {
         }
         match term::as_tuple(&reply) {
             Some([ok, mods, lines, _]) if term::is_atom(ok, "ok") => {
-                let modules = term::list_ref(mods)
-                    .iter()
-                    .filter_map(|m| match term::as_tuple(m) {
-                        Some([Term::Atom(a), Term::Binary(b)]) => {
-                            Some((a.name.clone(), b.bytes.clone()))
-                        }
-                        _ => None,
-                    })
-                    .collect();
+                let modules = binaries(mods);
                 let mut out = std::collections::BTreeMap::new();
                 if let Term::Map(m) = lines {
                     for (k, v) in &m.map {
@@ -386,6 +448,51 @@ impl CompileNode {
                     msgs.join("; ")
                 ))
             }
+            _ => Err(format!(
+                "unexpected answer from the compile node: {reply:?}"
+            )),
+        }
+    }
+
+    /// A protocol consolidated as mix's `compile.protocols` builds it (see
+    /// [`Consolidation`]).
+    pub async fn consolidate(
+        &self,
+        c: &Consolidation<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let bin = |b: &[u8]| Term::Binary(eetf::Binary::from(b.to_vec()));
+        let atoms = |l: &[String]| list(l.iter().map(|t| term::atom(t)).collect());
+        let reply = self
+            .conn
+            .rpc(
+                PROTOCOLS_MODULE,
+                "consolidate",
+                vec![
+                    term::atom(c.protocol),
+                    bin(c.base),
+                    atoms(c.types),
+                    list(
+                        c.bins
+                            .iter()
+                            .map(|(m, b)| term::tuple(vec![term::atom(m), bin(b)]))
+                            .collect(),
+                    ),
+                    atoms(c.fresh),
+                    list(
+                        c.sources
+                            .iter()
+                            .map(|f| binary(&f.to_string_lossy()))
+                            .collect(),
+                    ),
+                ],
+                timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        match term::as_tuple(&reply) {
+            Some([ok, Term::Binary(b)]) if term::is_atom(ok, "ok") => Ok(b.bytes.clone()),
+            Some([_, why]) => Err(term::as_string(why).unwrap_or_else(|| format!("{why:?}"))),
             _ => Err(format!(
                 "unexpected answer from the compile node: {reply:?}"
             )),

@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// An md5 from the node (a binary) as the hex the version store keeps.
+pub fn md5_hex(t: &Term) -> String {
+    phases::hex(t)
+}
+
 /// Versions kept per module for rollback.
 const KEEP_VERSIONS: usize = 10;
 const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -146,30 +151,24 @@ impl Reloader {
         file: &Path,
         timeout: Duration,
     ) -> Result<Compiled, String> {
-        self.compile_with(root, file, &[], timeout).await
+        self.compile_with(root, &[file.to_path_buf()], &[], timeout)
+            .await
     }
 
-    /// Compile `file`, then the stages of its dependents (see [`dependents::stages`])
-    /// against the new code, in one go on the compile node.
+    /// Compile `files` (the saved file, or the Erlang sources that include a saved
+    /// header), then the stages of their dependents (see [`dependents::stages`]) against
+    /// the new code, in one go on the compile node.
     pub async fn compile_with(
         &self,
         root: &Path,
-        file: &Path,
+        files: &[PathBuf],
         dependents: &[Vec<PathBuf>],
         timeout: Duration,
     ) -> Result<Compiled, String> {
-        let mut stages = vec![vec![file.to_path_buf()]];
+        let mut stages = vec![files.to_vec()];
         stages.extend(dependents.iter().filter(|s| !s.is_empty()).cloned());
         let mut guard = self.compile.lock().await;
-        if guard.as_ref().is_some_and(|c| !c.alive()) {
-            if let Some(old) = guard.take() {
-                old.stop().await;
-            }
-        }
-        if guard.is_none() {
-            *guard = Some(CompileNode::start(root).await?);
-        }
-        let cn = guard.as_mut().ok_or("no compile node")?;
+        let cn = Self::ready(&mut guard, root).await?;
         let result = cn.compile_stages(&stages, timeout).await;
         if matches!(result, Ok(Compiled::TimedOut) | Err(_)) {
             // The compile may still be spinning (a looping macro): replace the node.
@@ -188,6 +187,27 @@ impl Reloader {
         timeout: Duration,
     ) -> Result<compile_node::Instrumented, String> {
         let mut guard = self.compile.lock().await;
+        let cn = Self::ready(&mut guard, root).await?;
+        cn.instrument(file, timeout).await
+    }
+
+    /// A protocol consolidated on the compile node (see [`compile_node::Consolidation`]).
+    pub async fn consolidate(
+        &self,
+        root: &Path,
+        c: &compile_node::Consolidation<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let mut guard = self.compile.lock().await;
+        let cn = Self::ready(&mut guard, root).await?;
+        cn.consolidate(c, timeout).await
+    }
+
+    /// The compile node, started on first use and restarted when it died.
+    async fn ready<'a>(
+        guard: &'a mut Option<CompileNode>,
+        root: &Path,
+    ) -> Result<&'a mut CompileNode, String> {
         if guard.as_ref().is_some_and(|c| !c.alive()) {
             if let Some(old) = guard.take() {
                 old.stop().await;
@@ -196,8 +216,29 @@ impl Reloader {
         if guard.is_none() {
             *guard = Some(CompileNode::start(root).await?);
         }
-        let cn = guard.as_mut().ok_or("no compile node")?;
-        cn.instrument(file, timeout).await
+        guard.as_mut().ok_or_else(|| "no compile node".to_string())
+    }
+
+    /// The code Orrery last loaded as `module` (atom name) by a save, when the node still
+    /// runs it (`md5` is the loaded code's, hex).
+    pub fn current(&self, module: &str, md5: &str) -> Option<Vec<u8>> {
+        let v = self.versions.lock().ok()?;
+        let last = v.get(module)?.last()?;
+        (last.md5 == md5).then(|| last.binary.clone())
+    }
+
+    /// The code Orrery last loaded by a save of each module whose name starts with
+    /// `prefix` (impls of a protocol: `Elixir.P.`).
+    pub fn current_with_prefix(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        self.versions
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|(m, _)| m.starts_with(prefix))
+                    .filter_map(|(m, l)| Some((m.clone(), l.last()?.binary.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The first version seen of each module Orrery swapped (what the node ran before).
@@ -249,6 +290,20 @@ impl Reloader {
         modules: Vec<(String, Vec<u8>)>,
         kind: SwapKind,
     ) -> Result<SwapReport, String> {
+        self.swap_into(session, root, modules, kind, None).await
+    }
+
+    /// [`Reloader::swap`], where a module no node has (not loaded, not on its code path:
+    /// new in the saved source) is loaded as from `ebin` (the app's compile path, where
+    /// `mix compile` will write it), so `code:which` names the file that will hold it.
+    pub async fn swap_into(
+        &self,
+        session: &Session,
+        root: Option<&Path>,
+        modules: Vec<(String, Vec<u8>)>,
+        kind: SwapKind,
+        ebin: Option<&Path>,
+    ) -> Result<SwapReport, String> {
         let action = kind.action();
         let started = Instant::now();
         let nodes = session.nodes();
@@ -272,10 +327,10 @@ impl Reloader {
                     .and_then(|l| l.last())
                     .map(|x| x.binary.clone())
             });
-            let tries = nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| prepare(i, n, module, bin, previous.as_deref(), &kind));
+            let tries = nodes.iter().enumerate().map(|(i, n)| {
+                let file = ebin.map(|d| d.join(format!("{module}.beam")));
+                prepare(i, n, (module, bin, file), previous.as_deref(), &kind)
+            });
             let mut failures = vec![];
             for r in futures::future::join_all(tries).await {
                 match r {

@@ -101,17 +101,36 @@ defmodule OrreryCompiler.V1 do
 
   def compile(file, timeout) when is_binary(file) do
     case compile_stages([[file]], timeout) do
-      {:ok, bins, warnings, _stale} -> {:ok, bins, warnings}
+      {:ok, bins, warnings, _stale, _roles, _ebin} -> {:ok, bins, warnings}
       other -> other
+    end
+  end
+
+  # Where mix writes the app's beams (absolute), nil outside a mix project.
+  defp compile_path do
+    if Mix.Project.get(), do: Path.expand(Mix.Project.compile_path()), else: nil
+  rescue
+    _ -> nil
+  end
+
+  defp forget(bins) do
+    for {m, _} <- bins do
+      :code.purge(m)
+      :code.delete(m)
     end
   end
 
   # Compile the first stage (the saved file), then each later stage of dependent files
   # (files that use macros or structs of the previous stage), one file at a time, with the
   # new modules of the earlier stages loaded here so they expand against the new code.
-  #   {:ok, [{module, binary}], diagnostics, stale} | {:error, errors, warnings} | :timeout
+  # A first stage of Erlang sources (.erl) is compiled with the Erlang compiler as mix
+  # would (see OrreryCompiler.Erl); it has no later stages.
+  #   {:ok, [{module, binary}], diagnostics, stale, roles, ebin}
+  #   | {:error, errors, warnings} | :timeout
   # stale is [{file, message}]: dependents that did not compile (their errors are in the
-  # diagnostics); the first stage failing fails the whole compile.
+  # diagnostics); the first stage failing fails the whole compile. roles says which
+  # modules are protocols and impls (OrreryCompiler.Protocols.roles/1); ebin is the
+  # app's compile path (where mix writes its beams).
   def compile_stages([first | rest], timeout) when is_list(first) do
     base = :persistent_term.get({__MODULE__, :out})
     out = Path.join(base, "c#{System.unique_integer([:positive])}")
@@ -123,12 +142,17 @@ defmodule OrreryCompiler.V1 do
         {:ok, dev_null} = File.open("/dev/null", [:write])
         Process.group_leader(self(), dev_null)
 
-        in_app_of(hd(first), fn -> stages(first, rest, out) end)
+        in_app_of(hd(first), fn ->
+          case stages(first, rest, out) do
+            {:ok, modules, diags, stale} -> {:ok, modules, diags, stale, compile_path()}
+            error -> error
+          end
+        end)
       end)
 
     result =
       case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
-        {:ok, {:ok, modules, diags, stale}} ->
+        {:ok, {:ok, modules, diags, stale, ebin}} ->
           bins =
             for m <- Enum.uniq(modules) do
               {m, File.read!(Path.join(out, Atom.to_string(m) <> ".beam"))}
@@ -136,12 +160,8 @@ defmodule OrreryCompiler.V1 do
 
           # Keep the compile node on the build's code: what was compiled here is only
           # loaded into the target, after a clean compile.
-          for {m, _} <- bins do
-            :code.purge(m)
-            :code.delete(m)
-          end
-
-          {:ok, bins, diags, stale}
+          forget(bins)
+          {:ok, bins, diags, stale, OrreryCompiler.Protocols.roles(bins), ebin}
 
         {:ok, {:error, errors, warnings}} ->
           {:error, errors, warnings}
@@ -158,6 +178,14 @@ defmodule OrreryCompiler.V1 do
   end
 
   defp stages(first, rest, out) do
+    if Enum.all?(first, &String.ends_with?(&1, ".erl")) do
+      OrreryCompiler.Erl.compile(first, out)
+    else
+      elixir_stages(first, rest, out)
+    end
+  end
+
+  defp elixir_stages(first, rest, out) do
     case Kernel.ParallelCompiler.compile_to_path(first, out, []) do
       {:ok, modules, warnings} ->
         acc = {modules, norm(warnings, :warning), []}

@@ -109,8 +109,7 @@ pub(super) struct Held {
 pub(super) async fn prepare(
     i: usize,
     n: &AttachedNode,
-    module: &str,
-    bin: &[u8],
+    (module, bin, file): (&str, &[u8], Option<std::path::PathBuf>),
     previous: Option<&[u8]>,
     kind: &super::SwapKind,
 ) -> Result<Held, String> {
@@ -129,6 +128,10 @@ pub(super) async fn prepare(
     }
     if let Some(p) = previous {
         opts.push(("previous", Term::Binary(eetf::Binary::from(p.to_vec()))));
+    }
+    if let Some(f) = file {
+        // Where a module new to the node says it comes from (used only for those).
+        opts.push(("file", term::charlist(&f.to_string_lossy())));
     }
     let args = vec![
         atom(module),

@@ -1,4 +1,4 @@
-//! Watch the workspace for `.ex` files changed outside the editor (a `git checkout`, a
+//! Watch the workspace for sources (`.ex`, `.erl`, `.hrl`) changed outside the editor (a `git checkout`, a
 //! generator), debounced, and report each changed path once per burst.
 
 use notify::{RecursiveMode, Watcher};
@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 fn interesting(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "ex")
+    super::erlang::swappable(p)
         && !p.components().any(|c| {
             matches!(
                 c.as_os_str().to_str(),
@@ -20,7 +20,7 @@ fn interesting(p: &Path) -> bool {
         })
 }
 
-/// Start watching `root`; batches of changed `.ex` files arrive on the returned channel.
+/// Start watching `root`; batches of changed sources arrive on the returned channel.
 /// The watcher lives as long as the returned handle.
 pub fn watch(
     root: &Path,
@@ -67,6 +67,9 @@ mod tests {
     #[test]
     fn only_source_files_outside_build_dirs() {
         assert!(interesting(Path::new("/p/lib/a.ex")));
+        assert!(interesting(Path::new("/p/apps/s/src/a.erl")));
+        assert!(interesting(Path::new("/p/apps/s/include/a.hrl")));
+        assert!(!interesting(Path::new("/p/_build/dev/lib/s/include/a.hrl")));
         assert!(!interesting(Path::new("/p/_build/dev/lib/a.ex")));
         assert!(!interesting(Path::new("/p/deps/x/lib/a.ex")));
         assert!(!interesting(Path::new("/p/lib/a.exs")));

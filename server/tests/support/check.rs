@@ -3,7 +3,7 @@
 //! did any of its processes crash or restart (the same pids under the same names).
 
 use super::TestNode;
-use orrery::beam::term;
+use orrery::beam::term::{self, atom};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -29,6 +29,14 @@ stale = for {m, f} <- app_mods,
 old = for {m, _} <- app_mods, :erlang.check_old_code(m), do: "#{inspect(m)} has old code"
 ours ++ suspended ++ flags ++ patterns ++ stale ++ old
 "##;
+
+/// Evaluate Elixir `code` on the node; its value in Elixir syntax (compact).
+pub fn eval_text(node: &TestNode, code: &str) -> String {
+    match eval(node, code) {
+        Ok(t) => orrery::beam::pretty::to_elixir_compact(&t, 2000),
+        Err(e) => format!("error: {e}"),
+    }
+}
 
 fn eval(node: &TestNode, code: &str) -> Result<eetf::Term, String> {
     let r = super::rpc_in_background(
@@ -114,4 +122,27 @@ pub fn assert_healthy(node: &TestNode, before: &BTreeMap<String, String>) {
         "processes crashed or restarted:\n  {}",
         lost.join("\n  ")
     );
+}
+
+/// Modules (atom names) whose loaded code differs from their `.beam` on disk.
+pub fn changed_modules(node: &TestNode, modules: &[&str]) -> Vec<String> {
+    modules
+        .iter()
+        .filter(|m| {
+            let loaded = super::rpc(
+                node,
+                "erlang",
+                "get_module_info",
+                vec![atom(m), atom("md5")],
+            )
+            .unwrap();
+            let file = super::rpc(node, "code", "which", vec![atom(m)]).unwrap();
+            let on_disk = super::rpc(node, "beam_lib", "md5", vec![file]).unwrap();
+            let disk_md5 = term::as_tuple(&on_disk)
+                .and_then(|t| t.get(1).cloned())
+                .and_then(|pair| term::as_tuple(&pair).and_then(|p| p.get(1).cloned()));
+            disk_md5.as_ref() != Some(&loaded)
+        })
+        .map(|m| m.to_string())
+        .collect()
 }

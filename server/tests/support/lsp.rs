@@ -232,6 +232,12 @@ impl LspClient {
 
     pub fn open(&mut self, path: &Path) -> String {
         let text = std::fs::read_to_string(path).unwrap();
+        self.open_text(path, &text)
+    }
+
+    /// Open `path` in the editor with `text` (a new file: open it before it is written,
+    /// so the watcher leaves it to didSave).
+    pub fn open_text(&mut self, path: &Path, text: &str) -> String {
         let uri = format!("file://{}", path.display());
         self.notify(
             "textDocument/didOpen",
