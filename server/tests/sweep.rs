@@ -17,7 +17,7 @@ use support::lsp::LspClient;
 const LONG: Duration = Duration::from_secs(90);
 const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
 
-fn sources(root: &Path) -> Vec<PathBuf> {
+fn sources(lib_dirs: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(d).unwrap().flatten() {
             let p = e.path();
@@ -29,8 +29,8 @@ fn sources(root: &Path) -> Vec<PathBuf> {
         }
     }
     let mut out = vec![];
-    for app in ["store", "web"] {
-        walk(&root.join("apps").join(app).join("lib"), &mut out);
+    for dir in lib_dirs {
+        walk(dir, &mut out);
     }
     out.sort();
     out
@@ -56,12 +56,40 @@ fn body_lines(src: &str) -> Vec<u32> {
 #[test]
 fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     let (dir, node) = support::orchard();
-    let before = health(&node);
-    let files = sources(dir.path());
+    let root = dir.path();
+    let files = sources(&[root.join("apps/store/lib"), root.join("apps/web/lib")]);
     assert!(files.len() >= 10, "{files:?}");
+    sweep(root, &node, &files, APPS);
+}
+
+/// The same over the shapes real libraries have (a behaviour layer as GenStage's,
+/// `defimpl` for `Any`, a module in a top-level `if`, generated defs, computed Registry
+/// keys, a path dependency).
+#[test]
+fn sweep_over_the_shapes_of_real_libraries_leaves_the_node_as_found() {
+    let dir = support::fixture_copy_with("shapes", &["shapes_dep"]);
+    let root = dir.path().join("shapes");
+    let node = support::TestNode::start_named(
+        &root,
+        &support::random_token("shp"),
+        &support::random_token("c"),
+    );
+    let files = sources(&[root.join("lib")]);
+    assert!(files.len() >= 8, "{files:?}");
+    sweep(
+        &root,
+        &node,
+        &files,
+        &["Elixir.Shapes", "Elixir.String.Chars.Shapes", "shapes_"],
+    );
+}
+
+fn sweep(root: &Path, node: &support::TestNode, files: &[PathBuf], apps: &[&str]) {
+    let before = health(node);
+    let files = files.to_vec();
 
     // Language server: hovers, saves unchanged, edited, and back.
-    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let mut c = support::lsp::start_attached(node, root, json!({}));
     for f in &files {
         let uri = c.open(f);
         let src = std::fs::read_to_string(f).unwrap();
@@ -83,15 +111,25 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     }
     for f in &files {
         let src = std::fs::read_to_string(f).unwrap();
-        let end = src.rfind("end").unwrap();
-        // In a protocol, a def is a new function of the protocol (it takes the value).
-        let last_block = src.rfind("\ndef").map_or(0, |i| i + 1);
-        let probe = if src[last_block..].starts_with("defprotocol") {
-            "  def sweep_probe(value)\n"
-        } else {
-            "  def sweep_probe, do: :ok\n"
+        // Into the first module (it may sit inside a top-level `if`); in a file of
+        // protocols and impls, before the last `end` (in a protocol, a def is a new
+        // function of the protocol: it takes the value).
+        let first_module = src
+            .find("defmodule ")
+            .and_then(|i| src[i..].find(" do\n").map(|j| i + j + 4));
+        let edited = match first_module {
+            Some(at) => format!("{}  def sweep_probe, do: :ok\n{}", &src[..at], &src[at..]),
+            None => {
+                let end = src.rfind("end").unwrap();
+                let last_block = src.rfind("\ndef").map_or(0, |i| i + 1);
+                let probe = if src[last_block..].starts_with("defprotocol") {
+                    "  def sweep_probe(value)\n"
+                } else {
+                    "  def sweep_probe, do: :ok\n"
+                };
+                format!("{}{probe}{}", &src[..end], &src[end..])
+            }
         };
-        let edited = format!("{}{probe}{}", &src[..end], &src[end..]);
         std::fs::write(f, edited).unwrap();
         // Swapped, or refused with nothing changed (a module a process loops in).
         let msg = save(&mut c, f);
@@ -108,9 +146,9 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
             f.display()
         );
     }
-    assert_healthy(&node, &before);
+    assert_healthy(node, &before);
     c.shutdown();
-    wait_pristine(&node, APPS, LONG);
+    wait_pristine(node, apps, LONG);
 
     // Debugger: a breakpoint in every function, armed and disarmed, recording on.
     let mut d = DapClient::start();
@@ -120,7 +158,7 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     );
     d.ok(
         "attach",
-        json!({"node": node.node, "cookie": node.cookie, "cwd": dir.path(), "record": true, "recordLimit": 5000}),
+        json!({"node": node.node, "cookie": node.cookie, "cwd": root, "record": true, "recordLimit": 5000}),
     );
     d.wait_event("initialized", LONG);
     let mut total_verified = 0;
@@ -158,6 +196,6 @@ fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     let tl = d.request("orrery/timeline", json!({}));
     assert!(tl.get("success").is_some(), "{tl}");
     d.ok("disconnect", json!({}));
-    wait_pristine(&node, APPS, LONG);
-    assert_healthy(&node, &before);
+    wait_pristine(node, apps, LONG);
+    assert_healthy(node, &before);
 }

@@ -216,6 +216,23 @@ pub fn fixture_copy(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A compiled copy of fixture `name` in `dir/name`, next to copies of the fixtures it
+/// takes as path dependencies (`../dep`).
+pub fn fixture_copy_with(name: &str, deps: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in deps.iter().chain([&name]) {
+        copy_dir(&repo().join("tests/fixtures").join(f), &dir.path().join(f));
+    }
+    let st = Command::new("mix")
+        .arg("compile")
+        .current_dir(dir.path().join(name))
+        .stdout(Stdio::null())
+        .status()
+        .expect("mix not found: run `make deps`");
+    assert!(st.success(), "fixture copy does not compile");
+    dir
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
