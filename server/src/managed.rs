@@ -204,19 +204,26 @@ impl ManagedNode {
         let cookie = random_token(20);
         let started_epmd = crate::private::ensure_epmd(&host).await;
         let mut cmd = crate::private::elixir_node(&short, &cookie, false);
-        // The node is in EPMD as soon as it boots, before the first `-e` has set its cookie:
-        // a handshake then is refused (and the node logs it). The next `-e` says the cookie
-        // is set, on stderr, in a line only this launch knows.
+        // The node is in EPMD as soon as it boots: before the first `-e` has set its cookie
+        // (a handshake then is refused, and the node logs it), and before mix has compiled
+        // and started the app. The node says when it is ready, on stderr, in a line only
+        // this launch knows: the app once it runs (`mix run -e` evaluates after the app
+        // started), a task or a gated launch once the cookie is set.
         let ready_line = format!("orrery-node-ready-{}", random_token(16));
-        cmd.args(["-e", &format!("IO.puts(:stderr, \"{ready_line}\")")]);
+        let say_ready = format!("IO.puts(:stderr, \"{ready_line}\")");
+        let ready_after_start = launch.task.is_none() && !launch.gated;
+        if !ready_after_start {
+            cmd.args(["-e", &say_ready]);
+        }
         cmd.args(["-e", WATCHDOG]);
         if launch.gated {
             cmd.args(["-e", &gate_code()]);
         }
-        cmd.arg("-S")
-            .arg("mix")
-            .args(launch.mix_args())
-            .envs(launch.env.iter().cloned());
+        cmd.arg("-S").arg("mix").args(launch.mix_args());
+        if ready_after_start {
+            cmd.args(["-e", &say_ready]);
+        }
+        cmd.envs(launch.env.iter().cloned());
         if let Some(env) = launch.mix_env() {
             cmd.env("MIX_ENV", env);
         }
@@ -290,7 +297,7 @@ impl ManagedNode {
             started_epmd,
             tail,
         };
-        // Wait until the node is registered in EPMD with its cookie set, or it exits.
+        // Wait until the node said it is ready and EPMD knows it, or it exits.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(code) = *managed.exit.borrow() {
