@@ -34,6 +34,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SELF="$REPO/tests/matrix/run.sh"
 PATH_IN=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 TEST_TIMEOUT=${ORRERY_MATRIX_TIMEOUT:-1800} # seconds per test executable
+# What a root holds; a cached root made for another recipe is built again.
+ROOT_PACKAGES="erlang elixir nodejs"
+RECIPE="recipe 1: minbase + $ROOT_PACKAGES"
 
 # ---------------------------------------------------------------------------------------------
 # In a suite's new namespaces: `run.sh --inside ROOT WORK TARGET CMD…`. Mounts the root's
@@ -127,10 +130,12 @@ host_mirror() {
 }
 
 BUILDING=""
+root_ok() { [ "$(head -1 "$1/.orrery-matrix-root" 2>/dev/null)" = "$RECIPE" ]; }
+
 # Build the root of SUITE in $CACHE/SUITE when it is missing.
 ensure_root() {
   local suite=$1 dir="$CACHE/$1" log="$CACHE/$1.build.log" mirror
-  [ -e "$dir/.orrery-matrix-root" ] && return 0
+  root_ok "$dir" && return 0
   command -v debootstrap >/dev/null || apt_install debootstrap
   mirror=$(host_mirror | head -1)
   if [ -z "$mirror" ]; then
@@ -141,10 +146,10 @@ ensure_root() {
   # One builder at a time. A build that was interrupted is removed, never used.
   exec 9>"$CACHE/.lock"
   flock 9
-  if [ ! -e "$dir/.orrery-matrix-root" ]; then
+  if ! root_ok "$dir"; then
     $SUDO rm -rf --one-file-system "$CACHE/.build-$suite".* "$dir"
     BUILDING="$CACHE/.build-$suite.$$"
-    say "$suite: building its root (debootstrap, then apt-get install erlang elixir nodejs; log: $log)"
+    say "$suite: building its root (debootstrap, then apt-get install $ROOT_PACKAGES; log: $log)"
     if ! $SUDO debootstrap --variant=minbase "$suite" "$BUILDING" "$mirror" >"$log" 2>&1; then
       tail -20 "$log" >&2
       echo "debootstrap $suite failed (log: $log)" >&2
@@ -158,12 +163,12 @@ ensure_root() {
       chroot "$BUILDING" /usr/bin/env -i "PATH=$PATH_IN" DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
       sh -c 'apt-get -o Acquire::Check-Valid-Until=false update -qq &&
              apt-get -o Acquire::Check-Valid-Until=false install -y -qq --no-install-recommends \
-               erlang elixir nodejs && apt-get clean' >>"$log" 2>&1; then
+               '"$ROOT_PACKAGES"' && apt-get clean' >>"$log" 2>&1; then
       tail -20 "$log" >&2
       echo "apt-get install in the $suite root failed (log: $log)" >&2
       return 1
     fi
-    $SUDO chroot "$BUILDING" dpkg-query -W erlang-base elixir nodejs |
+    { echo "$RECIPE"; $SUDO chroot "$BUILDING" dpkg-query -W erlang-base elixir nodejs; } |
       $SUDO tee "$BUILDING/.orrery-matrix-root" >/dev/null
     $SUDO mv "$BUILDING" "$dir"
     BUILDING=""
@@ -227,9 +232,12 @@ enter() {
   fi
   local ns=()
   # The host's suite gets namespaces only when we are root ourselves: through sudo its
-  # tests would leave root's files in the repository.
-  if ! is_host "$suite" || { [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; }; then
+  # tests would leave root's files in the repository. Its /proc is mounted anew (tests read
+  # /proc/PID of the processes they start); a root's is mounted by --inside.
+  if ! is_host "$suite"; then
     ns=($SUDO unshare --mount --net --pid --fork --kill-child)
+  elif [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+    ns=(unshare --mount --net --pid --fork --kill-child --mount-proc)
   fi
   "${ns[@]}" bash "$SELF" --inside "$root" "$work" "$TARGET" "$@"
 }
