@@ -87,6 +87,13 @@ HOST_SUITE=""
 if [ -r /etc/os-release ] && [ "$(. /etc/os-release && echo "${ID:-}")" = debian ]; then
   HOST_SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 fi
+DEBIAN=1
+if [ -z "$HOST_SUITE" ]; then
+  # Not Debian: no roots, but this machine's own Erlang/Elixir is tested all the same.
+  DEBIAN=0
+  HOST_SUITE=host
+  [ ${#EXEC[@]} -gt 0 ] || SUITES=(host "${SUITES[@]}")
+fi
 
 SUDO=""
 CAN_ROOT=1
@@ -210,7 +217,7 @@ is_host() { [ "$1" = "$HOST_SUITE" ]; }
 # Why SUITE cannot run here, if it cannot.
 cannot_run() {
   is_host "$1" && return 1
-  if [ -z "$HOST_SUITE" ]; then
+  if [ "$DEBIAN" = 0 ]; then
     echo "needs a Debian host (debootstrap, its apt mirror)"
   elif [ "$CAN_ROOT" = 0 ]; then
     echo "needs root or password-less sudo (debootstrap, chroot, unshare)"
@@ -221,13 +228,14 @@ cannot_run() {
   fi
 }
 
-# Run CMD… for SUITE in its namespaces (the host's suite, too, when we are root).
+# Run CMD… for SUITE in its namespaces (the host's suite, too, when we are root), in the
+# scratch dir WORK made by new_work (not here: enter may run in a pipeline's subshell, and
+# cleanup must know the dir).
 enter() {
   local suite=$1 root=/ work=/
   shift
   if ! is_host "$suite"; then
     root="$CACHE/$suite"
-    new_work "$suite"
     work=$WORK
   fi
   local ns=()
@@ -249,7 +257,7 @@ if [ "$CAN_ROOT" = 1 ] && ! command -v ip >/dev/null; then apt_install iproute2;
 if [ ${#EXEC[@]} -gt 0 ]; then
   s=${SUITES[0]}
   if why=$(cannot_run "$s"); then echo "$s $why" >&2; exit 1; fi
-  is_host "$s" || ensure_root "$s"
+  is_host "$s" || { ensure_root "$s" && new_work "$s"; }
   enter "$s" "${EXEC[@]}"
   exit
 fi
@@ -289,6 +297,7 @@ run_suite() {
     ensure_root "$suite" || { NOTE[$suite]="its root could not be built"; return 1; }
     [ $((SECONDS - start)) -lt 5 ] || NOTE[$suite]="(root built in $((SECONDS - start))s)"
   fi
+  is_host "$suite" || new_work "$suite"
   say "$suite: tests (log: $log)"
   start=$SECONDS
   # The list is in the target dir, which the root sees at the same path.
