@@ -204,14 +204,26 @@ impl ManagedNode {
         let cookie = random_token(20);
         let started_epmd = crate::private::ensure_epmd(&host).await;
         let mut cmd = crate::private::elixir_node(&short, &cookie, false);
+        // The node is in EPMD as soon as it boots: before the first `-e` has set its cookie
+        // (a handshake then is refused, and the node logs it), and before mix has compiled
+        // and started the app. The node says when it is ready, on stderr, in a line only
+        // this launch knows: the app once it runs (`mix run -e` evaluates after the app
+        // started), a task or a gated launch once the cookie is set.
+        let ready_line = format!("orrery-node-ready-{}", random_token(16));
+        let say_ready = format!("IO.puts(:stderr, \"{ready_line}\")");
+        let ready_after_start = launch.task.is_none() && !launch.gated;
+        if !ready_after_start {
+            cmd.args(["-e", &say_ready]);
+        }
         cmd.args(["-e", WATCHDOG]);
         if launch.gated {
             cmd.args(["-e", &gate_code()]);
         }
-        cmd.arg("-S")
-            .arg("mix")
-            .args(launch.mix_args())
-            .envs(launch.env.iter().cloned());
+        cmd.arg("-S").arg("mix").args(launch.mix_args());
+        if ready_after_start {
+            cmd.args(["-e", &say_ready]);
+        }
+        cmd.envs(launch.env.iter().cloned());
         if let Some(env) = launch.mix_env() {
             cmd.env("MIX_ENV", env);
         }
@@ -229,6 +241,9 @@ impl ManagedNode {
             )
         })?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (ready_tx, ready) = watch::channel(false);
+        let ready_tx = Arc::new(ready_tx);
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -244,13 +259,18 @@ impl ManagedNode {
         {
             let out = output.clone();
             let tail = tail.clone();
-            tokio::spawn(async move {
+            let (ready_tx, ready_line) = (ready_tx.clone(), ready_line.clone());
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if line == ready_line {
+                        ready_tx.send_replace(true);
+                        continue;
+                    }
                     push_tail(&tail, &line);
                     let _ = out.send(line);
                 }
-            });
+            }));
         }
         let pid = child.id();
         let stdin = child.stdin.take();
@@ -260,6 +280,11 @@ impl ManagedNode {
                 Ok(s) => s.code().unwrap_or(-1),
                 Err(_) => -1,
             };
+            // Every line the node wrote is sent before its exit status is (a task's summary
+            // is its last line). Bounded: something the node left behind may hold a pipe.
+            for r in readers {
+                let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+            }
             let _ = exit_tx.send(Some(code));
         });
         let mut managed = ManagedNode {
@@ -272,7 +297,7 @@ impl ManagedNode {
             started_epmd,
             tail,
         };
-        // Wait until the node is registered in EPMD, or it exits.
+        // Wait until the node said it is ready and EPMD knows it, or it exits.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(code) = *managed.exit.borrow() {
@@ -282,7 +307,7 @@ impl ManagedNode {
                     "the node exited during start (status {code}):\n{tail}"
                 ));
             }
-            if epmd::port_of(&short, &host).await.is_ok() {
+            if *ready.borrow() && epmd::port_of(&short, &host).await.is_ok() {
                 return Ok(managed);
             }
             if tokio::time::Instant::now() > deadline {

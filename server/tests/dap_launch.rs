@@ -79,7 +79,7 @@ fn launch_mix_test_stops_at_a_breakpoint_in_the_code_under_test() {
 
     c.ok("continue", json!({"threadId": thread}));
     let (text, exited) = output_until(&mut c, "exited");
-    assert!(text.contains("1 test, 0 failures"), "{text}");
+    assert_eq!(support::exunit_counts(&text), Some((1, 0)), "{text}");
     assert_eq!(exited["body"]["exitCode"], json!(0), "{text}");
     c.wait_event("terminated", LONG);
     c.ok("disconnect", json!({}));
@@ -112,7 +112,11 @@ fn launch_reports_a_failing_task_and_bad_arguments() {
     c.wait_event("initialized", LONG);
     c.ok("configurationDone", json!({}));
     let (text, exited) = output_until(&mut c, "exited");
-    assert!(text.contains("1 failure"), "{text}");
+    assert_eq!(
+        support::exunit_counts(&text).map(|c| c.1),
+        Some(1),
+        "{text}"
+    );
     assert_eq!(exited["body"]["exitCode"], json!(2), "{text}");
     c.wait_event("terminated", LONG);
     c.ok("disconnect", json!({}));
@@ -350,8 +354,23 @@ fn debug_test_lens_launches_that_test_under_the_debugger() {
     assert_eq!(st["stackFrames"][0]["name"], "KV.Steps.double/1", "{st}");
     c.ok("continue", json!({"threadId": t}));
     let (text, exited) = output_until(&mut c, "exited");
-    assert!(text.contains("1 test, 0 failures"), "{text}");
+    assert_eq!(support::exunit_counts(&text), Some((1, 0)), "{text}");
     assert_eq!(exited["body"]["exitCode"], json!(0));
     c.ok("disconnect", json!({}));
     assert!(l.shutdown().success());
+}
+
+#[test]
+fn exunit_counts_in_every_format() {
+    assert_eq!(support::exunit_counts("1 test, 0 failures\n"), Some((1, 0)));
+    assert_eq!(
+        support::exunit_counts("3 tests, 1 failure, 1 skipped"),
+        Some((1, 1))
+    );
+    assert_eq!(support::exunit_counts("\nResult: 2 passed\n"), Some((2, 0)));
+    assert_eq!(
+        support::exunit_counts("Result: 1/2 passed, 1 skipped\nFailed: 1 test"),
+        Some((1, 1))
+    );
+    assert_eq!(support::exunit_counts("nothing"), None);
 }

@@ -153,9 +153,9 @@ sup_tree(Limits) ->
     Items = maps:get(items, Limits, 100),
     lists:filtermap(
       fun({App, _, _}) ->
-              case catch application_controller:get_master(App) of
+              case try application_controller:get_master(App) catch _:_ -> undefined end of
                   Master when is_pid(Master) ->
-                      case catch application_master:get_child(Master) of
+                      case try application_master:get_child(Master) catch _:_ -> undefined end of
                           {Pid, Name} when is_pid(Pid) ->
                               {true, {App, sup_node(Pid, Name, supervisor, Depth, Items)}};
                           _ -> false
@@ -219,7 +219,7 @@ processes(Opts) ->
     Keys = [registered_name, memory, reductions, message_queue_len, current_function,
             initial_call],
     All = [{P, I} || P <- erlang:processes(), P =/= self(),
-                     (I = erlang:process_info(P, Keys)) =/= undefined,
+                     I <- [erlang:process_info(P, Keys)], I =/= undefined,
                      not ours(P, I)],
     Sorted = lists:sort(fun({_, A}, {_, B}) ->
                                 proplists:get_value(Sort, A) >= proplists:get_value(Sort, B)
@@ -443,7 +443,7 @@ cut_text(IoData, Bytes) ->
 fetch_specs(M) ->
     case 'Elixir.Code.Typespec':fetch_specs(M) of
         {ok, Specs} ->
-            [{{N, A}, [T || S <- lists:sublist(Forms, 4), (T = spec_text(N, S)) =/= nil]}
+            [{{N, A}, [T || S <- lists:sublist(Forms, 4), T <- [spec_text(N, S)], T =/= nil]}
              || {{N, A}, Forms} <- Specs, not is_macro_name(N)];
         _ -> []
     end.

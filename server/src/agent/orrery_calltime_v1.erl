@@ -108,7 +108,7 @@ flags(S) ->
                   end;
               _ -> false
           end,
-    [catch erlang:trace(P, true, [call, {tracer, Me}])
+    [try erlang:trace(P, true, [call, {tracer, Me}]) catch _:_ -> ok end
      || P <- erlang:processes(), P =/= Me,
         erlang:trace_info(P, tracer) =:= {tracer, []}],
     S#{flagged := true, new := New}.
@@ -116,7 +116,7 @@ flags(S) ->
 %% call_time on for Mods, off for the modules no longer wanted; set again for a module
 %% whose code was reloaded (that drops its patterns).
 patterns(Mods, S = #{mods := Had}) ->
-    [catch erlang:trace_pattern({M, '_', '_'}, false, [call_time])
+    [try erlang:trace_pattern({M, '_', '_'}, false, [call_time]) catch _:_ -> ok end
      || M <- Had, not lists:member(M, Mods)],
     On = [M || M <- Mods, code:is_loaded(M) =/= false,
                (lists:member(M, Had) andalso is_on(M))
@@ -124,19 +124,20 @@ patterns(Mods, S = #{mods := Had}) ->
     S#{mods := On}.
 
 is_on(M) ->
-    case catch erlang:trace_info({M, module_info, 0}, call_time) of
+    case try erlang:trace_info({M, module_info, 0}, call_time) catch _:_ -> error end of
         {call_time, L} when is_list(L) -> true;
         _ -> false
     end.
 
 undo(#{mods := Mods, new := New}) ->
     Me = self(),
-    [catch erlang:trace_pattern({M, '_', '_'}, false, [call_time]) || M <- Mods],
+    [try erlang:trace_pattern({M, '_', '_'}, false, [call_time]) catch _:_ -> ok end
+     || M <- Mods],
     case New andalso erlang:trace_info(new, tracer) =:= {tracer, Me} of
-        true -> catch erlang:trace(new_processes, false, [call]);
+        true -> try erlang:trace(new_processes, false, [call]) catch _:_ -> ok end;
         false -> ok
     end,
-    [catch erlang:trace(P, false, [call])
+    [try erlang:trace(P, false, [call]) catch _:_ -> ok end
      || P <- erlang:processes(), P =/= Me,
         erlang:trace_info(P, tracer) =:= {tracer, Me}],
     ok.

@@ -25,7 +25,7 @@ start(Listener) ->
                                 ets:new(orrery_dbg_v1_ring, [named_table, public, ordered_set]),
                                 State = #{listener => Listener, paused => #{},
                                           stepping => #{}, modules => []},
-                                catch rearm(State),
+                                try rearm(State) catch _:_ -> ok end,
                                 Parent ! {orrery_dbg_v1, ready},
                                 server(State)
                         end),
@@ -250,7 +250,7 @@ pause_changed(State) ->
         true -> persistent_term:put(orrery_dbg_v1_pause, true);
         false -> persistent_term:erase(orrery_dbg_v1_pause)
     end,
-    catch rearm(State),
+    try rearm(State) catch _:_ -> ok end,
     ok.
 
 take_pause() ->
@@ -376,7 +376,7 @@ pause(Reason, Mod, Line, FA, Binding, Depth) ->
 %% A frame's location gains the absolute source its module was compiled from (deps, path
 %% dependencies: their `file` is relative to their own directory).
 with_source({M, F, A, Loc}) when is_list(Loc) ->
-    case catch erlang:get_module_info(M, compile) of
+    case try erlang:get_module_info(M, compile) catch _:_ -> error end of
         Info when is_list(Info) ->
             case proplists:get_value(source, Info) of
                 Src when is_list(Src) -> {M, F, A, Loc ++ [{source, unicode:characters_to_binary(Src)}]};
@@ -507,7 +507,7 @@ server(State = #{listener := L, paused := P, stepping := S}) ->
         {listener, NewL} ->
             server(State#{listener := NewL});
         {rearm, From, Ref} ->
-            catch rearm(State),
+            try rearm(State) catch _:_ -> ok end,
             From ! {Ref, rearmed},
             server(State);
         {hit, Pid, Info} ->
@@ -560,7 +560,7 @@ server(State = #{listener := L, paused := P, stepping := S}) ->
         {stop, _From} ->
             [begin demonitor(R, [flush]), Pid ! {orrery_dbg_v1, resume, detach} end
              || {Pid, R} <- maps:to_list(P)],
-            catch ets:delete(orrery_dbg_v1_hits),
+            try ets:delete(orrery_dbg_v1_hits) catch _:_ -> ok end,
             ok
     end.
 
@@ -570,6 +570,6 @@ stepping(State = #{stepping := Old}, New) ->
     State1 = State#{stepping := New},
     case (map_size(Old) =:= 0) =:= (map_size(New) =:= 0) of
         true -> ok;
-        false -> catch rearm(State1)
+        false -> try rearm(State1) catch _:_ -> ok end
     end,
     State1.

@@ -36,7 +36,7 @@ undo_on_loss(Id, Key, {M, F, A}) when is_atom(M), is_atom(F), is_list(A) ->
     ok.
 
 forget_undo(Id, Key) ->
-    catch ets:delete(orrery_guard_v1_undo, {Id, Key}),
+    try ets:delete(orrery_guard_v1_undo, {Id, Key}) catch _:_ -> ok end,
     ok.
 
 %% The binary that matches the source of an instrumented module. Force = false keeps an
@@ -49,13 +49,13 @@ set_restore(Mod, Bin, Force) when is_atom(Mod), (is_binary(Bin) orelse Bin =:= u
     ok.
 
 clear_restore(Mod) ->
-    catch ets:delete(orrery_guard_v1_restore, Mod),
+    try ets:delete(orrery_guard_v1_restore, Mod) catch _:_ -> ok end,
     ok.
 
 %% A module Orrery swapped: its replaced code is purged when Orrery leaves, once no
 %% process runs it (a loop of the old code moves on at its next qualified call).
 swapped(Mod) ->
-    catch ets:insert(orrery_guard_v1_restore, {{swapped, Mod}, true}),
+    try ets:insert(orrery_guard_v1_restore, {{swapped, Mod}, true}) catch _:_ -> ok end,
     ok.
 
 restore_targets() ->
@@ -93,7 +93,7 @@ purge_when_free(Mod, N) ->
 
 %% What a debug session leaves behind, undone: resume and disarm, then the code back.
 end_debug() ->
-    catch orrery_dbg_v1:stop(),
+    try orrery_dbg_v1:stop() catch _:_ -> ok end,
     restore_all().
 
 status() ->
@@ -202,7 +202,7 @@ drop_owner(Id, S = #{owners := Owners}) ->
     Entries = lists:keysort(2, [E || E = {{I, _}, _, _} <- ets:tab2list(orrery_guard_v1_undo),
                                      I =:= Id]),
     [begin
-         catch erlang:apply(M, F, A),
+         try erlang:apply(M, F, A) catch _:_ -> ok end,
          ets:delete(orrery_guard_v1_undo, K)
      end || {K, _, {M, F, A}} <- Entries],
     S#{owners := maps:remove(Id, Owners)}.
@@ -210,11 +210,12 @@ drop_owner(Id, S = #{owners := Owners}) ->
 %% No owner left: everything Orrery did goes, then the modules it loaded.
 %% Returns #{restored => [{Mod, Result}], left => [Module]}.
 cleanup(#{before := Before, loaded_by_us := LoadedByUs}) ->
-    [catch erlang:apply(M, F, A) || {_, _, {M, F, A}} <- ets:tab2list(orrery_guard_v1_undo)],
-    catch orrery_dbg_v1:stop(),
+    [try erlang:apply(M, F, A) catch _:_ -> ok end
+     || {_, _, {M, F, A}} <- ets:tab2list(orrery_guard_v1_undo)],
+    try orrery_dbg_v1:stop() catch _:_ -> ok end,
     Restored = restore_all(),
- catch orrery_trace_v1:stop_all(),
-    catch orrery_calltime_v1:stop(),
+    try orrery_trace_v1:stop_all() catch _:_ -> ok end,
+    try orrery_calltime_v1:stop() catch _:_ -> ok end,
     [purge_when_free(M, 150) || {{swapped, M}, _} <- ets:tab2list(orrery_guard_v1_restore)],
     Left = unload_libs(before_set(Before), LoadedByUs) ++ unload_ours(),
     #{restored => Restored, left => Left}.

@@ -111,7 +111,7 @@ mentions([H | Tl], U, D) -> mentions(H, U, D - 1) orelse mentions(Tl, U, D);
 mentions(_, _, _) -> false.
 
 cached_user(P, L) ->
-    case catch ets:lookup(orrery_names_v1_layers, P) of
+    case try ets:lookup(orrery_names_v1_layers, P) catch _:_ -> [] end of
         [{P, U}] -> U;
         _ ->
             case get(orrery_layer_budget) of
@@ -164,7 +164,8 @@ cache(P, U) ->
             receive {orrery_names_v1_layers, ready} -> ok after 1000 -> exit(Owner, kill) end;
         _ -> ok
     end,
-    catch ets:insert(orrery_names_v1_layers, {P, U}).
+    try ets:insert(orrery_names_v1_layers, {P, U}) catch _:_ -> ok end,
+    ok.
 
 forget_dead() ->
     case ets:info(orrery_names_v1_layers, id) of

@@ -60,7 +60,11 @@ protocol(P) ->
         {file, _} ->
             Md5 = erlang:get_module_info(P, md5),
             Exported = erlang:function_exported(P, '__protocol__', 1),
-            case Exported andalso (catch P:'__protocol__'(impls)) of
+            Impls = case Exported of
+                        true -> try P:'__protocol__'(impls) catch _:_ -> error end;
+                        false -> false
+                    end,
+            case Impls of
                 {consolidated, Types} when is_list(Types) ->
                     #{consolidated => true, impls => Types, md5 => Md5,
                       disk => disk_binary(P, Md5)};
@@ -203,7 +207,7 @@ prepare_swap(Mod, Bin, Opts) ->
 %% Resume the processes of a prepared swap; on abort first put the previous code (or no
 %% code, for a module that was not loaded before) and the backed-up states back.
 finish_swap(commit, {Mod, _File, _Prev, _OldMd5, Procs, _States, Timeout, Journal}) ->
-    catch Journal(),
+    try Journal() catch _:_ -> ok end,
     resume_all(Procs, Timeout),
     %% The replaced code goes once nobody runs it (never killing anyone), so a later load
     %% by someone else (mix, a code reloader) cannot kill a process still in it.
@@ -228,14 +232,14 @@ finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout, _}) ->
     R.
 
 resume_all(Procs, Timeout) ->
-    [case catch sys:resume(P, Timeout) of
+    [case try sys:resume(P, Timeout) catch _:_ -> error end of
          ok -> ok;
          _ -> queue_resume(P)
      end || P <- Procs],
     ok.
 
 do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
-    States = [{P, catch sys:get_state(P, Timeout)} || P <- Procs],
+    States = [{P, caught(fun() -> sys:get_state(P, Timeout) end)} || P <- Procs],
     case code:load_binary(Mod, File, Bin) of
         {module, Mod} ->
             NewVsn = vsn_of(Mod),
@@ -275,13 +279,14 @@ restore(_Mod, _File, nil, _States, _Timeout) -> no_previous_binary;
 restore(Mod, File, Prev, States, Timeout) ->
     _ = code:soft_purge(Mod),
     Loaded = code:load_binary(Mod, File, Prev),
-    [catch sys:replace_state(P, fun(_) -> S end, Timeout) || {P, S} <- States,
+    [try sys:replace_state(P, fun(_) -> S end, Timeout) catch _:_ -> ok end
+     || {P, S} <- States,
                                                             not is_tuple(S) orelse element(1, S) =/= 'EXIT'],
     Loaded.
 
 change_all([], _, _, _, _) -> ok;
 change_all([P | Ps], Mod, OldVsn, Extra, Timeout) ->
-    case catch sys:change_code(P, Mod, OldVsn, Extra, Timeout) of
+    case caught(fun() -> sys:change_code(P, Mod, OldVsn, Extra, Timeout) end) of
         ok -> change_all(Ps, Mod, OldVsn, Extra, Timeout);
         {'EXIT', {timeout, _}} -> {error, P, hung};
         Other ->
@@ -298,7 +303,7 @@ change_all([P | Ps], Mod, OldVsn, Extra, Timeout) ->
 %% goes on when it gets to them.
 suspend_all([], _, Done) -> {ok, lists:reverse(Done)};
 suspend_all([P | Ps], Timeout, Done) ->
-    case catch sys:suspend(P, Timeout) of
+    case caught(fun() -> sys:suspend(P, Timeout) end) of
         ok -> suspend_all(Ps, Timeout, [P | Done]);
         Other ->
             case is_process_alive(P) of
@@ -306,13 +311,22 @@ suspend_all([P | Ps], Timeout, Done) ->
                     suspend_all(Ps, Timeout, Done);
                 true ->
                     queue_resume(P),
-                    [catch sys:resume(D, Timeout) || D <- Done],
+                    [try sys:resume(D, Timeout) catch _:_ -> ok end || D <- Done],
                     Why = case Other of
                               {'EXIT', {timeout, _}} -> busy;
                               _ -> Other
                           end,
                     {error, P, Why}
             end
+    end.
+
+%% What `catch F()` gives (`{'EXIT', Reason}` for an exit or an error), without the form
+%% OTP 29 deprecates.
+caught(F) ->
+    try F()
+    catch throw:T -> T;
+          exit:R -> {'EXIT', R};
+          error:R:St -> {'EXIT', {R, St}}
     end.
 
 %% A resume for a process that may not read its system messages yet: sent, not awaited.

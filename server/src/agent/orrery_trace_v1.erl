@@ -89,7 +89,8 @@ relay(S = #{funs := Funs, pending := Pend}) ->
             relay(S);
         stop ->
             off(),
-            [catch erlang:trace_pattern(MFA, false, [local]) || MFA <- maps:keys(Funs)],
+            [try erlang:trace_pattern(MFA, false, [local]) catch _:_ -> ok end
+             || MFA <- maps:keys(Funs)],
             ok;
         _ -> relay(S)
     end.
@@ -108,5 +109,5 @@ count(S = #{count := C, limits := L, window := {Sec, N}}) ->
     end.
 
 off() ->
-    catch erlang:trace(all, false, [call]),
+    try erlang:trace(all, false, [call]) catch _:_ -> ok end,
     ok.

@@ -17,6 +17,22 @@ fn line_of(path: &Path, needle: &str) -> anyhow::Result<u32> {
         .with_context(|| format!("no `{needle}` in {}", path.display()))
 }
 
+/// ExUnit's closing summary: the lines after its last `Finished in …` line, whatever their
+/// format (`2 tests, 0 failures` up to Elixir 1.19; `Result: 2 passed`, and `Failed: 1 test`
+/// when some failed, from 1.20 on), without the seed line.
+fn exunit_summary(lines: &[String]) -> String {
+    let start = lines
+        .iter()
+        .rposition(|l| l.starts_with("Finished in "))
+        .map_or(lines.len(), |i| i + 1);
+    let summary: Vec<&str> = lines[start..]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("Randomized with seed"))
+        .collect();
+    summary.join("; ")
+}
+
 pub(super) async fn debug_a_test(root: &Path) -> anyhow::Result<()> {
     heading("Debugging a test: `mix test test/math_test.exs` stops in the code under test");
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -69,16 +85,35 @@ pub(super) async fn debug_a_test(root: &Path) -> anyhow::Result<()> {
             .context("mix test did not finish")?
             .map_err(|_| anyhow::anyhow!("mix test's status was lost"))?
             .unwrap_or(-1);
-        let mut summary = String::new();
+        let mut lines = Vec::new();
         while let Ok(line) = out_rx.try_recv() {
-            if line.contains(" failure") {
-                summary = line;
-            }
+            lines.push(line);
         }
-        println!("continued: {summary} (exit status {code})");
+        println!("continued: {} (exit status {code})", exunit_summary(&lines));
         anyhow::Ok(())
     }
     .await;
     dbg.disconnect().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exunit_summary;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn summary_in_every_exunit_format() {
+        let old = "..\nFinished in 0.01 seconds (0.01s async, 0.00s sync)\n2 tests, 0 failures\n\nRandomized with seed 0";
+        assert_eq!(exunit_summary(&lines(old)), "2 tests, 0 failures");
+        let new = "Running ExUnit with seed: 0, max_cases: 4\n\n..\nFinished in 0.02 seconds (0.02s async, 0.00s sync)\n\nResult: 1/2 passed, 1 skipped\nFailed: 1 test";
+        assert_eq!(
+            exunit_summary(&lines(new)),
+            "Result: 1/2 passed, 1 skipped; Failed: 1 test"
+        );
+        assert_eq!(exunit_summary(&lines("no summary")), "");
+    }
 }

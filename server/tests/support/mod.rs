@@ -38,6 +38,43 @@ pub fn fixture(name: &str) -> PathBuf {
     dir
 }
 
+/// ExUnit's closing counts `(passed, failed)`, in each format it has had: `3 tests,
+/// 1 failure, 1 skipped` up to Elixir 1.19; `Result: 1/2 passed, 1 skipped` and, when some
+/// failed, `Failed: 1 test` from 1.20 on.
+pub fn exunit_counts(text: &str) -> Option<(u32, u32)> {
+    let num = |s: &str| s.trim().parse::<u32>().ok();
+    // "N word" -> (N, word) for each comma-separated part.
+    let parts = |line: &str| -> Vec<(u32, String)> {
+        line.split(',')
+            .filter_map(|p| {
+                let (n, w) = p.trim().split_once(' ')?;
+                Some((num(n.split('/').next()?)?, w.trim().to_string()))
+            })
+            .collect()
+    };
+    let mut found = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Result: ") {
+            let passed = parts(rest).into_iter().find(|(_, w)| w == "passed")?.0;
+            found = Some((passed, 0));
+        } else if let Some(rest) = line.strip_prefix("Failed: ") {
+            let failed = parts(rest).first()?.0;
+            found = found.map(|(p, _)| (p, failed));
+        } else if line.contains(" test") && line.contains(" failure") {
+            let ps = parts(line);
+            let count = |word: &str| {
+                ps.iter()
+                    .find(|(_, w)| w.trim_end_matches('s') == word)
+                    .map_or(0, |(n, _)| *n)
+            };
+            let (tests, failed) = (count("test"), count("failure"));
+            let not_run = count("skipped") + count("invalid");
+            found = Some((tests.saturating_sub(failed + not_run), failed));
+        }
+    }
+    found
+}
+
 pub fn hostname() -> String {
     orrery::config::local_hostname().unwrap()
 }

@@ -85,8 +85,10 @@ await = fn await, deadline ->
     true -> Process.sleep(100); await.(await, deadline)
   end
 end
+# Maps print sorted by key whatever the OTP version (since OTP 26 small maps iterate in atom
+# index order; Elixir 1.14.4+ knows :sort_maps, older ones ignore it and print sorted maps).
 reply = fn id, status, value ->
-  IO.puts(id <> "\\t" <> status <> "\\t" <> inspect(value, limit: :infinity, printable_limit: :infinity))
+  IO.puts(id <> "\\t" <> status <> "\\t" <> inspect(value, limit: :infinity, printable_limit: :infinity, custom_options: [sort_maps: true]))
 end
 loop = fn loop ->
   case IO.gets("") do
