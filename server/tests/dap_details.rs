@@ -8,7 +8,7 @@
 mod support;
 
 use orrery::beam::term;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use support::check::{assert_healthy, health, wait_pristine};
 use support::dap::DapClient;
@@ -17,35 +17,12 @@ use support::{orchard, rpc, TestNode};
 const LONG: Duration = Duration::from_secs(90);
 const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
 
-fn attach(c: &mut DapClient, node: &TestNode, dir: &std::path::Path, extra: Value) {
-    c.ok(
-        "initialize",
-        json!({"adapterID": "orrery", "linesStartAt1": true}),
-    );
-    let mut args = json!({"node": node.node, "cookie": node.cookie, "cwd": dir});
-    for (k, v) in extra.as_object().unwrap() {
-        args[k] = v.clone();
-    }
-    c.ok("attach", args);
-    c.wait_event("initialized", LONG);
-}
-
-fn wait_output(c: &mut DapClient, needle: &str) -> String {
-    loop {
-        let e = c.wait_event("output", LONG);
-        let text = e["body"]["output"].as_str().unwrap_or("").to_string();
-        if text.contains(needle) {
-            return text;
-        }
-    }
-}
-
 #[test]
 fn conditions_logpoints_process_scope_and_state_history() {
     let (dir, node) = orchard();
     let before = health(&node);
     let mut c = DapClient::start();
-    attach(&mut c, &node, dir.path(), json!({"record": true}));
+    c.attach_to(&node, dir.path(), json!({"record": true}));
     let busy = dir.path().join("apps/web/lib/web/busy.ex");
     let bps = c.ok(
         "setBreakpoints",
@@ -70,7 +47,7 @@ fn conditions_logpoints_process_scope_and_state_history() {
         let r = rpc(&node, "Elixir.Web.Busy", "work", vec![term::int(1)]).unwrap();
         assert_eq!(term::as_atom(&r), Some("done"));
     }
-    wait_output(&mut c, "working 1 ms");
+    c.wait_output("working 1 ms", LONG);
 
     // `handle_call({:work, ms}, _from, s)`: the state is `s`, not `state`.
     let h = c.ok("orrery/stateHistory", json!({"module": "Web.Busy"}));

@@ -15,18 +15,6 @@ use support::{module_md5 as md5, rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
 
-fn attach(c: &mut DapClient, node: &TestNode) {
-    c.ok(
-        "initialize",
-        json!({"adapterID": "orrery", "linesStartAt1": true}),
-    );
-    c.ok(
-        "attach",
-        json!({"node": node.node, "cookie": node.cookie, "cwd": node.dir}),
-    );
-    c.wait_event("initialized", LONG);
-}
-
 fn run_in_background(
     node: &TestNode,
     n: i64,
@@ -38,17 +26,6 @@ fn run_in_background(
         vec![term::int(n)],
         Duration::from_secs(120),
     )
-}
-
-/// Wait for an `output` event containing `needle`.
-fn wait_output(c: &mut DapClient, needle: &str) -> String {
-    loop {
-        let e = c.wait_event("output", LONG);
-        let text = e["body"]["output"].as_str().unwrap_or("").to_string();
-        if text.contains(needle) {
-            return text;
-        }
-    }
 }
 
 fn paused_threads(c: &mut DapClient) -> Vec<Value> {
@@ -73,7 +50,7 @@ fn breakpoints_are_armed_again_when_the_node_restarts() {
     rpc(&node, "Elixir.KV.Steps", "run", vec![term::int(0)]).unwrap();
     let steps = dir.path().join("lib/kv/steps.ex");
     let mut c = DapClient::start();
-    attach(&mut c, &node);
+    c.attach_to(&node, &node.dir.clone(), json!({}));
     let bps = c.ok(
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 5}]}),
@@ -94,7 +71,7 @@ fn breakpoints_are_armed_again_when_the_node_restarts() {
             break;
         }
     }
-    wait_output(&mut c, "lost");
+    c.wait_output("lost", LONG);
     assert!(
         paused_threads(&mut c).is_empty(),
         "a dead process is listed"
@@ -102,7 +79,7 @@ fn breakpoints_are_armed_again_when_the_node_restarts() {
 
     // It comes back (same name, same cookie): the session arms the breakpoint again.
     let node = TestNode::start_named(dir.path(), &sname, &cookie);
-    let said = wait_output(&mut c, "armed again");
+    let said = c.wait_output("armed again", LONG);
     assert!(said.contains("1 breakpoint "), "{said}");
     let call = run_in_background(&node, 1);
     let stopped = c.wait_event("stopped", LONG);
@@ -125,7 +102,7 @@ fn a_breakpoint_that_lands_on_no_code_loads_nothing() {
     let pristine = md5(&node, "Elixir.KV.Steps");
     let steps = node.dir.join("lib/kv/steps.ex");
     let mut c = DapClient::start();
-    attach(&mut c, &node);
+    c.attach_to(&node, &node.dir.clone(), json!({}));
     let bps = c.ok(
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 999}]}),
@@ -191,8 +168,8 @@ fn a_session_inside_the_language_server_shares_its_code_store() {
 
     // The debug session runs inside the language server (the bridge).
     let mut d = DapClient::start();
-    attach(&mut d, &node);
-    wait_output(&mut d, "through the language server");
+    d.attach_to(&node, &node.dir.clone(), json!({}));
+    d.wait_output("through the language server", LONG);
     let bps = d.ok(
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 5}]}),

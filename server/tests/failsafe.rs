@@ -344,16 +344,7 @@ fn lsp_killed_mid_swap_leaves_the_node_as_found() {
 
 fn dap_attach(dir: &Path, node: &TestNode, extra: Value) -> DapClient {
     let mut c = DapClient::start_with(&[("ORRERY_GRACE_MS", GRACE_MS)]);
-    c.ok(
-        "initialize",
-        json!({"adapterID": "orrery", "linesStartAt1": true}),
-    );
-    let mut args = json!({"node": node.node, "cookie": node.cookie, "cwd": dir});
-    for (k, v) in extra.as_object().unwrap() {
-        args[k] = v.clone();
-    }
-    c.ok("attach", args);
-    c.wait_event("initialized", LONG);
+    c.attach_to(node, dir, extra);
     c
 }
 

@@ -244,6 +244,9 @@ fn node_lost(
             st.paused.remove(t);
         }
         st.running.retain(|_, (n, _)| n != node);
+        // Pids of a node that comes back are new processes, even where they read the same.
+        let prefix = format!("{node}/");
+        st.thread_of.retain(|k, _| !k.starts_with(&prefix));
         st.vars.clear();
         gone
     };

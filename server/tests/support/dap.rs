@@ -140,6 +140,34 @@ impl DapClient {
         }
         false
     }
+
+    /// `initialize`, then `attach` to `node` (its name and cookie, `cwd`, and the keys of
+    /// `extra`), then wait for `initialized`.
+    pub fn attach_to(&mut self, node: &super::TestNode, cwd: &std::path::Path, extra: Value) {
+        self.ok(
+            "initialize",
+            json!({"adapterID": "orrery", "linesStartAt1": true}),
+        );
+        let mut args = json!({"node": node.node, "cookie": node.cookie, "cwd": cwd});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            args[k] = v.clone();
+        }
+        self.ok("attach", args);
+        self.wait_event("initialized", Duration::from_secs(90));
+    }
+
+    /// Wait for an `output` event whose text contains `needle`; its text.
+    pub fn wait_output(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = self.wait_event("output", left);
+            let text = e["body"]["output"].as_str().unwrap_or("").to_string();
+            if text.contains(needle) {
+                return text;
+            }
+        }
+    }
 }
 
 impl Drop for DapClient {
