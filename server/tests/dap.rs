@@ -13,20 +13,6 @@ use support::module_md5 as md5;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Call KV.Steps.run(n) in the background (it blocks while paused).
-fn run_in_background(
-    node: &TestNode,
-    n: i64,
-) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
-    support::rpc_in_background(
-        node,
-        "Elixir.KV.Steps",
-        "run",
-        vec![term::int(n)],
-        Duration::from_secs(120),
-    )
-}
-
 fn top_frame(c: &mut DapClient, thread: i64) -> Value {
     let st = c.ok("stackTrace", json!({"threadId": thread}));
     st["stackFrames"][0].clone()
@@ -70,7 +56,7 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
     );
     c.ok("configurationDone", json!({}));
 
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let stopped = c.wait_event("stopped", LONG);
     let thread = stopped["body"]["threadId"].as_i64().unwrap();
     assert_eq!(stopped["body"]["reason"], "breakpoint");
@@ -171,21 +157,30 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 12, "condition": "x > 100"}]}),
     );
-    let r = run_in_background(&node, 1).join().unwrap().unwrap();
+    let r = support::steps_in_background(&node, 1)
+        .join()
+        .unwrap()
+        .unwrap();
     assert_eq!(term::as_int(&r), Some(6), "condition false: no stop");
     c.ok(
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 13, "logMessage": "y is {y}"}]}),
     );
-    run_in_background(&node, 2).join().unwrap().unwrap();
+    support::steps_in_background(&node, 2)
+        .join()
+        .unwrap()
+        .unwrap();
     let out = c.wait_event("output", LONG);
     assert_eq!(out["body"]["output"], "y is 6\n", "{out}");
     c.ok(
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 12, "hitCondition": "2"}]}),
     );
-    run_in_background(&node, 1).join().unwrap().unwrap();
-    let call = run_in_background(&node, 1);
+    support::steps_in_background(&node, 1)
+        .join()
+        .unwrap()
+        .unwrap();
+    let call = support::steps_in_background(&node, 1);
     let s = c.wait_event("stopped", LONG);
     c.ok("continue", json!({"threadId": s["body"]["threadId"]}));
     call.join().unwrap().unwrap();
@@ -201,7 +196,7 @@ fn breakpoints_stepping_inspection_and_clean_disconnect() {
     );
     assert_eq!(fb["breakpoints"][0]["line"], json!(12), "{fb}");
     assert_eq!(fb["breakpoints"][1]["verified"], json!(false));
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let s = c.wait_event("stopped", LONG);
     assert_eq!(
         top_frame(&mut c, s["body"]["threadId"].as_i64().unwrap())["name"],
@@ -237,7 +232,7 @@ fn client_dying_while_paused_resumes_and_restores() {
         "setBreakpoints",
         json!({"source": {"path": node.dir.join("lib/kv/steps.ex")}, "breakpoints": [{"line": 5}]}),
     );
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     c.wait_event("stopped", LONG);
     // The editor goes away without a word: stdin closes.
     c.close_stdin();
@@ -281,7 +276,7 @@ fn time_travel_steps_back_through_the_recording_and_forward_to_live() {
         "setBreakpoints",
         json!({"source": {"path": steps}, "breakpoints": [{"line": 8}]}),
     );
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let s = c.wait_event("stopped", LONG);
     let t = s["body"]["threadId"].as_i64().unwrap();
     assert_eq!(top_frame(&mut c, t)["line"], 8);
@@ -468,7 +463,7 @@ fn breakpoints_survive_a_save_through_the_language_server() {
     );
 
     // The new code runs, and the breakpoint still stops it.
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let s = d.wait_event("stopped", LONG);
     let t = s["body"]["threadId"].as_i64().unwrap();
     assert_eq!(top_frame(&mut d, t)["line"], 5);

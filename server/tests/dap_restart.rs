@@ -15,19 +15,6 @@ use support::{module_md5 as md5, rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
 
-fn run_in_background(
-    node: &TestNode,
-    n: i64,
-) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
-    support::rpc_in_background(
-        node,
-        "Elixir.KV.Steps",
-        "run",
-        vec![term::int(n)],
-        Duration::from_secs(120),
-    )
-}
-
 fn paused_threads(c: &mut DapClient) -> Vec<Value> {
     let threads = c.ok("threads", json!({}));
     threads["threads"]
@@ -57,7 +44,7 @@ fn breakpoints_are_armed_again_when_the_node_restarts() {
     );
     assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
     c.ok("configurationDone", json!({}));
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let first = c.wait_event("stopped", LONG)["body"]["threadId"]
         .as_i64()
         .unwrap();
@@ -81,7 +68,7 @@ fn breakpoints_are_armed_again_when_the_node_restarts() {
     let node = TestNode::start_named(dir.path(), &sname, &cookie);
     let said = c.wait_output("armed again", LONG);
     assert!(said.contains("1 breakpoint "), "{said}");
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let stopped = c.wait_event("stopped", LONG);
     let thread = stopped["body"]["threadId"].as_i64().unwrap();
     assert_ne!(thread, first);
@@ -183,7 +170,7 @@ fn a_session_inside_the_language_server_shares_its_code_store() {
         1,
         "one compile node for the editor and the debugger: {cc:?}"
     );
-    let call = run_in_background(&node, 1);
+    let call = support::steps_in_background(&node, 1);
     let t = d.wait_event("stopped", LONG)["body"]["threadId"]
         .as_i64()
         .unwrap();

@@ -329,6 +329,20 @@ pub fn rpc_in_background(
 }
 
 /// `KV.Calc.add(1, 2)` on the kv fixture node.
+/// Call `KV.Steps.run(n)` of the kv fixture in the background (it blocks while paused).
+pub fn steps_in_background(
+    node: &TestNode,
+    n: i64,
+) -> std::thread::JoinHandle<Result<eetf::Term, String>> {
+    rpc_in_background(
+        node,
+        "Elixir.KV.Steps",
+        "run",
+        vec![orrery::beam::term::int(n)],
+        Duration::from_secs(120),
+    )
+}
+
 pub fn kv_add(node: &TestNode) -> i64 {
     let r = rpc(
         node,
