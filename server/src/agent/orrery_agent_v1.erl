@@ -8,6 +8,8 @@
          callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
+%% Elixir's own error messages for evaluated code (here and in orrery_dbg_v1).
+-export([elixir_eval/1]).
 
 version() -> 1.
 
@@ -493,15 +495,10 @@ eval(Expr, Binding, Timeout) ->
     Parent = self(),
     {Pid, Ref} = spawn_monitor(
                    fun() ->
-                           R = try 'Elixir.Code':eval_string(Expr, Binding) of
-                                   {V, _} -> {ok, V}
-                               catch error:undef:St ->
-                                       case St of
-                                           [{'Elixir.Code', eval_string, _, _} | _] ->
-                                               {error, <<"Elixir is not available on this node">>};
-                                           _ -> {error, error_text(error, undef, St)}
-                                       end;
-                                     C:E:St -> {error, error_text(C, E, St)}
+                           R = case code:ensure_loaded('Elixir.Code') of
+                                   {module, _} ->
+                                       elixir_eval(fun() -> element(1, 'Elixir.Code':eval_string(Expr, Binding)) end);
+                                   _ -> {error, <<"Elixir is not available on this node">>}
                                end,
                            Parent ! {self(), R}
                    end),
@@ -515,10 +512,50 @@ eval(Expr, Binding, Timeout) ->
             {error, iolist_to_binary(io_lib:format("the evaluation took more than ~p ms and was stopped", [Timeout]))}
     end.
 
-error_text(C, E, St) ->
-    try 'Elixir.Exception':format_banner(C, E, St)
-    catch _:_ -> iolist_to_binary(io_lib:format("~p: ~0tp", [C, E]))
+%% Run F (which evaluates Elixir code): {ok, Value} | {error, Message}, the message as
+%% Elixir gives it. Elixir 1.15+ reports compile errors (`undefined variable "x"`) as
+%% diagnostics: they are captured (so nothing is printed on the node) and returned;
+%% otherwise an exception's message/1 (Erlang errors normalized first), or the banner
+%% of a throw or exit. The `nofile:1:` location of evaluated code is left out.
+elixir_eval(F) ->
+    Run = fun() -> try {ok, F()} catch C:R:St -> {caught, C, R, St} end end,
+    {Result, Diags} = case erlang:function_exported('Elixir.Code', with_diagnostics, 1) of
+                          true -> 'Elixir.Code':with_diagnostics(Run);
+                          false -> {Run(), []}
+                      end,
+    case Result of
+        {ok, V} -> {ok, V};
+        {caught, C, R, St} -> {error, error_message(C, R, St, Diags)}
     end.
+
+error_message(C, R, St, Diags) ->
+    Errors = [maps:get(message, D) || D <- Diags, is_map(D),
+                                      maps:get(severity, D, nil) =:= error,
+                                      is_binary(maps:get(message, D, nil))],
+    case Errors of
+        [_ | _] -> iolist_to_binary(lists:join(<<"\n">>, Errors));
+        [] -> exception_message(C, R, St)
+    end.
+
+exception_message(error, R, St) ->
+    try 'Elixir.Exception':message('Elixir.Exception':normalize(error, R, St)) of
+        M when is_binary(M) -> no_location(M);
+        _ -> banner(error, R, St)
+    catch _:_ -> banner(error, R, St)
+    end;
+exception_message(C, R, St) -> banner(C, R, St).
+
+banner(C, R, St) ->
+    B = try 'Elixir.Exception':format_banner(C, R, St)
+        catch _:_ -> iolist_to_binary(io_lib:format("~p: ~0tp", [C, R]))
+        end,
+    case B of
+        <<"** ", Rest/binary>> -> Rest;
+        _ -> B
+    end.
+
+no_location(M) ->
+    re:replace(M, "^nofile:[0-9]+(:[0-9]+)?: ", "", [{return, binary}]).
 
 %% The process behind Target (a name or a pid), its state, and the value of Expr with
 %% `state` bound to it: {ok, Pid, Old, New} | {error, Message}. Changes nothing.
