@@ -369,8 +369,9 @@ impl Core {
                 if let Some(f) = idx.file(&p) {
                     for m in &f.modules {
                         interest.modules.insert(m.name.clone());
-                        if !m.names.is_empty() {
-                            interest.names.insert(m.name.clone(), m.names.clone());
+                        let names = idx.names_of(m);
+                        if !names.is_empty() {
+                            interest.names.insert(m.name.clone(), names);
                         }
                         for (t, _) in &m.ets_tables {
                             interest
@@ -388,7 +389,8 @@ impl Core {
     pub fn names_of(&self, module: &str) -> Option<(String, Vec<index::NameDef>)> {
         let idx = self.index()?;
         let (_, m) = idx.find_module(module)?;
-        (!m.names.is_empty()).then(|| (m.name.clone(), m.names.clone()))
+        let names = idx.names_of(m);
+        (!names.is_empty()).then(|| (m.name.clone(), names))
     }
 
     /// Refresh live values; true when something changed.

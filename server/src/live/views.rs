@@ -41,7 +41,7 @@ async fn resolve_target(
         // `{:global, name}` / `{:via, Mod, name}` with literal parts: the agent's spec.
         return match crate::workspace::index::parse_proc_name(t) {
             Some(name @ (ProcName::Global(_) | ProcName::Via { .. })) => {
-                Ok(super::named::spec(&name, true))
+                Ok(super::named::spec(&name, true, ""))
             }
             _ => Err(format!(
                 "{t} is not a process name with literal parts ({{:global, name}} or {{:via, Module, name}})"
