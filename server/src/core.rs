@@ -393,6 +393,22 @@ impl Core {
         (!names.is_empty()).then(|| (m.name.clone(), names))
     }
 
+    /// A process target as the user gave it, with the module's process names from the
+    /// index when it names a module of the workspace.
+    pub fn target(&self, text: &str, key: Option<&str>) -> crate::live::targets::Target {
+        let mut t = crate::live::targets::Target::new(text);
+        t.key = key.map(str::to_string).filter(|k| !k.trim().is_empty());
+        let looks_like_module = t
+            .text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase());
+        if looks_like_module {
+            t.names = self.names_of(&t.text).map(|(_, n)| n).unwrap_or_default();
+        }
+        t
+    }
+
     /// Refresh live values; true when something changed.
     pub async fn refresh_live(&self) -> bool {
         let Some(session) = self.session() else {

@@ -513,10 +513,11 @@ eval(Expr, Binding, Timeout) ->
     end.
 
 %% Run F (which evaluates Elixir code): {ok, Value} | {error, Message}, the message as
-%% Elixir gives it. Elixir 1.15+ reports compile errors (`undefined variable "x"`) as
-%% diagnostics: they are captured (so nothing is printed on the node) and returned;
-%% otherwise an exception's message/1 (Erlang errors normalized first), or the banner
-%% of a throw or exit. The `nofile:1:` location of evaluated code is left out.
+%% Elixir shows it: `(KeyError) key :a not found in: %{}`. Elixir 1.15+ reports compile
+%% errors (`undefined variable "x"`) as diagnostics: they are captured (so nothing is
+%% printed on the node) and make the message; otherwise the exception's message/1
+%% (Erlang errors normalized first), or the banner of a throw or exit. The `nofile:1:`
+%% location of evaluated code is left out.
 elixir_eval(F) ->
     Run = fun() -> try {ok, F()} catch C:R:St -> {caught, C, R, St} end end,
     {Result, Diags} = case erlang:function_exported('Elixir.Code', with_diagnostics, 1) of
@@ -533,17 +534,30 @@ error_message(C, R, St, Diags) ->
                                       maps:get(severity, D, nil) =:= error,
                                       is_binary(maps:get(message, D, nil))],
     case Errors of
-        [_ | _] -> iolist_to_binary(lists:join(<<"\n">>, Errors));
+        [_ | _] ->
+            Text = iolist_to_binary(lists:join(<<"\n">>, Errors)),
+            case R of
+                #{'__exception__' := true, '__struct__' := Mod} -> named(Mod, Text);
+                _ -> Text
+            end;
         [] -> exception_message(C, R, St)
     end.
 
 exception_message(error, R, St) ->
-    try 'Elixir.Exception':message('Elixir.Exception':normalize(error, R, St)) of
-        M when is_binary(M) -> no_location(M);
+    try 'Elixir.Exception':normalize(error, R, St) of
+        #{'__struct__' := Mod} = E ->
+            case 'Elixir.Exception':message(E) of
+                M when is_binary(M) -> named(Mod, no_location(M));
+                _ -> banner(error, R, St)
+            end;
         _ -> banner(error, R, St)
     catch _:_ -> banner(error, R, St)
     end;
 exception_message(C, R, St) -> banner(C, R, St).
+
+named(Mod, Text) ->
+    Name = try 'Elixir.Kernel':inspect(Mod) catch _:_ -> atom_to_binary(Mod, utf8) end,
+    <<"(", Name/binary, ") ", Text/binary>>.
 
 banner(C, R, St) ->
     B = try 'Elixir.Exception':format_banner(C, R, St)

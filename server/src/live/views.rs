@@ -1,11 +1,11 @@
 //! Data for editor views: processes, full state, ETS tables, supervision trees.
 //! Answers are JSON with terms already rendered in Elixir syntax.
 
+use super::targets::{self, Target};
 use crate::agent;
 use crate::attach::Session;
 use crate::beam::pretty::{self, Limits};
-use crate::beam::term::{self, atom, charlist, int, list, map};
-use crate::workspace::index::ProcName;
+use crate::beam::term::{self, atom, int, list, map};
 use eetf::Term;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -16,43 +16,12 @@ fn show(t: &Term) -> String {
     pretty::to_elixir_compact(t, 200)
 }
 
-/// Which process: `KV.Bucket`, `:name`, `#PID<0.1.0>` or `<0.1.0>`.
-async fn resolve_target(
-    session: &Session,
-    node_conn: &crate::beam::Connection,
-    target: &str,
-) -> Result<Term, String> {
-    let _ = session;
-    let t = target.trim();
-    if let Some(inner) = t
-        .strip_prefix("#PID")
-        .or_else(|| t.starts_with('<').then_some(t))
-    {
-        let pid = node_conn
-            .rpc("erlang", "list_to_pid", vec![charlist(inner)], TIMEOUT)
-            .await
-            .map_err(|e| format!("{t} is not a pid on this node: {e}"))?;
-        return Ok(pid);
-    }
-    if t.is_empty() {
-        return Err("no process given: pass a module, a registered name or a pid".into());
-    }
-    if t.starts_with('{') {
-        // `{:global, name}` / `{:via, Mod, name}` with literal parts: the agent's spec.
-        return match crate::workspace::index::parse_proc_name(t) {
-            Some(name @ (ProcName::Global(_) | ProcName::Via { .. })) => {
-                Ok(super::named::spec(&name, true, ""))
-            }
-            _ => Err(format!(
-                "{t} is not a process name with literal parts ({{:global, name}} or {{:via, Module, name}})"
-            )),
-        };
-    }
-    Ok(atom(&term::module_atom(t)))
-}
+/// Processes listed per node by `orrery/state` for a module with several.
+const STATE_MAX: i64 = 20;
 
-/// The full state of a process (per node), pretty-printed with generous limits.
-pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
+/// The full state of the processes `target` names (per node), pretty-printed with
+/// generous limits.
+pub async fn state(session: &Session, target: &Target) -> Result<Value, String> {
     let nodes = session.nodes();
     if nodes.is_empty() {
         return Err(session
@@ -62,66 +31,33 @@ pub async fn state(session: &Session, target: &str) -> Result<Value, String> {
             .unwrap_or_default());
     }
     let mut out = vec![];
+    let mut total = 0;
     for n in nodes {
-        let who = resolve_target(session, &n.conn, target).await?;
         let limits = agent::limits(12, 200, 4096, 50_000);
-        let info = match &who {
-            Term::Tuple(_) => n
-                .conn
-                .rpc(
-                    agent::NAMES_MODULE,
-                    "lookup",
-                    vec![
-                        list(vec![term::tuple(vec![
-                            atom("nil"),
-                            list(vec![who.clone()]),
-                        ])]),
-                        limits,
-                    ],
-                    TIMEOUT,
-                )
-                .await
-                .map(|m| {
-                    term::get(&m, "nil")
-                        .and_then(|r| term::list_ref(r).first().cloned())
-                        .filter(|r| term::as_tuple(r).is_none())
-                        .unwrap_or(atom("nil"))
-                }),
-            Term::Pid(_) => {
-                agent::call(&n.conn, "pid_info", vec![who.clone(), limits], TIMEOUT).await
-            }
-            _ => agent::call(
-                &n.conn,
-                "names",
-                vec![list(vec![who.clone()]), limits],
-                TIMEOUT,
-            )
-            .await
-            .map(|m| {
-                term::get(&m, term::as_atom(&who).unwrap_or(""))
-                    .cloned()
-                    .unwrap_or(atom("nil"))
-            }),
+        let set = targets::find(&n, target, STATE_MAX, limits).await?;
+        total += set.count;
+        for f in set.items {
+            let info = &f.info;
+            let state = term::get(info, "state").and_then(agent::ok_value);
+            out.push(json!({
+                "node": n.info.name,
+                "pid": show(&f.pid),
+                "name": f.name,
+                "state": state.map(|s| pretty::to_elixir(s, &Limits { max_depth: 12, max_items: 200, max_len: 200_000, max_binary: 4096 })),
+                "stateAvailable": state.is_some(),
+                "messageQueueLen": term::get_int(info, "message_queue_len"),
+                "memory": term::get_int(info, "memory"),
+                "reductions": term::get_int(info, "reductions"),
+            }));
         }
-        .map_err(|e| e.to_string())?;
-        if term::is_atom(&info, "nil") {
-            continue;
-        }
-        let state = term::get(&info, "state").and_then(agent::ok_value);
-        out.push(json!({
-            "node": n.info.name,
-            "pid": term::get(&info, "pid").map(show),
-            "state": state.map(|s| pretty::to_elixir(s, &Limits { max_depth: 12, max_items: 200, max_len: 200_000, max_binary: 4096 })),
-            "stateAvailable": state.is_some(),
-            "messageQueueLen": term::get_int(&info, "message_queue_len"),
-            "memory": term::get_int(&info, "memory"),
-            "reductions": term::get_int(&info, "reductions"),
-        }));
     }
     if out.is_empty() {
-        return Err(format!("no process {target} on any attached node"));
+        return Err(format!(
+            "no process {} on any attached node",
+            target.describe()
+        ));
     }
-    Ok(json!({ "target": target, "processes": out }))
+    Ok(json!({ "target": target.describe(), "count": total, "processes": out }))
 }
 
 /// A page of processes, sorted by `memory`, `reductions` or `message_queue_len`.
