@@ -3,9 +3,8 @@
 %% It never blocks a user process: state reads use sys:get_state/2 with a short timeout.
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
--export([query/1, summary/0, modules/1, names/2, ets_info/2, trunc/2, processes/1,
-         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1,
-         callback_module/1]).
+-export([query/1, summary/0, modules/1, names/2, trunc/2, call_counts/1, trace_calls/2,
+         version/0, pid_info/2, callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
 %% Elixir's own error messages for evaluated code (here and in orrery_dbg_v1).
@@ -28,10 +27,10 @@ run(modules, Mods, Limits) ->
         false -> maps:from_list([{M, module_info_of(M, nil)} || M <- Mods])
     end;
 run(names, Names, Limits) -> names(Names, Limits);
-run(ets, Tabs, Limits) -> ets_info(Tabs, Limits);
+run(ets, Tabs, Limits) -> orrery_views_v1:ets_info(Tabs, Limits);
 run(calls, Mods, _) -> call_counts(Mods);
 run(named, Named, Limits) -> orrery_names_v1:lookup(Named, Limits);
-run(processes, Opts, _) -> processes(Opts);
+run(processes, Opts, _) -> orrery_views_v1:processes(Opts);
 run(Other, _, _) -> {error, {unknown_query, Other}}.
 
 safe(F) ->
@@ -147,87 +146,6 @@ pid_info(Pid, Limits) ->
                     end,
             maps:from_list([{pid, Pid}, {state, State} | Info])
     end.
-
-%% Supervision trees per application: [{App, Tree}] where Tree is
-%% #{pid, name, type, module, children}. Bounded by depth and children per supervisor.
-sup_tree(Limits) ->
-    Depth = maps:get(depth, Limits, 6),
-    Items = maps:get(items, Limits, 100),
-    lists:filtermap(
-      fun({App, _, _}) ->
-              case catch application_controller:get_master(App) of
-                  Master when is_pid(Master) ->
-                      case catch application_master:get_child(Master) of
-                          {Pid, Name} when is_pid(Pid) ->
-                              {true, {App, sup_node(Pid, Name, supervisor, Depth, Items)}};
-                          _ -> false
-                      end;
-                  _ -> false
-              end
-      end, application:which_applications()).
-
-sup_node(Pid, Id, Type, Depth, Items) ->
-    Name = case erlang:process_info(Pid, registered_name) of
-               {registered_name, R} -> R;
-               _ -> Id
-           end,
-    Base = #{pid => Pid, name => Name, id => Id, type => Type, module => callback_module(Pid)},
-    case Type of
-        supervisor when Depth > 0 ->
-            Children = try supervisor:which_children(Pid) catch _:_ -> [] end,
-            Base#{children => [child_node(C, Depth - 1, Items)
-                               || C <- lists:sublist(Children, Items)],
-                  child_count => length(Children)};
-        _ -> Base
-    end.
-
-child_node({Id, Pid, Type, Mods}, Depth, Items) when is_pid(Pid) ->
-    (sup_node(Pid, Id, Type, Depth, Items))#{modules => Mods};
-child_node({Id, Pid, Type, Mods}, _, _) ->
-    #{pid => Pid, name => Id, type => Type, modules => Mods}.
-
-%% ETS tables by name -> info and the first rows (bounded).
-ets_info(Tabs, Limits) ->
-    Rows = maps:get(rows, Limits, 5),
-    maps:from_list([{T, tab_info(T, Rows, Limits)} || T <- Tabs]).
-
-tab_info(T, Rows, Limits) ->
-    case ets:info(T) of
-        undefined -> nil;
-        Info ->
-            WordSize = erlang:system_info(wordsize),
-            First = case proplists:get_value(protection, Info) of
-                        private -> [];
-                        _ -> first_rows(T, ets:first(T), Rows, [])
-                    end,
-            #{type => proplists:get_value(type, Info),
-              size => proplists:get_value(size, Info),
-              memory => proplists:get_value(memory, Info) * WordSize,
-              owner => proplists:get_value(owner, Info),
-              protection => proplists:get_value(protection, Info),
-              rows => trunc(First, Limits)}
-    end.
-
-first_rows(_T, '$end_of_table', _N, Acc) -> lists:reverse(Acc);
-first_rows(_T, _K, 0, Acc) -> lists:reverse(Acc);
-first_rows(T, K, N, Acc) ->
-    first_rows(T, ets:next(T, K), N - 1, lists:reverse(ets:lookup(T, K)) ++ Acc).
-
-%% A page of processes sorted by memory, reductions or message queue length.
-processes(Opts) ->
-    Sort = maps:get(sort, Opts, memory),
-    Offset = maps:get(offset, Opts, 0),
-    Limit = maps:get(limit, Opts, 50),
-    Keys = [registered_name, memory, reductions, message_queue_len, current_function,
-            initial_call],
-    All = [{P, I} || P <- erlang:processes(),
-                     (I = erlang:process_info(P, Keys)) =/= undefined],
-    Sorted = lists:sort(fun({_, A}, {_, B}) ->
-                                proplists:get_value(Sort, A) >= proplists:get_value(Sort, B)
-                        end, All),
-    Page = lists:sublist(Sorted, Offset + 1, Limit),
-    #{total => length(All),
-      items => [maps:from_list([{pid, P}, {module, callback_module(P)} | I]) || {P, I} <- Page]}.
 
 %% Call counts for modules whose call_count tracing Orrery switched on.
 call_counts(Mods) ->

@@ -75,9 +75,6 @@ impl Backend {
         let p = p.unwrap_or_default();
         let mut tables = p.tables;
         tables.extend(p.table);
-        if tables.is_empty() {
-            tables = self.core.interest().tables.into_iter().collect();
-        }
         views::ets(&session(&self.core)?, &tables, p.rows.unwrap_or(10))
             .await
             .map_err(failed)
