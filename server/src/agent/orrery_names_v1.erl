@@ -83,11 +83,14 @@ summary(Entries, Max, Limits) ->
     #{count => length(Sorted),
       items => [item(S, P, Small) || {S, _, P} <- lists:sublist(Sorted, Max)]}.
 
+%% Room for a whole name: {via, Registry, {Reg, {tag, "key"}}} is five levels deep.
+key_limits(Small) -> Small#{depth => 7, budget => 300}.
+
 order(nil) -> {1, nil};
 order(K) -> {0, K}.
 
 item(Shown, P, Small) ->
-    #{key => orrery_agent_v1:trunc(Shown, Small),
+    #{key => orrery_agent_v1:trunc(Shown, key_limits(Small)),
       runs => orrery_agent_v1:callback_module(P),
       info => orrery_agent_v1:pid_info(P, Small)}.
 

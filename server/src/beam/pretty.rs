@@ -97,6 +97,14 @@ pub fn to_elixir_compact(term: &Term, max_chars: usize) -> String {
     cut(out, max_chars)
 }
 
+/// Prints `term` on a single line with the given limits (names and keys: deep but short).
+pub fn to_elixir_line(term: &Term, limits: &Limits) -> String {
+    let doc = Printer::new(limits).term(term, 0);
+    let mut out = String::new();
+    flat(&doc, &mut out);
+    cut(out, limits.max_len)
+}
+
 /// An atom as Elixir source: `:ok`, `nil`, `:"foo bar"`, `:+`, `KV.Bucket`.
 pub fn atom_to_elixir(name: &str) -> String {
     if matches!(name, "nil" | "true" | "false" | "Elixir") {

@@ -13,6 +13,14 @@ use crate::workspace::index::{Lit, NameDef, ProcName};
 use eetf::Term;
 use std::collections::BTreeMap;
 
+/// How keys and names are shown: whole names are five levels deep.
+pub(crate) const KEY_LIMITS: pretty::Limits = pretty::Limits {
+    max_depth: 7,
+    max_items: 10,
+    max_len: 100,
+    max_binary: 60,
+};
+
 /// Processes of a registry listed per module.
 const REGISTRY_ITEMS: i64 = 5;
 
@@ -106,7 +114,7 @@ pub fn items(node: &str, r: &Term, runs_shown: bool) -> Vec<(String, ProcOnNode)
             }
             let key = term::get(i, "key")
                 .filter(|k| !term::is_atom(k, "nil"))
-                .map(|k| pretty::to_elixir_compact(k, 60))
+                .map(|k| pretty::to_elixir_line(k, &KEY_LIMITS))
                 .unwrap_or_default();
             Some((key, p))
         })

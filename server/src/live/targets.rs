@@ -175,7 +175,7 @@ pub async fn find(
         .filter_map(|i| {
             let shown = term::get(i, "name")
                 .filter(|n| !matches!(n, Term::Pid(_)) && !term::is_atom(n, "nil"))
-                .map(|n| pretty::to_elixir_compact(n, 200));
+                .map(|n| pretty::to_elixir_line(n, &named::KEY_LIMITS));
             found(term::get(i, "info").cloned()?, shown)
         })
         .collect();
