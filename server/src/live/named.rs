@@ -48,13 +48,14 @@ pub fn spec(name: &ProcName, registers: bool, module: &str) -> Term {
             lit_term(name),
             bool_term(registers),
         ]),
-        // The registry's own module (its `via_tuple/1` helper): every key counts.
+        // The registry's own module with a wholly computed key (its `via_tuple/1`
+        // helper): every key counts.
         ProcName::RegistryAny { registry, key } => tuple(vec![
             atom("registry_any"),
             atom(registry),
             int(REGISTRY_ITEMS),
             key.as_ref().map(lit_term).unwrap_or(atom("_")),
-            bool_term(registry == module),
+            bool_term(registry == module && key.is_none()),
         ]),
         ProcName::Runtime => tuple(vec![atom("runtime"), int(REGISTRY_ITEMS)]),
     }
@@ -143,7 +144,7 @@ pub fn merge(
             }
             let label = def.name.elixir();
             if let ProcName::RegistryAny { .. } | ProcName::Runtime = def.name {
-                let all = matches!(&def.name, ProcName::RegistryAny { registry, .. }
+                let all = matches!(&def.name, ProcName::RegistryAny { registry, key: None }
                     if *registry == term::module_atom(&m));
                 let runtime = def.name == ProcName::Runtime;
                 snap.registries
