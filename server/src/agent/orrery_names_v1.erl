@@ -17,8 +17,26 @@
 %% Registers: the module starts the process under this name, so show it whatever runs it;
 %% otherwise show it only when its callback module is Module.
 lookup(Named, Limits) ->
-    maps:from_list([{M, [safe(fun() -> one(M, S, Limits) end) || S <- Specs]}
-                    || {M, Specs} <- Named]).
+    %% One walk over every process for all the run-time lookups.
+    Runtime = [M || {M, Specs} <- Named, lists:keymember(runtime, 1, Specs)],
+    Runtime =/= [] andalso put(orrery_names_v1_procs, procs_of(Runtime)),
+    try
+        maps:from_list([{M, [safe(fun() -> one(M, S, Limits) end) || S <- Specs]}
+                        || {M, Specs} <- Named])
+    after
+        erase(orrery_names_v1_procs)
+    end.
+
+%% Module => [Pid] of the processes running each of Mods (callback module).
+procs_of(Mods) ->
+    Want = maps:from_list([{M, []} || M <- Mods]),
+    lists:foldl(fun(P, Acc) ->
+                        M = orrery_agent_v1:callback_module(P),
+                        case Acc of
+                            #{M := Ps} -> Acc#{M := [P | Ps]};
+                            _ -> Acc
+                        end
+                end, Want, erlang:processes()).
 
 safe(F) ->
     try F() catch C:R -> {error, {C, R}} end.
@@ -52,7 +70,10 @@ entries(M, {registry_any, Reg, _, KeyPat, All}) ->
            end,
     [{K, {via, 'Elixir.Registry', {Reg, K}}, P} || {K, P} <- Mine];
 entries(M, {runtime, _}) ->
-    Procs = [P || P <- erlang:processes(), orrery_agent_v1:callback_module(P) =:= M],
+    Procs = case get(orrery_names_v1_procs) of
+                #{M := Ps} -> lists:reverse(Ps);
+                _ -> maps:get(M, procs_of([M]))
+            end,
     {Named, Rest} = lists:split(min(length(Procs), named_max()), Procs),
     Regs = registries(),
     Globals = globals(),
