@@ -355,12 +355,15 @@ impl WorkspaceIndex {
                 });
             }
         };
+        let own = format!("Elixir.{}", m.name);
         for u in &m.name_uses {
             let v = self.eval(&u.value, &m.name, &[], 0);
             match to_proc_name(&v) {
                 Some(name) => add(name, u.range),
-                // `name: MyName` / `name: :atom`: a registered name, queried as the module's.
-                None if matches!(v, Tmpl::Lit(Lit::Atom(_))) => {}
+                // `name: __MODULE__`: the registered name every module is queried under.
+                None if matches!(&v, Tmpl::Lit(Lit::Atom(a)) if *a == own) => {}
+                // Another atom (`name: :cache`), or a name not known statically: the
+                // module's processes and the names they have are found on the node.
                 None => add(ProcName::Runtime, u.range),
             }
         }

@@ -100,7 +100,7 @@ fn helpers_local_and_in_other_modules_with_arguments_substituted() {
 }
 
 #[test]
-fn names_not_told_by_the_code_are_runtime_and_atoms_are_not_names() {
+fn names_not_told_by_the_code_or_other_atoms_are_found_at_run_time() {
     let src = r#"defmodule P do
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: Keyword.fetch!(opts, :name))
   def start_named, do: GenServer.start_link(__MODULE__, 1, name: __MODULE__)
@@ -117,6 +117,13 @@ end
     );
     let (_, m) = idx.find_module("P").unwrap();
     assert_eq!(m.name_uses.len(), 4, "{:?}", m.name_uses);
+    // `name: __MODULE__` alone is no name to look up.
+    let own = r#"defmodule Q do
+  def start_link(_), do: GenServer.start_link(__MODULE__, 1, name: __MODULE__)
+end
+"#;
+    let idx = workspace(&[("lib/q.ex", own)]);
+    assert!(resolved(&idx, "Q").is_empty());
 }
 
 #[test]
