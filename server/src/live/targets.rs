@@ -1,5 +1,5 @@
-//! Which processes a request means: a pid (`#PID<0.1.0>`), a registered name or module
-//! (`KV.Bucket`), a name tuple with literal parts (`{:via, Registry, {Reg, "k"}}`), or a
+//! Which processes a request means: a pid (`#PID<0.1.0>`), a registered name
+//! (`:cache`, whatever runs it) or module (`KV.Bucket`), a name tuple with literal parts (`{:via, Registry, {Reg, "k"}}`), or a
 //! module and a key among its named processes (`Todo.Server` + `"bob"`: the Registry key
 //! `{Todo.Server, "bob"}` or any key holding it). A module without a registered process
 //! of its own means the processes found through the names in its code and, at run time,
@@ -129,6 +129,17 @@ pub async fn find(
         return Ok(one(found(info, Some(text.to_string()))));
     }
     let name = term::module_atom(text);
+    if text.starts_with(':') && t.key.is_none() {
+        // A registered name: the process under it, whatever it runs.
+        let pid = rpc(n, "erlang", "whereis", vec![atom(&name)]).await?;
+        if !matches!(pid, Term::Pid(_)) {
+            return Ok(FoundSet::default());
+        }
+        let info = agent::call(&n.conn, "pid_info", vec![pid, limits], TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(one(found(info, Some(text.to_string()))));
+    }
     let key = match t.key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
         Some(k) => Some(
             index::parse_literal(k)
