@@ -400,8 +400,9 @@ impl Core {
                 if let Some(f) = idx.file(&p) {
                     for m in &f.modules {
                         interest.modules.insert(m.name.clone());
-                        if !m.names.is_empty() {
-                            interest.names.insert(m.name.clone(), m.names.clone());
+                        let names = idx.names_of(m);
+                        if !names.is_empty() {
+                            interest.names.insert(m.name.clone(), names);
                         }
                         for (t, _) in &m.ets_tables {
                             interest
@@ -419,7 +420,24 @@ impl Core {
     pub fn names_of(&self, module: &str) -> Option<(String, Vec<index::NameDef>)> {
         let idx = self.index()?;
         let (_, m) = idx.find_module(module)?;
-        (!m.names.is_empty()).then(|| (m.name.clone(), m.names.clone()))
+        let names = idx.names_of(m);
+        (!names.is_empty()).then(|| (m.name.clone(), names))
+    }
+
+    /// A process target as the user gave it, with the module's process names from the
+    /// index when it names a module of the workspace.
+    pub fn target(&self, text: &str, key: Option<&str>) -> crate::live::targets::Target {
+        let mut t = crate::live::targets::Target::new(text);
+        t.key = key.map(str::to_string).filter(|k| !k.trim().is_empty());
+        let looks_like_module = t
+            .text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase());
+        if looks_like_module {
+            t.names = self.names_of(&t.text).map(|(_, n)| n).unwrap_or_default();
+        }
+        t
     }
 
     /// Refresh live values; true when something changed.

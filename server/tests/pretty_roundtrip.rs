@@ -334,3 +334,42 @@ fn printed_terms_evaluate_back_in_elixir() {
         "suspicious quoting (seed {seed}):\n{stderr}"
     );
 }
+
+/// Standard structs print exactly as the installed Elixir's `inspect` prints them.
+#[test]
+fn standard_structs_print_as_inspect_does() {
+    let script = r#"
+values = [
+  ~D[2024-01-01], ~D[-0005-12-31], ~T[09:15:00], ~T[09:15:00.120], ~N[2024-01-01 12:30:00.250],
+  ~U[2024-01-01 12:30:00Z], ~U[2024-01-01 12:30:00.123456Z],
+  MapSet.new([:b, :a, 3]), MapSet.new([]), 1..10, 1..10//3, 10..1//-1, -5..-1,
+  ~r/a\/b+/i, ~r/x y/,
+  %{day: ~D[2024-01-01], seen: MapSet.new(["x"]), span: 0..3}
+]
+for v <- values do
+  IO.puts(Base.encode16(:erlang.term_to_binary(v), case: :lower) <> "\t" <> Base.encode16(inspect(v), case: :lower))
+end
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("structs.exs");
+    std::fs::write(&path, script).expect("write script");
+    let out = Command::new("elixir")
+        .arg(&path)
+        .output()
+        .expect("run elixir");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let limits = Limits::hover();
+    let mut checked = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (term_hex, inspect_hex) = line.split_once('\t').expect("two columns");
+        let term = Term::decode(&hex::decode(term_hex).unwrap()[..]).expect("decode");
+        let want = String::from_utf8(hex::decode(inspect_hex).unwrap()).unwrap();
+        assert_eq!(to_elixir(&term, &limits), want);
+        checked += 1;
+    }
+    assert_eq!(checked, 16);
+}

@@ -3,7 +3,7 @@
 //! Registry via tuples, dynamic children, a TCP acceptor, ETS owners, a busy GenServer,
 //! short-lived processes): attach, hover every module, save every file unchanged and with
 //! a small edit and back, arm and disarm a breakpoint in every function while recording,
-//! detach. No process crashes or restarts, and the node ends exactly as it was found.
+//! detach. Every named process found on the node shows in the hover of its module. No process crashes or restarts, and the node ends exactly as it was found.
 
 mod support;
 
@@ -53,13 +53,56 @@ fn body_lines(src: &str) -> Vec<u32> {
     out
 }
 
+/// `(module, pid)` of every process of the apps with a name on the node: registered, or
+/// a key in `Store.Registry`.
+fn named_processes(node: &support::TestNode) -> Vec<(String, String)> {
+    const SCRIPT: &str = r##"
+cb = fn p ->
+  case Process.info(p, [:dictionary, :initial_call]) do
+    [dictionary: d, initial_call: {im, _, _}] ->
+      case d[:"$initial_call"] do
+        {:supervisor, m, _} -> m
+        {m, _, _} -> m
+        _ -> im
+      end
+    _ -> nil
+  end
+end
+regs = for n <- Process.registered(), p = Process.whereis(n), is_pid(p), do: p
+keys = for {_, p} <- Registry.select(Store.Registry, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}]), do: p
+for p <- Enum.uniq(regs ++ keys), m = cb.(p), is_atom(m),
+    String.starts_with?(Atom.to_string(m), ["Elixir.Store.", "Elixir.Web."]),
+    do: {inspect(m), inspect(p)}
+"##;
+    let r = support::rpc(
+        node,
+        "Elixir.Code",
+        "eval_string",
+        vec![orrery::beam::term::binary(SCRIPT)],
+    )
+    .unwrap();
+    let Some([list, _]) = orrery::beam::term::as_tuple(&r) else {
+        panic!("{r:?}")
+    };
+    orrery::beam::term::list_ref(list)
+        .iter()
+        .filter_map(|e| match orrery::beam::term::as_tuple(e) {
+            Some([m, p]) => Some((
+                orrery::beam::term::as_string(m)?,
+                orrery::beam::term::as_string(p)?,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn sweep_over_an_app_shaped_like_real_ones_leaves_it_as_found() {
     let (dir, node) = support::orchard();
     let root = dir.path();
     let files = sources(&[root.join("apps/store/lib"), root.join("apps/web/lib")]);
     assert!(files.len() >= 10, "{files:?}");
-    sweep(root, &node, &files, APPS);
+    sweep(root, &node, &files, APPS, true);
 }
 
 /// The same over the shapes real libraries have (a behaviour layer as GenStage's,
@@ -81,15 +124,24 @@ fn sweep_over_the_shapes_of_real_libraries_leaves_the_node_as_found() {
         &node,
         &files,
         &["Elixir.Shapes", "Elixir.String.Chars.Shapes", "shapes_"],
+        false,
     );
 }
 
-fn sweep(root: &Path, node: &support::TestNode, files: &[PathBuf], apps: &[&str]) {
+/// `check_named`: the apps are orchard's, whose named processes must each show in a hover.
+fn sweep(
+    root: &Path,
+    node: &support::TestNode,
+    files: &[PathBuf],
+    apps: &[&str],
+    check_named: bool,
+) {
     let before = health(node);
     let files = files.to_vec();
 
     // Language server: hovers, saves unchanged, edited, and back.
     let mut c = support::lsp::start_attached(node, root, json!({}));
+    let mut uris = vec![];
     for f in &files {
         let uri = c.open(f);
         let src = std::fs::read_to_string(f).unwrap();
@@ -100,6 +152,40 @@ fn sweep(root: &Path, node: &support::TestNode, files: &[PathBuf], apps: &[&str]
             .unwrap();
         let h = support::lsp::hover(&mut c, &uri, support::lsp::after(&src, head));
         assert!(!h.is_empty(), "no hover on {}", f.display());
+        uris.push((uri, src));
+    }
+    // Every named process of the apps (registered, or in the Registry under a name built
+    // by a helper) shows in the hover of its module, with its state.
+    let named = if check_named {
+        named_processes(node)
+    } else {
+        vec![]
+    };
+    assert!(!check_named || named.len() >= 5, "{named:?}");
+    for (module, pid) in &named {
+        let head = format!("defmodule {module} do");
+        let Some((uri, src)) = uris.iter().find(|(_, s)| s.contains(&head)) else {
+            continue;
+        };
+        let at = support::lsp::after(src, &format!("defmodule {module}"));
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let h = support::lsp::hover(&mut c, uri, at);
+            // The pid with its state: a state block after it, or the state on its line.
+            let shown = h.find(pid.as_str()).is_some_and(|i| {
+                let rest = &h[i..];
+                let line = rest.lines().next().unwrap_or("");
+                rest.contains("```elixir") || line.contains(" · `")
+            });
+            if shown {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pid} ({module}) with its state not in the hover: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     for f in &files {
         let msg = save(&mut c, f);

@@ -21,6 +21,9 @@ const TRACE_SOURCE: &str = include_str!("orrery_trace_v1.erl");
 /// Lookups of processes by `{:global, ..}` / `{:via, ..}` names.
 pub const NAMES_MODULE: &str = "orrery_names_v1";
 const NAMES_SOURCE: &str = include_str!("orrery_names_v1.erl");
+/// Editor views: supervision trees, ETS tables, pages of processes.
+pub const VIEWS_MODULE: &str = "orrery_views_v1";
+const VIEWS_SOURCE: &str = include_str!("orrery_views_v1.erl");
 /// Mean call times (`call_time`), opt-in: owns the `call` trace flags it sets.
 pub const CALLTIME_MODULE: &str = "orrery_calltime_v1";
 const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
@@ -31,8 +34,9 @@ const SWAP_SOURCE: &str = include_str!("orrery_swap_v1.erl");
 pub const GUARD_MODULE: &str = "orrery_guard_v1";
 const GUARD_SOURCE: &str = include_str!("orrery_guard_v1.erl");
 /// Every module Orrery loads on a node (the guard removes them, itself last).
-pub const OUR_MODULES: [&str; 8] = [
+pub const OUR_MODULES: [&str; 9] = [
     SWAP_MODULE,
+    VIEWS_MODULE,
     NAMES_MODULE,
     CALLTIME_MODULE,
     TRACE_MODULE,
@@ -113,6 +117,7 @@ pub async fn load(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamE
         compile_and_load(conn, DBG_MODULE, DBG_SOURCE).await?;
         compile_and_load(conn, TRACE_MODULE, TRACE_SOURCE).await?;
         compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
+        compile_and_load(conn, VIEWS_MODULE, VIEWS_SOURCE).await?;
         compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
         compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
         let after = loaded_modules(conn).await?;
@@ -300,6 +305,16 @@ pub async fn call_swap(
     timeout: Duration,
 ) -> Result<Term, BeamError> {
     conn.rpc(SWAP_MODULE, function, args, timeout).await
+}
+
+/// Call a function of the views module.
+pub async fn call_views(
+    conn: &Connection,
+    function: &str,
+    args: Vec<Term>,
+    timeout: Duration,
+) -> Result<Term, BeamError> {
+    conn.rpc(VIEWS_MODULE, function, args, timeout).await
 }
 
 /// Call a function of the agent.

@@ -3,11 +3,12 @@
 %% It never blocks a user process: state reads use sys:get_state/2 with a short timeout.
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
--export([query/1, summary/0, modules/1, names/2, ets_info/2, trunc/2, processes/1,
-         call_counts/1, trace_calls/2, version/0, pid_info/2, sup_tree/1,
-         callback_module/1]).
+-export([query/1, summary/0, modules/1, names/2, trunc/2, call_counts/1, trace_calls/2,
+         version/0, pid_info/2, callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
+%% Elixir's own error messages for evaluated code (here and in orrery_dbg_v1).
+-export([elixir_eval/1]).
 
 version() -> 1.
 
@@ -26,10 +27,10 @@ run(modules, Mods, Limits) ->
         false -> maps:from_list([{M, module_info_of(M, nil)} || M <- Mods])
     end;
 run(names, Names, Limits) -> names(Names, Limits);
-run(ets, Tabs, Limits) -> ets_info(Tabs, Limits);
+run(ets, Tabs, Limits) -> orrery_views_v1:ets_info(Tabs, Limits);
 run(calls, Mods, _) -> call_counts(Mods);
 run(named, Named, Limits) -> orrery_names_v1:lookup(Named, Limits);
-run(processes, Opts, _) -> processes(Opts);
+run(processes, Opts, _) -> orrery_views_v1:processes(Opts);
 run(Other, _, _) -> {error, {unknown_query, Other}}.
 
 safe(F) ->
@@ -145,108 +146,6 @@ pid_info(Pid, Limits) ->
                     end,
             maps:from_list([{pid, Pid}, {state, State} | Info])
     end.
-
-%% Supervision trees per application: [{App, Tree}] where Tree is
-%% #{pid, name, type, module, children}. Bounded by depth and children per supervisor.
-sup_tree(Limits) ->
-    Depth = maps:get(depth, Limits, 6),
-    Items = maps:get(items, Limits, 100),
-    lists:filtermap(
-      fun({App, _, _}) ->
-              case try application_controller:get_master(App) catch _:_ -> undefined end of
-                  Master when is_pid(Master) ->
-                      case try application_master:get_child(Master) catch _:_ -> undefined end of
-                          {Pid, Name} when is_pid(Pid) ->
-                              {true, {App, sup_node(Pid, Name, supervisor, Depth, Items)}};
-                          _ -> false
-                      end;
-                  _ -> false
-              end
-      end, application:which_applications()).
-
-sup_node(Pid, Id, Type, Depth, Items) ->
-    Name = case erlang:process_info(Pid, registered_name) of
-               {registered_name, R} -> R;
-               _ -> Id
-           end,
-    Base = #{pid => Pid, name => Name, id => Id, type => Type, module => callback_module(Pid)},
-    case Type of
-        supervisor when Depth > 0 ->
-            Children = try supervisor:which_children(Pid) catch _:_ -> [] end,
-            Base#{children => [child_node(C, Depth - 1, Items)
-                               || C <- lists:sublist(Children, Items)],
-                  child_count => length(Children)};
-        _ -> Base
-    end.
-
-child_node({Id, Pid, Type, Mods}, Depth, Items) when is_pid(Pid) ->
-    (sup_node(Pid, Id, Type, Depth, Items))#{modules => Mods};
-child_node({Id, Pid, Type, Mods}, _, _) ->
-    #{pid => Pid, name => Id, type => Type, modules => Mods}.
-
-%% ETS tables by name -> info and the first rows (bounded).
-ets_info(Tabs, Limits) ->
-    Rows = maps:get(rows, Limits, 5),
-    maps:from_list([{T, tab_info(T, Rows, Limits)} || T <- Tabs]).
-
-tab_info(T, Rows, Limits) ->
-    case ets:info(T) of
-        undefined -> nil;
-        Info ->
-            WordSize = erlang:system_info(wordsize),
-            First = case proplists:get_value(protection, Info) of
-                        private -> [];
-                        _ -> first_rows(T, ets:first(T), Rows, [])
-                    end,
-            #{type => proplists:get_value(type, Info),
-              size => proplists:get_value(size, Info),
-              memory => proplists:get_value(memory, Info) * WordSize,
-              owner => proplists:get_value(owner, Info),
-              protection => proplists:get_value(protection, Info),
-              rows => trunc(First, Limits)}
-    end.
-
-first_rows(_T, '$end_of_table', _N, Acc) -> lists:reverse(Acc);
-first_rows(_T, _K, 0, Acc) -> lists:reverse(Acc);
-first_rows(T, K, N, Acc) ->
-    first_rows(T, ets:next(T, K), N - 1, lists:reverse(ets:lookup(T, K)) ++ Acc).
-
-%% A page of processes sorted by memory, reductions or message queue length.
-processes(Opts) ->
-    Sort = maps:get(sort, Opts, memory),
-    Offset = maps:get(offset, Opts, 0),
-    Limit = maps:get(limit, Opts, 50),
-    Keys = [registered_name, memory, reductions, message_queue_len, current_function,
-            initial_call],
-    All = [{P, I} || P <- erlang:processes(), P =/= self(),
-                     I <- [erlang:process_info(P, Keys)], I =/= undefined,
-                     not ours(P, I)],
-    Sorted = lists:sort(fun({_, A}, {_, B}) ->
-                                proplists:get_value(Sort, A) >= proplists:get_value(Sort, B)
-                        end, All),
-    Page = lists:sublist(Sorted, Offset + 1, Limit),
-    #{total => length(All),
-      items => [maps:from_list([{pid, P}, {module, callback_module(P)} | I]) || {P, I} <- Page]}.
-
-%% Orrery's own processes (the guard, the debugger, tracers, rpc workers running our code)
-%% are not the user's: left out of the list.
-ours(P, I) ->
-    Initial = case erlang:process_info(P, dictionary) of
-                  {dictionary, D} -> proplists:get_value('$initial_call', D);
-                  _ -> undefined
-              end,
-    lists:any(fun is_ours/1,
-              [proplists:get_value(registered_name, I),
-               mfa_module(proplists:get_value(current_function, I)),
-               mfa_module(proplists:get_value(initial_call, I)),
-               mfa_module(Initial)]).
-
-mfa_module({M, _, _}) -> M;
-mfa_module(_) -> undefined.
-
-is_ours(A) when is_atom(A) ->
-    lists:prefix("orrery_", atom_to_list(A));
-is_ours(_) -> false.
 
 %% Call counts for modules whose call_count tracing Orrery switched on.
 call_counts(Mods) ->
@@ -514,15 +413,10 @@ eval(Expr, Binding, Timeout) ->
     Parent = self(),
     {Pid, Ref} = spawn_monitor(
                    fun() ->
-                           R = try 'Elixir.Code':eval_string(Expr, Binding) of
-                                   {V, _} -> {ok, V}
-                               catch error:undef:St ->
-                                       case St of
-                                           [{'Elixir.Code', eval_string, _, _} | _] ->
-                                               {error, <<"Elixir is not available on this node">>};
-                                           _ -> {error, error_text(error, undef, St)}
-                                       end;
-                                     C:E:St -> {error, error_text(C, E, St)}
+                           R = case code:ensure_loaded('Elixir.Code') of
+                                   {module, _} ->
+                                       elixir_eval(fun() -> element(1, 'Elixir.Code':eval_string(Expr, Binding)) end);
+                                   _ -> {error, <<"Elixir is not available on this node">>}
                                end,
                            Parent ! {self(), R}
                    end),
@@ -536,10 +430,64 @@ eval(Expr, Binding, Timeout) ->
             {error, iolist_to_binary(io_lib:format("the evaluation took more than ~p ms and was stopped", [Timeout]))}
     end.
 
-error_text(C, E, St) ->
-    try 'Elixir.Exception':format_banner(C, E, St)
-    catch _:_ -> iolist_to_binary(io_lib:format("~p: ~0tp", [C, E]))
+%% Run F (which evaluates Elixir code): {ok, Value} | {error, Message}, the message as
+%% Elixir shows it: `(KeyError) key :a not found in: %{}`. Elixir 1.15+ reports compile
+%% errors (`undefined variable "x"`) as diagnostics: they are captured (so nothing is
+%% printed on the node) and make the message; otherwise the exception's message/1
+%% (Erlang errors normalized first), or the banner of a throw or exit. The `nofile:1:`
+%% location of evaluated code is left out.
+elixir_eval(F) ->
+    Run = fun() -> try {ok, F()} catch C:R:St -> {caught, C, R, St} end end,
+    {Result, Diags} = case erlang:function_exported('Elixir.Code', with_diagnostics, 1) of
+                          true -> 'Elixir.Code':with_diagnostics(Run);
+                          false -> {Run(), []}
+                      end,
+    case Result of
+        {ok, V} -> {ok, V};
+        {caught, C, R, St} -> {error, error_message(C, R, St, Diags)}
     end.
+
+error_message(C, R, St, Diags) ->
+    Errors = [maps:get(message, D) || D <- Diags, is_map(D),
+                                      maps:get(severity, D, nil) =:= error,
+                                      is_binary(maps:get(message, D, nil))],
+    case Errors of
+        [_ | _] ->
+            Text = iolist_to_binary(lists:join(<<"\n">>, Errors)),
+            case R of
+                #{'__exception__' := true, '__struct__' := Mod} -> named(Mod, Text);
+                _ -> Text
+            end;
+        [] -> exception_message(C, R, St)
+    end.
+
+exception_message(error, R, St) ->
+    try 'Elixir.Exception':normalize(error, R, St) of
+        #{'__struct__' := Mod} = E ->
+            case 'Elixir.Exception':message(E) of
+                M when is_binary(M) -> named(Mod, no_location(M));
+                _ -> banner(error, R, St)
+            end;
+        _ -> banner(error, R, St)
+    catch _:_ -> banner(error, R, St)
+    end;
+exception_message(C, R, St) -> banner(C, R, St).
+
+named(Mod, Text) ->
+    Name = try 'Elixir.Kernel':inspect(Mod) catch _:_ -> atom_to_binary(Mod, utf8) end,
+    <<"(", Name/binary, ") ", Text/binary>>.
+
+banner(C, R, St) ->
+    B = try 'Elixir.Exception':format_banner(C, R, St)
+        catch _:_ -> iolist_to_binary(io_lib:format("~p: ~0tp", [C, R]))
+        end,
+    case B of
+        <<"** ", Rest/binary>> -> Rest;
+        _ -> B
+    end.
+
+no_location(M) ->
+    re:replace(M, "^nofile:[0-9]+(:[0-9]+)?: ", "", [{return, binary}]).
 
 %% The process behind Target (a name or a pid), its state, and the value of Expr with
 %% `state` bound to it: {ok, Pid, Old, New} | {error, Message}. Changes nothing.

@@ -124,12 +124,7 @@ paused() ->
 
 %% Evaluate an Elixir expression with bindings (used for conditions, logpoints, evaluate).
 eval(Expr, Binding) ->
-    try
-        {Value, _} = 'Elixir.Code':eval_string(Expr, Binding),
-        {ok, Value}
-    catch
-        C:R -> {error, iolist_to_binary(io_lib:format("~p: ~p", [C, R]))}
-    end.
+    orrery_agent_v1:elixir_eval(fun() -> element(1, 'Elixir.Code':eval_string(Expr, Binding)) end).
 
 %% The debugger's evaluate request, bounded: it runs in a process of its own with a heap
 %% limit and a time limit (killed past either), so no expression can exhaust the node's
@@ -140,7 +135,12 @@ eval_bounded(Expr, Binding, Opts) ->
     Timeout = maps:get(timeout, Opts, 10000),
     Heap = maps:get(max_heap_words, Opts, 16777216),
     case 'Elixir.Code':string_to_quoted(Expr) of
-        {error, E} -> {error, iolist_to_binary(io_lib:format("syntax error: ~p", [E]))};
+        {error, _} ->
+            %% The parser's own message (with the line and a caret).
+            case orrery_agent_v1:elixir_eval(fun() -> 'Elixir.Code':'string_to_quoted!'(Expr) end) of
+                {error, M} -> {error, M};
+                _ -> {error, <<"syntax error">>}
+            end;
         {ok, Quoted} ->
             case forbidden(Quoted) of
                 true ->
@@ -172,12 +172,7 @@ eval_bounded(Expr, Binding, Opts) ->
     end.
 
 eval_quoted(Q, Binding) ->
-    try
-        {Value, _} = 'Elixir.Code':eval_quoted(Q, Binding),
-        {ok, Value}
-    catch
-        C:R -> {error, iolist_to_binary(io_lib:format("~p: ~p", [C, R]))}
-    end.
+    orrery_agent_v1:elixir_eval(fun() -> element(1, 'Elixir.Code':eval_quoted(Q, Binding)) end).
 
 forbidden({{'.', _, [{'__aliases__', _, ['System']}, F]}, _, _}) when F =:= halt; F =:= stop ->
     true;

@@ -6,6 +6,7 @@ pub mod calltime;
 pub mod docs;
 pub mod named;
 pub mod render;
+pub mod targets;
 pub mod trace;
 pub mod views;
 pub mod writes;
@@ -98,6 +99,10 @@ pub struct RegistryProcs {
     pub count: i64,
     /// The first few, by key: (key in Elixir syntax, process).
     pub items: Vec<(String, ProcOnNode)>,
+    /// Every key of the registry (the registry's own module), whatever runs them.
+    pub all: bool,
+    /// Found at run time (names the code does not tell): `name` is not a name pattern.
+    pub runtime: bool,
 }
 
 /// An ETS table on one node.
@@ -241,6 +246,11 @@ impl LiveModel {
         let mut snap = Self::fetch_with(session, interest, call_counts, count).await;
         if !count {
             let prev = self.snapshot();
+            // Run-time name lookups walk every process too: keep the last ones.
+            for (m, regs) in &prev.registries {
+                let kept = regs.iter().filter(|r| r.runtime).cloned();
+                snap.registries.entry(m.clone()).or_default().extend(kept);
+            }
             for (m, infos) in snap.modules.iter_mut() {
                 for i in infos.iter_mut() {
                     i.procs = prev
@@ -287,7 +297,7 @@ impl LiveModel {
             ("names", list(mods.clone())),
             ("ets", list(tabs)),
             ("calls", list(if call_counts { mods } else { vec![] })),
-            ("named", named::query(&interest.names)),
+            ("named", named::query(&interest.names, count_procs)),
             ("limits", limits_with_count(count_procs)),
         ]);
         let mut snap = Snapshot::default();
@@ -306,6 +316,7 @@ impl LiveModel {
                 &mut snap,
                 &node,
                 &interest.names,
+                count_procs,
                 term::get(&reply, "named"),
             );
         }

@@ -113,13 +113,26 @@ fn proc_block(name: &str, p: &ProcOnNode) -> String {
 }
 
 fn registry_block(module: &str, r: &RegistryProcs) -> String {
-    let mut out = format!(
-        "\n{} process{} of `{module}` under `{}` on `{}`",
-        r.count,
-        if r.count == 1 { "" } else { "es" },
-        r.name,
-        r.node
-    );
+    let plural = if r.count == 1 { "" } else { "es" };
+    let mut out = if r.all {
+        format!(
+            "\n{} process{plural} under `{}` on `{}`",
+            r.count, r.name, r.node
+        )
+    } else if r.runtime {
+        if r.count == 0 {
+            return String::new();
+        }
+        format!(
+            "\n{} process{plural} of `{module}` on `{}` (names as found on the node)",
+            r.count, r.node
+        )
+    } else {
+        format!(
+            "\n{} process{plural} of `{module}` under `{}` on `{}`",
+            r.count, r.name, r.node
+        )
+    };
     if r.count > r.items.len() as i64 {
         out.push_str(&format!(" (first {} by key)", r.items.len()));
     }
@@ -129,8 +142,18 @@ fn registry_block(module: &str, r: &RegistryProcs) -> String {
             Ok(_) => format!("`{}`", p.state_compact),
             Err(_) => "_state not available_".to_string(),
         };
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("`{key}` → ")
+        };
+        let runs = p
+            .runs
+            .as_deref()
+            .map(|m| format!(" (`{m}`)"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "- `{key}` → {} · queue {} · {state}\n",
+            "- {key}{}{runs} · queue {} · {state}\n",
             p.pid, p.queue
         ));
     }

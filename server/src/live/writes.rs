@@ -13,12 +13,13 @@
 //! terms (pids and references included) are kept in memory for `undo`; undo of a state
 //! refuses to overwrite a state that changed since the write unless forced.
 
+use super::targets::{self, Target};
 use crate::agent;
 use crate::attach::{AttachedNode, Session};
 use crate::audit;
 use crate::beam::depth;
 use crate::beam::pretty::{self, Limits};
-use crate::beam::term::{self, atom, binary, charlist, int, list, tuple};
+use crate::beam::term::{self, atom, binary, int, list, tuple};
 use eetf::Term;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -123,25 +124,6 @@ fn pick_node(cx: &WriteCtx) -> Result<AttachedNode, String> {
         (Some(name), Ok(_)) => format!("node {name} is not attached"),
         (None, Ok(_)) => "not attached to a node".into(),
     })
-}
-
-/// `KV.Bucket`, `:name`, `name`, `#PID<0.1.0>` or `<0.1.0>` as a term for the node.
-async fn target_term(n: &AttachedNode, target: &str) -> Result<Term, String> {
-    let t = target.trim();
-    if t.is_empty() {
-        return Err("no target given: pass a module, a registered name or a pid".into());
-    }
-    if let Some(inner) = t
-        .strip_prefix("#PID")
-        .or_else(|| t.starts_with('<').then_some(t))
-    {
-        return n
-            .conn
-            .rpc("erlang", "list_to_pid", vec![charlist(inner)], TIMEOUT)
-            .await
-            .map_err(|_| format!("{t} is not a pid on {}", n.info.name));
-    }
-    Ok(atom(&term::module_atom(t)))
 }
 
 /// One line of the audit log.
@@ -253,10 +235,14 @@ async fn eval(
 
 /// Replace the state of `target` with the value of `expr` (`state` is bound to the current
 /// state).
-pub async fn replace_state(cx: &WriteCtx, target: &str, expr: &str) -> Result<Value, String> {
+pub async fn replace_state(cx: &WriteCtx, target: &Target, expr: &str) -> Result<Value, String> {
     let n = pick_node(cx)?;
     let node = n.info.name.clone();
-    let who = target_term(&n, target).await?;
+    let who = targets::the_one(&n, target)
+        .await
+        .map_err(|e| format!("{e}; nothing was changed"))?
+        .pid;
+    let target = &target.describe();
     let args = vec![who, binary(expr), int(EVAL_MS)];
     audit_eval(cx, &node, "replace_state", target, expr)?;
     let reply = agent::call(&n.conn, "state_for_write", args, TIMEOUT)
@@ -453,21 +439,14 @@ pub async fn ets_delete(cx: &WriteCtx, table: &str, key_expr: &str) -> Result<Va
 }
 
 /// Send the value of `msg_expr` to `target`.
-pub async fn send_message(cx: &WriteCtx, target: &str, msg_expr: &str) -> Result<Value, String> {
+pub async fn send_message(cx: &WriteCtx, target: &Target, msg_expr: &str) -> Result<Value, String> {
     let n = pick_node(cx)?;
     let node = n.info.name.clone();
-    let who = target_term(&n, target).await?;
-    let pid = match &who {
-        Term::Pid(_) => who.clone(),
-        _ => rpc(&n, "erlang", "whereis", vec![who.clone()]).await?,
-    };
-    let alive = matches!(pid, Term::Pid(_))
-        && rpc(&n, "erlang", "is_process_alive", vec![pid.clone()])
-            .await
-            .is_ok_and(|a| term::is_atom(&a, "true"));
-    if !alive {
-        return Err(format!("no process {target} on {node}; nothing was sent"));
-    }
+    let pid = targets::the_one(&n, target)
+        .await
+        .map_err(|e| format!("{e}; nothing was sent"))?
+        .pid;
+    let target = &target.describe();
     let msg = eval(cx, &n, ("send", target), msg_expr, "the message").await?;
     let a = Audit {
         action: "send",

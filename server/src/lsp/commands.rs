@@ -1,8 +1,10 @@
 //! `workspace/executeCommand` beyond the built-in ones: the writes to live state
 //! (`orrery.replaceState`, `orrery.etsInsert`, `orrery.etsDelete`, `orrery.sendMessage`,
 //! `orrery.undo`), each refused unless `allowWrites` is on. Arguments are one JSON object,
-//! e.g. `{"target": "KV.Bucket", "expression": "Map.put(state, :a, 1)"}`; an optional
-//! `node` picks a cluster peer (default: the primary node).
+//! e.g. `{"target": "KV.Bucket", "expression": "Map.put(state, :a, 1)"}`; the target is a
+//! module, a registered name, a pid or a name tuple, and `key` picks one of a module's
+//! named processes (`{"target": "Todo.Server", "key": "\"bob\""}`); an optional `node`
+//! picks a cluster peer (default: the primary node).
 
 use super::Backend;
 use crate::core::Core;
@@ -37,14 +39,20 @@ fn arg<'a>(args: &'a Value, key: &str, command: &str) -> Result<&'a str> {
         .ok_or_else(|| Error::invalid_params(format!("{command} needs a string argument `{key}`")))
 }
 
+/// The optional `key` argument: which of a module's named processes (`{1, 2}`).
+fn key(args: &Value) -> Option<&str> {
+    args.get("key").and_then(|v| v.as_str())
+}
+
 pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Value>> {
     let args = p.arguments.first().cloned().unwrap_or(Value::Null);
     let cmd = p.command.as_str();
     match cmd {
         "orrery.replaceState" => {
             let (target, expr) = (arg(&args, "target", cmd)?, arg(&args, "expression", cmd)?);
+            let target = b.core.target(target, key(&args));
             write(&b.core, &args, |cx| async move {
-                writes::replace_state(&cx, target, expr).await
+                writes::replace_state(&cx, &target, expr).await
             })
             .await
         }
@@ -64,8 +72,9 @@ pub async fn execute(b: &Backend, p: ExecuteCommandParams) -> Result<Option<Valu
         }
         "orrery.sendMessage" => {
             let (target, msg) = (arg(&args, "target", cmd)?, arg(&args, "message", cmd)?);
+            let target = b.core.target(target, key(&args));
             write(&b.core, &args, |cx| async move {
-                writes::send_message(&cx, target, msg).await
+                writes::send_message(&cx, &target, msg).await
             })
             .await
         }

@@ -18,16 +18,17 @@ fn session(core: &Core) -> Result<crate::attach::Session> {
         .ok_or_else(|| failed("Orrery is not attached to a node yet".into()))
 }
 
-/// `orrery.inspectState` / `orrery/state` with a target.
+/// `orrery.inspectState` / `orrery/state` with a target: `"KV.Bucket"`, or
+/// `{"target": "Todo.Server", "key": "\"bob\""}` (a pid, a name tuple, a module and a key).
 pub async fn state_of(core: &Core, target: Value) -> Result<Value> {
-    let target = match &target {
-        Value::String(s) => s.clone(),
-        v => v
-            .get("target")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-            .to_string(),
+    let (text, key) = match &target {
+        Value::String(s) => (s.as_str(), None),
+        v => (
+            v.get("target").and_then(|t| t.as_str()).unwrap_or_default(),
+            v.get("key").and_then(|k| k.as_str()),
+        ),
     };
+    let target = core.target(text, key);
     views::state(&session(core)?, &target).await.map_err(failed)
 }
 
@@ -74,9 +75,6 @@ impl Backend {
         let p = p.unwrap_or_default();
         let mut tables = p.tables;
         tables.extend(p.table);
-        if tables.is_empty() {
-            tables = self.core.interest().tables.into_iter().collect();
-        }
         views::ets(&session(&self.core)?, &tables, p.rows.unwrap_or(10))
             .await
             .map_err(failed)

@@ -12,10 +12,13 @@
 //!   can recognise (a module whose body the parser detached is still found).
 
 mod indexer;
+mod names;
 mod refs;
 mod syntax;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_names;
 #[cfg(test)]
 mod tests_refs;
 mod text;
@@ -24,6 +27,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use names::{to_proc_name, Helper, NameUse, Tmpl};
 
 /// 0-based line and UTF-16 column, like an LSP position.
 #[derive(
@@ -147,6 +152,11 @@ pub struct ModuleDef {
     pub ets_tables: Vec<(String, Range)>,
     /// Process names written in this module: `{:global, ..}`, `{:via, Mod, ..}` tuples.
     pub names: Vec<NameDef>,
+    /// Functions whose result may be a process name (`via_tuple(key)`), for `name_uses`.
+    pub helpers: Vec<Helper>,
+    /// `name:` options of start functions whose value is not a tuple written there
+    /// (`name: via_tuple(name)`); [`WorkspaceIndex::names_of`] resolves them.
+    pub name_uses: Vec<NameUse>,
 }
 
 /// A term written literally in the source. Atoms carry their Erlang text (`kv_main`,
@@ -190,6 +200,9 @@ pub enum ProcName {
     /// whose key matches `key`, a pattern where `Lit::Atom("_")` stands for a computed
     /// part (`{:worker, id}` is `{:worker, _}`); `None` when the whole key is computed.
     RegistryAny { registry: String, key: Option<Lit> },
+    /// A `name:` the index cannot tell (`name: opts[:name]`, a helper outside the
+    /// workspace): the module's processes and their names are found on the node.
+    Runtime,
 }
 
 impl ProcName {
@@ -207,6 +220,7 @@ impl ProcName {
                 Lit::Atom(registry.clone()).elixir(),
                 key.as_ref().map_or("_".to_string(), pattern_elixir)
             ),
+            ProcName::Runtime => "names found on the node".to_string(),
         }
     }
 }
@@ -268,7 +282,13 @@ impl FileIndex {
 /// Parse a process name written as Elixir (`{:global, :kv}`, `{:via, Registry, {R, "k"}}`).
 pub fn parse_proc_name(src: &str) -> Option<ProcName> {
     let tree = syntax::parse(src)?;
-    indexer::proc_name_in(&tree, src)
+    names::proc_name_in(&tree, src)
+}
+
+/// Parse a literal written as Elixir (`{1, 2}`, `"bob"`, `:a`, `Todo.Server`).
+pub fn parse_literal(src: &str) -> Option<Lit> {
+    let tree = syntax::parse(src)?;
+    names::literal_in(&tree, src)
 }
 
 /// Index one Elixir source text.

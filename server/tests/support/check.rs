@@ -91,11 +91,13 @@ pub fn wait_pristine(node: &TestNode, apps: &[&str], timeout: Duration) {
 
 const HEALTH: &str = r##"
 named = for n <- Process.registered(), p = Process.whereis(n), p != nil, do: {Atom.to_string(n), inspect(p)}
-via = for {k, p} <- (try do Registry.select(Store.Registry, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}]) rescue _ -> [] end), do: {"via " <> inspect(k), inspect(p)}
+via = for r <- [Store.Registry, Cells.CellRegistry, Cells.ProcessRegistry],
+          {k, p} <- (try do Registry.select(r, [{{:"$1", :"$2", :_}, [], [{{:"$1", :"$2"}}]}]) rescue _ -> [] end),
+          do: {"via " <> inspect(r) <> " " <> inspect(k), inspect(p)}
 named ++ via
 "##;
 
-/// Registered names (and Registry keys of the orchard fixture) to pids: a process that
+/// Registered names (and Registry keys of the orchard and cells fixtures) to pids: a process that
 /// crashed or restarted shows up as a different pid or a missing name.
 pub fn health(node: &TestNode) -> BTreeMap<String, String> {
     let t = eval(node, HEALTH).unwrap();

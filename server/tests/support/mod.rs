@@ -168,6 +168,7 @@ impl TestNode {
                                 || a.contains("\"orbit\"")
                                 || a.contains("Atom { name: \"web\" }")
                                 || a.contains("Atom { name: \"shapes\" }")
+                                || a.contains("Atom { name: \"cells\" }")
                         })
                         .unwrap_or(false);
                     c.close();

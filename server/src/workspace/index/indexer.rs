@@ -3,12 +3,13 @@
 
 use tree_sitter::{Node, Tree};
 
+use super::names::{self, Cx, Helper, NameUse};
 use super::syntax::{
     alias_entries, atom_name, call_args, call_name, detached_body, do_block, keyword_arg, kids,
     module_expr, operator, pair_key, parse_head, text, Aliases,
 };
 use super::text::LineIndex;
-use super::{FileIndex, FunKind, FunctionDef, Lit, ModuleDef, NameDef, ProcName};
+use super::{FileIndex, FunKind, FunctionDef, Lit, ModuleDef, NameDef};
 
 /// Where in a module a node sits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,8 +51,9 @@ struct Indexer<'a> {
     src: &'a str,
     lines: LineIndex<'a>,
     modules: Vec<ModuleDef>,
-    /// Per module: `@attr :atom` values, to name ETS tables created with `:ets.new(@attr, ..)`.
-    attrs: Vec<Vec<(String, String)>>,
+    /// Per module: `@attr value` literals so far, for `:ets.new(@attr, ..)` and names
+    /// written with attributes (`{:via, Registry, {@registry, key}}`).
+    attrs: Vec<Vec<(String, Lit)>>,
 }
 
 impl Indexer<'_> {
@@ -102,7 +104,13 @@ impl Indexer<'_> {
             }
             "unary_operator" => {
                 if let (Level::Body, Some(m)) = (level, module) {
-                    self.attribute(node, m);
+                    self.attribute(node, m, env);
+                }
+                self.descend(node, module, env, level.deeper());
+            }
+            "pair" => {
+                if let Some(m) = module {
+                    self.name_use(node, m, env);
                 }
                 self.descend(node, module, env, level.deeper());
             }
@@ -149,6 +157,9 @@ impl Indexer<'_> {
                     if level != Level::Inner {
                         if let Some(head) = call_args(node).first() {
                             self.function(kind, *head, node.byte_range(), m);
+                            if matches!(kind, FunKind::Def | FunKind::Defp) {
+                                self.helper(node, *head, m, env);
+                            }
                         }
                         self.descend(node, module, env, Level::Nested);
                         return;
@@ -212,6 +223,8 @@ impl Indexer<'_> {
             line_of_use: None,
             ets_tables: Vec::new(),
             names: Vec::new(),
+            helpers: Vec::new(),
+            name_uses: Vec::new(),
         });
         self.attrs.push(Vec::new());
         let idx = self.modules.len() - 1;
@@ -271,8 +284,18 @@ impl Indexer<'_> {
         }
     }
 
-    /// `@name :atom` at module level.
-    fn attribute(&mut self, node: Node, m: usize) {
+    /// What literals in module `m` are read against.
+    fn cx<'s>(&'s self, m: usize, env: &'s Aliases) -> Cx<'s> {
+        Cx {
+            src: self.src,
+            env,
+            current: &self.modules[m].name,
+            attrs: &self.attrs[m],
+        }
+    }
+
+    /// `@name value` at module level, when the value is a literal.
+    fn attribute(&mut self, node: Node, m: usize, env: &Aliases) {
         if operator(node, self.src) != "@" {
             return;
         }
@@ -284,16 +307,15 @@ impl Indexer<'_> {
         };
         let args = call_args(operand);
         if let [value] = args.as_slice() {
-            if let Some(atom) = atom_name(*value, self.src) {
-                self.attrs[m].push((name.to_string(), atom));
+            if let Some(lit) = names::literal(*value, &self.cx(m, env)) {
+                self.attrs[m].push((name.to_string(), lit));
             }
         }
     }
 
     /// A `{:global, ..}` / `{:via, ..}` tuple: record it as a process name.
     fn proc_name(&mut self, tuple: Node, m: usize, env: &Aliases) {
-        let current = self.modules[m].name.clone();
-        let Some(name) = proc_name_of(tuple, self.src, env, &current) else {
+        let Some(name) = names::proc_name_of(tuple, &self.cx(m, env)) else {
             return;
         };
         let registers = tuple
@@ -310,6 +332,76 @@ impl Indexer<'_> {
                 registers,
                 range,
             });
+        }
+    }
+
+    /// `name: value` among the options of a start function (`GenServer.start_link(..,
+    /// name: via_tuple(name))`), the value not a tuple written there: resolved later.
+    fn name_use(&mut self, pair: Node, m: usize, env: &Aliases) {
+        let src = self.src;
+        let Some(value) = pair.child_by_field_name("value") else {
+            return;
+        };
+        if pair_key(pair, src) != "name" || value.kind() == "tuple" {
+            return;
+        }
+        let call = pair
+            .parent()
+            .filter(|k| k.kind() == "keywords")
+            .and_then(|k| k.parent())
+            .filter(|a| a.kind() == "arguments")
+            .and_then(|a| a.parent());
+        let starts = call
+            .and_then(|c| names::called_name(c, src))
+            .is_some_and(|f| matches!(f, "start_link" | "start" | "start_monitor"));
+        if !starts {
+            return;
+        }
+        let value_t = names::template(value, &self.cx(m, env), &[]);
+        let range = self.lines.range(value.byte_range());
+        self.modules[m].name_uses.push(NameUse {
+            value: value_t,
+            range,
+        });
+    }
+
+    /// A one-expression `def`/`defp` whose result may be a process name (or a call that
+    /// makes one): kept so that `name:` options calling it can be resolved.
+    fn helper(&mut self, def: Node, head: Node, m: usize, env: &Aliases) {
+        let src = self.src;
+        let Some(params) = names::params(head, src) else {
+            return;
+        };
+        let name = match head.kind() {
+            "call" => head.child_by_field_name("target").map(|t| text(t, src)),
+            "identifier" => Some(text(head, src)),
+            _ => None,
+        };
+        let Some(name) = name.map(str::to_string) else {
+            return;
+        };
+        let arity = params.len() as u32;
+        if self.modules[m]
+            .helpers
+            .iter()
+            .any(|h| h.name == name && h.arity == arity)
+        {
+            return;
+        }
+        let last = match keyword_arg(def, src, "do") {
+            Some(v) => Some(v),
+            None => do_block(def).and_then(|b| {
+                let stmts = kids(b);
+                let plain = stmts.iter().all(|s| !s.kind().ends_with("_block"));
+                plain.then(|| stmts.last().copied()).flatten()
+            }),
+        };
+        let Some(last) = last else {
+            return;
+        };
+        let body = names::template(last, &self.cx(m, env), &params);
+        if names::may_name(&body) {
+            self.modules[m].helpers.push(Helper { name, arity, body });
         }
     }
 
@@ -337,14 +429,10 @@ impl Indexer<'_> {
         let name = match first.kind() {
             "atom" | "quoted_atom" => atom_name(first, src),
             "unary_operator" if operator(first, src) == "@" => {
-                let attr = first.child_by_field_name("operand").map(|o| text(o, src));
-                attr.and_then(|a| {
-                    self.attrs[m]
-                        .iter()
-                        .rev()
-                        .find(|(n, _)| n == a)
-                        .map(|(_, v)| v.clone())
-                })
+                match names::literal(first, &self.cx(m, env)) {
+                    Some(Lit::Atom(a)) => Some(a),
+                    _ => None,
+                }
             }
             _ => {
                 let current = self.modules[m].name.clone();
@@ -358,97 +446,4 @@ impl Indexer<'_> {
             self.modules[m].ets_tables.push((name, range));
         }
     }
-}
-
-/// A literal term: atoms, aliases and `__MODULE__` (as atoms), strings without
-/// interpolation, integers, and tuples of those.
-fn literal(node: Node, src: &str, env: &Aliases, current: &str) -> Option<Lit> {
-    match node.kind() {
-        "atom" | "quoted_atom" => atom_name(node, src).map(Lit::Atom),
-        "alias" | "identifier" | "dot" => module_expr(node, src, env, current)
-            .filter(|m| !m.starts_with(':'))
-            .map(|m| Lit::Atom(format!("Elixir.{m}"))),
-        "integer" => text(node, src).replace('_', "").parse().ok().map(Lit::Int),
-        "string" => {
-            let parts = kids(node);
-            if parts.iter().any(|p| p.kind() != "quoted_content") {
-                return None;
-            }
-            Some(Lit::Str(
-                parts.iter().map(|p| text(*p, src)).collect::<String>(),
-            ))
-        }
-        "tuple" => kids(node)
-            .into_iter()
-            .map(|k| literal(k, src, env, current))
-            .collect::<Option<Vec<_>>>()
-            .map(Lit::Tuple),
-        _ => None,
-    }
-}
-
-/// `{:global, name}`, `{:via, Mod, name}` with literal parts; `{:via, Registry, {Reg, key}}`
-/// with a non-literal key is `RegistryAny`.
-fn proc_name_of(tuple: Node, src: &str, env: &Aliases, current: &str) -> Option<ProcName> {
-    let items = kids(tuple);
-    let tag = atom_name(*items.first()?, src)?;
-    match (tag.as_str(), items.as_slice()) {
-        ("global", [_, name]) => Some(ProcName::Global(literal(*name, src, env, current)?)),
-        ("via", [_, module, name]) => {
-            let module = match literal(*module, src, env, current)? {
-                Lit::Atom(a) => a,
-                _ => return None,
-            };
-            if let Some(name) = literal(*name, src, env, current) {
-                return Some(ProcName::Via { module, name });
-            }
-            // A Registry with a literal registry name and a computed key.
-            let pair = kids(*name);
-            match (module.as_str(), name.kind(), pair.as_slice()) {
-                ("Elixir.Registry", "tuple", [reg, key]) => {
-                    match literal(*reg, src, env, current)? {
-                        Lit::Atom(registry) => Some(ProcName::RegistryAny {
-                            registry,
-                            key: key_pattern(*key, src, env, current),
-                        }),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// A Registry key with computed parts: a tuple whose literal items stay and whose other
-/// items become `_` (`Lit::Atom("_")`); `None` when no part is literal.
-fn key_pattern(node: Node, src: &str, env: &Aliases, current: &str) -> Option<Lit> {
-    if node.kind() != "tuple" {
-        return None;
-    }
-    let items: Vec<Lit> = kids(node)
-        .into_iter()
-        .map(|k| {
-            literal(k, src, env, current)
-                .or_else(|| key_pattern(k, src, env, current))
-                .unwrap_or_else(|| Lit::Atom("_".into()))
-        })
-        .collect();
-    items
-        .iter()
-        .any(|i| !matches!(i, Lit::Atom(a) if a == "_"))
-        .then_some(Lit::Tuple(items))
-}
-
-/// The first process name in a parsed snippet (for `orrery/state` targets).
-pub(crate) fn proc_name_in(tree: &Tree, src: &str) -> Option<ProcName> {
-    fn find<'t>(n: Node<'t>) -> Option<Node<'t>> {
-        if n.kind() == "tuple" {
-            return Some(n);
-        }
-        kids(n).into_iter().find_map(find)
-    }
-    let tuple = find(tree.root_node())?;
-    proc_name_of(tuple, src, &Aliases::default(), "")
 }
