@@ -342,10 +342,12 @@ fn standard_structs_print_as_inspect_does() {
 values = [
   ~D[2024-01-01], ~D[-0005-12-31], ~T[09:15:00], ~T[09:15:00.120], ~N[2024-01-01 12:30:00.250],
   ~U[2024-01-01 12:30:00Z], ~U[2024-01-01 12:30:00.123456Z],
-  MapSet.new([:b, :a, 3]), MapSet.new([]), 1..10, 1..10//3, 10..1//-1, -5..-1,
+  MapSet.new([2, 1, 3]), MapSet.new([:b]), MapSet.new([]), 1..10, 1..10//3, 10..1//-1, -5..-1,
   ~r/a\/b+/i, ~r/x y/,
-  %{day: ~D[2024-01-01], seen: MapSet.new(["x"]), span: 0..3}
+  [~D[2024-01-01], MapSet.new(["x"]), 0..3], %{day: ~D[2024-01-01]}
 ]
+# (Atoms as map keys or set elements: OTP 26+ iterates small maps in atom-table order,
+# not term order, and inspect shows that order; Orrery prints term order.)
 for v <- values do
   IO.puts(Base.encode16(:erlang.term_to_binary(v), case: :lower) <> "\t" <> Base.encode16(inspect(v), case: :lower))
 end
@@ -371,5 +373,5 @@ end
         assert_eq!(to_elixir(&term, &limits), want);
         checked += 1;
     }
-    assert_eq!(checked, 16);
+    assert_eq!(checked, 18);
 }

@@ -121,7 +121,11 @@ fn range(m: &Map) -> Option<String> {
 
 /// `~r/source/opts`, escaped like `Inspect.Regex`; a source the agent cut ends in `…`.
 fn regex(m: &Map) -> Option<String> {
-    let opts = text(m, "opts")?;
+    // A binary of modifiers ("i"), or (Elixir 1.18+) the compile options they stand for.
+    let opts = match get(m, "opts")? {
+        Term::List(l) => modifiers(&l.elements)?,
+        _ => text(m, "opts")?,
+    };
     let (source, cut) = match get(m, "source")? {
         Term::Binary(b) => (String::from_utf8(b.bytes.clone()).ok()?, false),
         Term::Tuple(t) => match t.elements.as_slice() {
@@ -152,6 +156,38 @@ fn regex(m: &Map) -> Option<String> {
     }
     out.push('/');
     out.push_str(&opts);
+    Some(out)
+}
+
+/// The `~r` modifiers of a regex's compile options; `None` for an option no modifier
+/// gives (then the struct prints as it is).
+fn modifiers(opts: &[Term]) -> Option<String> {
+    let mut out = String::new();
+    for o in opts {
+        let m = match o {
+            Term::Atom(a) => match a.name.as_str() {
+                "unicode" | "ucp" => 'u',
+                "caseless" => 'i',
+                "extended" => 'x',
+                "firstline" => 'f',
+                "ungreedy" => 'U',
+                "dotall" => 's',
+                "multiline" => 'm',
+                _ => return None,
+            },
+            // `s` also sets `{:newline, :anycrlf}`.
+            Term::Tuple(t)
+                if matches!(t.elements.as_slice(),
+                [Term::Atom(k), Term::Atom(v)] if k.name == "newline" && v.name == "anycrlf") =>
+            {
+                continue
+            }
+            _ => return None,
+        };
+        if !out.contains(m) {
+            out.push(m);
+        }
+    }
     Some(out)
 }
 
