@@ -471,6 +471,8 @@ fn rollback_history_ends_when_the_node_restarts() {
     let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
     let calc = dir.path().join("lib/kv/calc.ex");
     c.open(&calc);
+    // Loaded (a module nobody loaded yet is left to the code server).
+    assert_eq!(support::kv_add(&node), 3);
     edit(&calc, "a + b", "a + b + 100");
     let msg = save(&mut c, &calc, "KV.Calc");
     assert!(msg.contains(" swapped on "), "{msg}");
@@ -574,17 +576,27 @@ fn modules_run_by_local_loops_are_refused_with_the_reason() {
     let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
     let metrics = dir.path().join("apps/store/lib/store/metrics.ex");
     c.open(&metrics);
+    let was = md5_loaded(&node, "Elixir.Store.Metrics");
     edit(&metrics, "100 -> :ok", "200 -> :ok");
     let msg = save(&mut c, &metrics, "Store.Metrics");
     assert!(
         msg.contains("loop") && msg.contains("Nothing changed"),
         "{msg}"
     );
-    assert_eq!(
-        md5_loaded(&node, "Elixir.Store.Metrics"),
-        md5_on_disk(dir.path(), "store", "Elixir.Store.Metrics")
+    // The node runs what it ran; `_build` is what mix builds from the source.
+    assert_eq!(md5_loaded(&node, "Elixir.Store.Metrics"), was);
+    assert_ne!(
+        md5_on_disk(dir.path(), "store", "Elixir.Store.Metrics"),
+        was
     );
+    // Back: the node already runs it, and `_build` comes back with the source.
     edit(&metrics, "200 -> :ok", "100 -> :ok");
+    let msg = save(&mut c, &metrics, "Store.Metrics");
+    assert!(msg.contains("already runs this code"), "{msg}");
+    assert_eq!(
+        md5_on_disk(dir.path(), "store", "Elixir.Store.Metrics"),
+        was
+    );
     c.shutdown();
     let mut d = dap_attach(dir.path(), &node, json!({}));
     let bps = d.ok(

@@ -344,10 +344,9 @@ fn users_of_changed_macros_and_structs_are_recompiled_or_named_stale() {
     let n = c.count("window/showMessage");
     save(&mut c, &shape);
     let msg = next_message(&mut c, n);
-    assert!(
-        msg.contains("KV.Shape, KV.Geometry swapped on 1 node"),
-        "{msg}"
-    );
+    // KV.Shape is loaded by nobody (its struct and macro are used at compile time): the
+    // code server loads it from `_build`, which mix brought up to the source.
+    assert!(msg.contains("KV.Geometry swapped on 1 node"), "{msg}");
     assert!(!msg.contains("stale"), "{msg}");
     assert_eq!(call_text(&node, "Elixir.KV.Geometry", "default_sides"), "4");
     assert_eq!(

@@ -135,10 +135,9 @@ fn erlang_sources_and_headers_swap_report_errors_and_come_back_to_the_build() {
     // A header: the sources of its app that include it (-include, -include_lib).
     edit(&header, "<<\"orchard\">>", "<<\"orchard 2\">>");
     let msg = save_and_wait(&mut c, &header);
-    assert!(
-        msg.contains(":store_hash, :store_ring swapped on 1 node"),
-        "{msg}"
-    );
+    // :store_ring is loaded by nobody yet: the code server loads it from `_build`, which
+    // mix brought up to the header.
+    assert!(msg.contains(":store_hash swapped on 1 node"), "{msg}");
     assert_eq!(salt(), "\"orchard 2\"");
 
     // A broken header: the error is on the header, nothing changes.
@@ -174,11 +173,13 @@ fn erlang_sources_and_headers_swap_report_errors_and_come_back_to_the_build() {
     std::fs::write(&ring, &ring_src).unwrap();
     wait_until(LONG, "the external revert swapped", || {
         let _ = c.call("orrery/status", Value::Null);
-        changed_modules(&node, &["store_ring"])
-            .is_empty()
-            .then_some(())
+        (salt() == "\"orchard\"").then_some(())
     });
-    assert_eq!(salt(), "\"orchard\"");
+    // The node and `_build` agree.
+    assert_eq!(
+        changed_modules(&node, &["store_ring"]),
+        Vec::<String>::new()
+    );
     let msg = c.wait_nth(LONG, "window/showMessage", n + 2);
     assert!(msg.to_string().contains(":store_ring swapped"), "{msg}");
 

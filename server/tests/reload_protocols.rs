@@ -131,10 +131,8 @@ fn protocols_stay_consolidated_and_dispatch_to_impls_in_other_files() {
     let msg = save_and_wait(&mut c, &label);
     assert!(msg.contains("swapped on 1 node"), "{msg}");
     let swapped: Vec<&str> = msg.split(" swapped").next().unwrap().split(", ").collect();
-    assert!(
-        swapped.contains(&"Store.Label") && swapped.contains(&"Store.Label.Any"),
-        "{msg}"
-    );
+    // (Store.Label.Any, loaded by nobody yet, comes from `_build` at its first dispatch.)
+    assert!(swapped.contains(&"Store.Label"), "{msg}");
     consolidated(&node, &["Store.Label"]);
     assert_eq!(
         labels(),
@@ -173,7 +171,8 @@ end
     c.open_text(&veg, veg_src);
     std::fs::write(&veg, veg_src).unwrap();
     let msg = save_and_wait(&mut c, &veg);
-    for m in ["Store.Veg", "Store.Priced", "String.Chars", "Store.Label"] {
+    // (Store.Veg itself, loaded by nobody yet, comes from `_build` when first used.)
+    for m in ["Store.Priced", "String.Chars", "Store.Label"] {
         assert!(
             msg.contains(&format!("{m}, ")) || msg.contains(&format!("{m} swapped")),
             "{m}: {msg}"

@@ -108,6 +108,41 @@ async fn loaded_modules(conn: &Connection) -> Result<BTreeSet<String>, BeamError
 /// Compile and load the agent on the node behind `conn` (unless another Orrery, or this
 /// one before a reconnect, already did), and register `owner` with the guard.
 pub async fn load(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamError> {
+    match load_once(conn, owner).await {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            // The guard may have been on its way out (the last Orrery leaving removes it
+            // and every agent module): once that is over, load afresh.
+            if guard_settled(conn).await {
+                load_once(conn, owner).await
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Wait (up to 10 s) until the node has a running guard or no agent module at all.
+async fn guard_settled(conn: &Connection) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let Ok(loaded) = loaded_modules(conn).await else {
+            return false;
+        };
+        let running = conn
+            .rpc("erlang", "whereis", vec![atom(GUARD_MODULE)], STEP)
+            .await
+            .is_ok_and(|p| matches!(p, Term::Pid(_)));
+        let ours = loaded.iter().any(|m| m.starts_with("orrery_"));
+        if running || !ours {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn load_once(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamError> {
     let before = loaded_modules(conn).await?;
     let shared = before.contains(MODULE) && before.contains(GUARD_MODULE);
     let mut loaded_by_us = vec![];

@@ -33,9 +33,10 @@ swap(Mod, Bin, Opts) ->
             end
     end.
 
-%% Whether a save has to load Bin as Mod: not when it is the code already running, and
-%% not for a module nobody loaded yet whose build on disk is the same code (or, for a
-%% dependent recompiled along, at all): the code server loads those when they are used.
+%% Whether a save has to load Bin as Mod: true; false when it is the code already running
+%% (or, for a dependent recompiled along and not loaded, at all); on_disk for a module
+%% nobody loaded yet whose build on disk is the same code: the code server loads it when
+%% it is first used.
 needed(Mod, Bin, Dependent) ->
     New = case beam_lib:md5(Bin) of {ok, {_, M}} -> M; _ -> nil end,
     case code:is_loaded(Mod) of
@@ -44,7 +45,7 @@ needed(Mod, Bin, Dependent) ->
         false ->
             case code:which(Mod) of
                 F when is_list(F) ->
-                    case beam_lib:md5(F) of {ok, {_, New}} -> false; _ -> true end;
+                    case beam_lib:md5(F) of {ok, {_, New}} -> on_disk; _ -> true end;
                 _ -> true
             end
     end.
@@ -171,7 +172,8 @@ prepare_swap(Mod, Bin, Opts) ->
     OldMd5 = case Loaded of false -> nil; _ -> erlang:get_module_info(Mod, md5) end,
     OldVsn = vsn_of(Mod),
     Prev = case maps:get(previous, Opts, nil) of
-               nil -> disk_binary(Mod, OldMd5);
+               nil -> first_matching([maps:get(was, Opts, nil), disk_binary(Mod, OldMd5)],
+                                     OldMd5);
                P -> P
            end,
     Wait = maps:get(old_wait, Opts, 3000),
@@ -379,6 +381,15 @@ vsn_of(Mod) ->
                 false -> undefined
             end
     end.
+
+%% The first binary that is the code loaded now (md5 Md5).
+first_matching([], _Md5) -> nil;
+first_matching([B | Rest], Md5) when is_binary(B), Md5 =/= nil ->
+    case beam_lib:md5(B) of
+        {ok, {_, Md5}} -> B;
+        _ -> first_matching(Rest, Md5)
+    end;
+first_matching([_ | Rest], Md5) -> first_matching(Rest, Md5).
 
 %% The module's beam on disk, when it is what is loaded now.
 disk_binary(_Mod, nil) -> nil;

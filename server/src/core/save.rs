@@ -151,6 +151,49 @@ impl Core {
         let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
             return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
         };
+        // One winner: mix's own compile brings `_build` and its manifest up to the saved
+        // source, and the node gets what `_build` then holds (see `reload::build`), so
+        // mix and Phoenix's CodeReloader find nothing left to compile or load.
+        let mut modules = modules;
+        let synced = self
+            .reloader
+            .sync_build(&root, settings.compile_timeout() * 2)
+            .await;
+        if let crate::reload::build::Synced::Done { changed } = &synced {
+            let besides = self
+                .reloader
+                .without_protocols(crate::reload::build::rebuilt_besides(
+                    &root, &modules, changed,
+                ))
+                .await;
+            // What mix rebuilt is what runs; what it left behind the source (a change
+            // within the second of its last compile) is put back from this compile.
+            for (m, bin) in modules.iter_mut() {
+                if changed.contains(m) {
+                    if let Some(b) = crate::reload::build::beam(&root, m) {
+                        *bin = b;
+                    }
+                }
+            }
+            let missed = self
+                .reloader
+                .agree_build(&root, ebin.as_deref(), &modules)
+                .await;
+            if !missed.is_empty() {
+                tracing::info!(
+                    "_build was behind the source for {missed:?}: written from this compile"
+                );
+            }
+            modules.extend(besides);
+        }
+        let build_note = synced.note();
+        let with_warnings = |reason: String| SaveOutcome::NotLoaded {
+            reason: match &build_note {
+                Some(n) => format!("{reason}; {n}"),
+                None => reason,
+            },
+            warnings: warnings.clone(),
+        };
         // Protocols the node runs consolidated stay consolidated.
         let (mut modules, added) = match self
             .consolidated(
@@ -166,6 +209,10 @@ impl Core {
             Err(reason) => return with_warnings(reason),
         };
         names.extend(added.iter().map(|p| crate::beam::pretty::module_name(p)));
+        if !roles.is_empty() {
+            // Protocols or impls changed: mix consolidates again at its next compile.
+            crate::reload::build::consolidation_stale(&root);
+        }
         // Modules with breakpoints armed by a debug session are recompiled *with* their
         // probes, so the breakpoints survive the save.
         let mut kind = SwapKind::Edit;
@@ -212,6 +259,7 @@ impl Core {
         // Load what changed: not the code the node already runs, not modules nobody loaded
         // (the code server loads those when they are first used).
         let mut modules = vec![];
+        let mut from_build = vec![];
         let primary = session.primary().ok();
         for (m, bin) in safe {
             let dependent = !names.contains(&crate::beam::pretty::module_name(&m));
@@ -228,7 +276,13 @@ impl Core {
                         std::time::Duration::from_secs(10),
                     )
                     .await
-                    .map(|r| !crate::beam::term::is_atom(&r, "false"))
+                    .map(|r| {
+                        if crate::beam::term::is_atom(&r, "on_disk") {
+                            from_build.push(crate::beam::pretty::module_name(&m));
+                        }
+                        !crate::beam::term::is_atom(&r, "false")
+                            && !crate::beam::term::is_atom(&r, "on_disk")
+                    })
                     .unwrap_or(true),
                 None => true,
             };
@@ -237,8 +291,20 @@ impl Core {
             }
         }
         if modules.is_empty() {
+            let running: Vec<&String> = names.iter().filter(|n| !from_build.contains(n)).collect();
+            let what = match (running.is_empty(), from_build.is_empty()) {
+                (false, true) => "the node already runs this code".to_string(),
+                (true, _) => format!(
+                    "not loaded on the node yet: it loads this code from _build when first used ({})",
+                    from_build.join(", ")
+                ),
+                (false, false) => format!(
+                    "the node already runs this code ({} not loaded yet: loaded from _build when first used)",
+                    from_build.join(", ")
+                ),
+            };
             return with_warnings(format!(
-                "{}: compiled; the node already runs this code, nothing to swap",
+                "{}: compiled; {what}, nothing to swap",
                 names.join(", ")
             ));
         }
@@ -250,6 +316,7 @@ impl Core {
             Ok(mut report) => {
                 report.warnings = warnings;
                 report.stale = stale;
+                report.build = build_note;
                 SaveOutcome::Swapped(report)
             }
             Err(reason) => with_warnings(reason),

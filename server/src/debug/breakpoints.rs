@@ -54,10 +54,13 @@ pub(super) struct Prepared {
     /// (module, probe lines)
     lines: Vec<(String, Vec<u32>)>,
     loaded: bool,
+    /// Per module, the plain code the guard puts back at the end (when not what the node
+    /// ran before the probes).
+    pub(super) restore_to: HashMap<String, Vec<u8>>,
 }
 
 impl Prepared {
-    fn names(&self) -> Vec<String> {
+    pub(super) fn names(&self) -> Vec<String> {
         self.modules.iter().map(|(m, _)| m.clone()).collect()
     }
 }
@@ -404,6 +407,7 @@ impl Debugger {
                         modules: names.iter().map(|m| (m.clone(), vec![])).collect(),
                         lines,
                         loaded: true,
+                        restore_to: HashMap::new(),
                     });
                 }
             }
@@ -421,6 +425,7 @@ impl Debugger {
             modules: inst.modules,
             lines: inst.lines.into_iter().collect(),
             loaded: false,
+            restore_to: HashMap::new(),
         })
     }
 
@@ -436,7 +441,7 @@ impl Debugger {
                 Some(&self.root),
                 p.modules,
                 crate::reload::SwapKind::Instrument {
-                    restore_to: HashMap::new(),
+                    restore_to: p.restore_to,
                 },
             )
             .await?;

@@ -7,6 +7,7 @@ pub use breakpoints::{BreakpointReq, BreakpointResult, ERLANG_REFUSED};
 mod events;
 pub mod history;
 mod lines;
+mod reloads;
 pub mod replay;
 mod session;
 mod threads;
@@ -329,6 +330,7 @@ impl Debugger {
             dbg.arm_node(&n).await?;
         }
         dbg.watch_reattach();
+        dbg.watch_reloads();
         Ok(dbg)
     }
 

@@ -159,7 +159,7 @@ impl Debugger {
         ));
     }
 
-    fn say(&self, text: String) {
+    pub(super) fn say(&self, text: String) {
         let _ = self.events.send(Event::Output(format!("Orrery: {text}\n")));
     }
 

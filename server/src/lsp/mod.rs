@@ -194,6 +194,9 @@ impl Backend {
             return;
         };
         let mut events = session.events();
+        // The nodes attached before we listened: their incarnations count as seen.
+        let now: Vec<_> = session.nodes().into_iter().map(|n| n.info).collect();
+        self.core.attached(&now);
         tokio::spawn(async move {
             while let Ok(ev) = events.recv().await {
                 match ev {

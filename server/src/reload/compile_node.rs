@@ -100,6 +100,16 @@ pub struct CompileNode {
     out: PathBuf,
 }
 
+/// How mix's own compile of the project went on the compile node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MixCompile {
+    Done,
+    /// It failed (errors elsewhere in the project, a crash), with why.
+    Failed(String),
+    /// It was stopped at the timeout.
+    TimedOut,
+}
+
 /// The `MIX_ENV` compiles run in: `MIX_ENV` when set, else the first of dev, test, prod
 /// that the project has a build of (dev when none).
 pub fn mix_env(root: &Path) -> String {
@@ -496,6 +506,67 @@ impl CompileNode {
             _ => Err(format!(
                 "unexpected answer from the compile node: {reply:?}"
             )),
+        }
+    }
+
+    /// Bring `_build` up to the sources on disk with mix's own compile (see
+    /// [`super::build`]).
+    pub async fn sync_build(&self, timeout: Duration) -> Result<MixCompile, String> {
+        let reply = self
+            .conn
+            .rpc(
+                HELPER_MODULE,
+                "sync_build",
+                vec![term::int(timeout.as_millis() as i64)],
+                timeout + Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(if term::is_atom(&reply, "ok") {
+            MixCompile::Done
+        } else if term::is_atom(&reply, "timeout") {
+            MixCompile::TimedOut
+        } else {
+            MixCompile::Failed(
+                term::as_tuple(&reply)
+                    .and_then(|t| t.get(1))
+                    .and_then(term::as_string)
+                    .unwrap_or_else(|| format!("{reply:?}")),
+            )
+        })
+    }
+
+    /// Whether a beam is a protocol (`defprotocol`).
+    pub async fn is_protocol(&self, bin: &[u8]) -> bool {
+        self.conn
+            .rpc(
+                PROTOCOLS_MODULE,
+                "protocol?",
+                vec![Term::Binary(eetf::Binary::from(bin.to_vec()))],
+                Duration::from_secs(10),
+            )
+            .await
+            .is_ok_and(|r| term::is_atom(&r, "true"))
+    }
+
+    /// The module md5 of a beam (`beam_lib:md5/1`: the code, not the metadata).
+    pub async fn beam_md5(&self, bin: &[u8]) -> Option<Vec<u8>> {
+        let r = self
+            .conn
+            .rpc(
+                "beam_lib",
+                "md5",
+                vec![Term::Binary(eetf::Binary::from(bin.to_vec()))],
+                Duration::from_secs(10),
+            )
+            .await
+            .ok()?;
+        match term::as_tuple(&r) {
+            Some([ok, inner]) if term::is_atom(ok, "ok") => match term::as_tuple(inner) {
+                Some([_, Term::Binary(b)]) => Some(b.bytes.clone()),
+                _ => None,
+            },
+            _ => None,
         }
     }
 

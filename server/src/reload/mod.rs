@@ -3,6 +3,7 @@
 //! everything back), keep versions for rollback, write the `.beam` where mix would, and
 //! audit every load. All nodes change, or none.
 
+pub mod build;
 pub mod compile_node;
 pub mod dependents;
 mod phases;
@@ -87,6 +88,8 @@ pub struct SwapReport {
     /// Modules that use what changed (macros, structs) but could not be recompiled with
     /// it, with why: they keep running code built against the previous version.
     pub stale: Vec<String>,
+    /// Why `_build` could not be brought up to the saved source, if it could not.
+    pub build: Option<String>,
 }
 
 impl SwapReport {
@@ -112,7 +115,11 @@ impl SwapReport {
                 "; stale (still built against the previous code): {}",
                 self.stale.join("; ")
             )
-        }
+        } + &self
+            .build
+            .as_ref()
+            .map(|b| format!("; {b}"))
+            .unwrap_or_default()
     }
 }
 
@@ -136,6 +143,11 @@ pub enum SaveOutcome {
 pub struct Reloader {
     compile: tokio::sync::Mutex<Option<CompileNode>>,
     versions: Mutex<HashMap<String, Vec<Version>>>,
+    /// Per module, the md5s of the probe-carrying code Orrery loaded (whatever else runs
+    /// under that name was loaded by someone else).
+    probed: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// The workspace's beams as they were before Orrery's first build sync.
+    mirror: Mutex<Option<build::Mirror>>,
 }
 
 impl Reloader {
@@ -177,6 +189,118 @@ impl Reloader {
             }
         }
         result
+    }
+
+    /// Bring `_build` up to the sources on disk with mix's own compile on the compile node
+    /// (see [`build`]); a compile node whose mix compile timed out or died is replaced.
+    pub async fn sync_build(&self, root: &Path, timeout: Duration) -> build::Synced {
+        // Keep what mix is about to overwrite: the code the node loaded from there.
+        if let Ok(mut m) = self.mirror.lock() {
+            if m.is_none() {
+                match build::Mirror::new() {
+                    Ok(new) => *m = Some(new),
+                    Err(e) => return build::Synced::Failed(e),
+                }
+            }
+            if let Some(m) = m.as_mut() {
+                if let Err(e) = m.update(root) {
+                    return build::Synced::Failed(e);
+                }
+            }
+        }
+        let before = build::Snapshot::take(root);
+        let mut guard = self.compile.lock().await;
+        let cn = match Self::ready(&mut guard, root).await {
+            Ok(cn) => cn,
+            Err(e) => return build::Synced::Failed(e),
+        };
+        let result = cn.sync_build(timeout).await;
+        if !matches!(
+            result,
+            Ok(compile_node::MixCompile::Done | compile_node::MixCompile::Failed(_))
+        ) {
+            // Stopped mid-compile or unreachable: its Mix state is not to be trusted.
+            if let Some(old) = guard.take() {
+                old.stop().await;
+            }
+        }
+        match result {
+            Ok(compile_node::MixCompile::Done) => build::Synced::Done {
+                changed: build::Snapshot::take(root).changed_since(&before),
+            },
+            Ok(compile_node::MixCompile::Failed(why)) => {
+                build::Synced::Failed(format!("mix compile: {why}"))
+            }
+            Ok(compile_node::MixCompile::TimedOut) => build::Synced::Failed(format!(
+                "mix compile took longer than {} s and was stopped",
+                timeout.as_secs()
+            )),
+            Err(e) => build::Synced::Failed(format!("the compile node failed: {e}")),
+        }
+    }
+
+    /// After [`Self::sync_build`]: the saved file's modules as compiled from the source
+    /// (`modules`) and `_build`'s must be the same code. mix decides staleness by file times
+    /// to the second, so two saves within one second can leave its beam behind the source;
+    /// then the compiled beam (the code mix builds from that source) is written where mix
+    /// writes it (`ebin`, through a rename). Returns the modules written.
+    pub async fn agree_build(
+        &self,
+        root: &Path,
+        ebin: Option<&Path>,
+        modules: &[(String, Vec<u8>)],
+    ) -> Vec<String> {
+        let targets = modules
+            .iter()
+            .filter_map(|(m, bin)| {
+                let target = build::beam_path(root, m)
+                    .or_else(|| ebin.map(|e| e.join(format!("{m}.beam"))))?;
+                Some((m.clone(), bin.as_slice(), target))
+            })
+            .collect();
+        self.agree(targets).await
+    }
+
+    /// `modules` without the protocols among them (a protocol reaches the node only
+    /// through consolidation, see `core::protocols`).
+    pub async fn without_protocols(
+        &self,
+        modules: Vec<(String, Vec<u8>)>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let guard = self.compile.lock().await;
+        let Some(cn) = guard.as_ref() else {
+            return modules;
+        };
+        let mut out = vec![];
+        for (m, b) in modules {
+            if !cn.is_protocol(&b).await {
+                out.push((m, b));
+            }
+        }
+        out
+    }
+
+    /// Write each binary over its target unless the target holds the same code.
+    async fn agree(&self, targets: Vec<(String, &[u8], PathBuf)>) -> Vec<String> {
+        let guard = self.compile.lock().await;
+        let Some(cn) = guard.as_ref() else {
+            return vec![];
+        };
+        let mut written = vec![];
+        for (m, bin, target) in targets {
+            let same = match std::fs::read(&target) {
+                Ok(d) if d == bin => true,
+                Ok(d) => {
+                    let (a, b) = (cn.beam_md5(&d).await, cn.beam_md5(bin).await);
+                    a.is_some() && a == b
+                }
+                Err(_) => false,
+            };
+            if !same && build::write_beam(&target, bin).is_ok() {
+                written.push(m);
+            }
+        }
+        written
     }
 
     /// Compile `file` with debugger probes on the compile node.
@@ -253,6 +377,13 @@ impl Reloader {
             .unwrap_or_default()
     }
 
+    /// Whether `md5` (hex) is probe-carrying code Orrery loaded as `module`.
+    pub fn is_probed(&self, module: &str, md5: &str) -> bool {
+        self.probed
+            .lock()
+            .is_ok_and(|p| p.get(module).is_some_and(|s| s.contains(md5)))
+    }
+
     /// Forget all versions (after restoring the pristine ones).
     pub fn forget(&self) {
         if let Ok(mut v) = self.versions.lock() {
@@ -320,6 +451,7 @@ impl Reloader {
             written: vec![],
             warnings: vec![],
             stale: vec![],
+            build: None,
         };
         for (module, bin) in &modules {
             let previous = self.versions.lock().ok().and_then(|v| {
@@ -327,9 +459,23 @@ impl Reloader {
                     .and_then(|l| l.last())
                     .map(|x| x.binary.clone())
             });
+            let was = match &previous {
+                None => self
+                    .mirror
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.as_ref()?.get(module)),
+                Some(_) => None,
+            };
             let tries = nodes.iter().enumerate().map(|(i, n)| {
                 let file = ebin.map(|d| d.join(format!("{module}.beam")));
-                prepare(i, n, (module, bin, file), previous.as_deref(), &kind)
+                prepare(
+                    i,
+                    n,
+                    (module, bin, file),
+                    (previous.as_deref(), was.as_deref()),
+                    &kind,
+                )
             });
             let mut failures = vec![];
             for r in futures::future::join_all(tries).await {
@@ -365,6 +511,11 @@ impl Reloader {
             // Versions are plain code the user can go back to: not probes, not rollbacks.
             if kind == SwapKind::Edit {
                 self.record(&h.module, &h.prev, &h.before, &h.binary, &h.after);
+            }
+            if let (SwapKind::Instrument { .. }, Ok(mut p)) = (&kind, self.probed.lock()) {
+                p.entry(h.module.clone())
+                    .or_default()
+                    .insert(h.after.clone());
             }
             if let Some(root) = root {
                 let _ = audit::append(

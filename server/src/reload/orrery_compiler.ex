@@ -215,6 +215,65 @@ defmodule OrreryCompiler.V1 do
     end
   end
 
+  # Bring the build up to the sources on disk with mix's own compile (`mix compile`:
+  # _build's beams, its manifest, the app file), so that mix,
+  # Phoenix's CodeReloader and IEx's recompile find nothing left to do after a swap.
+  # Runs in a task with a timeout; its output is kept off the console.
+  #   :ok | {:error, message} | :timeout
+  def sync_build(timeout) do
+    root = :persistent_term.get({__MODULE__, :root}, nil)
+
+    task =
+      Task.async(fn ->
+        {:ok, dev_null} = File.open("/dev/null", [:write])
+        Process.group_leader(self(), dev_null)
+        Mix.shell(Mix.Shell.Quiet)
+        if root, do: File.cd!(root)
+        # Every task runs again (mix runs each once per session otherwise).
+        Mix.Task.clear()
+
+        # Consolidated protocols stay Orrery's on the node (see core/protocols.rs); on
+        # disk, mix consolidates again at its next compile (see reload/build.rs).
+        Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check",
+                                 "--no-elixir-version-check", "--no-protocol-consolidation"])
+      end)
+
+    case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+      {:ok, result} ->
+        case build_errors(result) do
+          [] -> :ok
+          errors -> {:error, Enum.join(Enum.take(errors, 3), "; ")}
+        end
+
+      {:exit, reason} ->
+        {:error, "mix compile crashed: " <> inspect(reason)}
+
+      nil ->
+        :timeout
+    end
+  end
+
+  # The errors in what `mix compile --return-errors` answers (a list in an umbrella).
+  defp build_errors(results) when is_list(results), do: Enum.flat_map(results, &build_errors/1)
+
+  defp build_errors({:error, diagnostics}) do
+    case for(d <- List.wrap(diagnostics), e = describe(d), e != nil, do: e) do
+      [] -> ["mix compile failed"]
+      errors -> errors
+    end
+  end
+
+  defp build_errors(_), do: []
+
+  defp describe(d) do
+    case one(d, :error) do
+      {file, line, _col, :error, msg} -> "#{Path.relative_to_cwd(file)}:#{line}: #{msg}"
+      _ -> nil
+    end
+  rescue
+    _ -> inspect(d)
+  end
+
   # Modules in a binary that would be unsafe to hot-swap: NIFs and @on_load. The
   # on_load attribute is not in the atom table or the Attr chunk: read the forms.
   def unsafe(binary) do

@@ -110,7 +110,7 @@ pub(super) async fn prepare(
     i: usize,
     n: &AttachedNode,
     (module, bin, file): (&str, &[u8], Option<std::path::PathBuf>),
-    previous: Option<&[u8]>,
+    (previous, was): (Option<&[u8]>, Option<&[u8]>),
     kind: &super::SwapKind,
 ) -> Result<Held, String> {
     let mut opts = vec![
@@ -128,6 +128,11 @@ pub(super) async fn prepare(
     }
     if let Some(p) = previous {
         opts.push(("previous", Term::Binary(eetf::Binary::from(p.to_vec()))));
+    }
+    if let Some(w) = was {
+        // The module's beam as the build had it before Orrery's first save: the code the
+        // node runs when it loaded it from there (the agent checks the md5).
+        opts.push(("was", Term::Binary(eetf::Binary::from(w.to_vec()))));
     }
     if let Some(f) = file {
         // Where a module new to the node says it comes from (used only for those).

@@ -329,7 +329,6 @@ pub fn rpc_in_background(
     })
 }
 
-/// `KV.Calc.add(1, 2)` on the kv fixture node.
 /// Call `KV.Steps.run(n)` of the kv fixture in the background (it blocks while paused).
 pub fn steps_in_background(
     node: &TestNode,
@@ -344,6 +343,7 @@ pub fn steps_in_background(
     )
 }
 
+/// `KV.Calc.add(1, 2)` on the kv fixture node.
 pub fn kv_add(node: &TestNode) -> i64 {
     let r = rpc(
         node,

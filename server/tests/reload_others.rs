@@ -1,0 +1,182 @@
+//! Orrery beside the other things that load code into a node: a reloader that runs mix's
+//! compiler inside the node on request (what Phoenix's CodeReloader and IEx's
+//! `recompile/0` do). One compile per save and one winner: after Orrery swapped a save,
+//! the in-node reloader finds nothing to compile, the node and `_build` agree, and an
+//! edit made while Orrery is not running is still picked up. Breakpoints survive a reload
+//! made by the in-node reloader, and the node ends on the code of the source.
+
+mod support;
+
+use orrery::beam::term;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+use support::check::{assert_healthy, changed_modules, health, wait_pristine};
+use support::dap::DapClient;
+use support::lsp::LspClient;
+use support::{edit_file as edit, rpc, TestNode};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// What `Phoenix.CodeReloader` does on a request: mix's Elixir compiler, in the node.
+/// `"noop"` (nothing stale), `"ok"` (compiled and loaded) or the error.
+fn reload_in_node(node: &TestNode) -> String {
+    const SCRIPT: &str = r#"
+Mix.Task.reenable("compile.elixir")
+case Mix.Task.run("compile.elixir", ["--return-errors"]) do
+  {status, _} -> Atom.to_string(status)
+  other -> inspect(other)
+end
+"#;
+    let r = rpc(
+        node,
+        "Elixir.Code",
+        "eval_string",
+        vec![term::binary(SCRIPT)],
+    )
+    .unwrap();
+    match term::as_tuple(&r) {
+        Some([v, _]) => term::as_string(v).unwrap_or_else(|| format!("{v:?}")),
+        _ => panic!("{r:?}"),
+    }
+}
+
+fn save(c: &mut LspClient, path: &Path, module: &str) -> String {
+    let mut n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    loop {
+        let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
+        if msg.contains(module) {
+            return msg;
+        }
+        n += 1;
+    }
+}
+
+fn kv_node() -> (tempfile::TempDir, TestNode) {
+    let dir = support::fixture_copy("kv");
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvo"),
+        &support::random_token("c"),
+    );
+    (dir, node)
+}
+
+#[test]
+fn after_a_save_an_in_node_reloader_finds_nothing_to_do() {
+    let (dir, node) = kv_node();
+    let before = health(&node);
+    assert_eq!(support::kv_add(&node), 3);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let calc = dir.path().join("lib/kv/calc.ex");
+    c.open(&calc);
+    for (from, to, want) in [
+        ("a + b", "a + b + 100", 103),
+        ("a + b + 100", "a + b + 1", 4),
+    ] {
+        edit(&calc, from, to);
+        let msg = save(&mut c, &calc, "KV.Calc");
+        assert!(msg.contains("KV.Calc swapped on 1 node"), "{msg}");
+        assert!(!msg.contains("_build not updated"), "{msg}");
+        // Served once and right: the reloader compiles nothing and loads nothing.
+        assert_eq!(reload_in_node(&node), "noop");
+        assert_eq!(support::kv_add(&node), want);
+        assert_eq!(
+            changed_modules(&node, &["Elixir.KV.Calc"]),
+            Vec::<String>::new(),
+            "the node runs what _build holds"
+        );
+    }
+    assert_healthy(&node, &before);
+    assert!(c.shutdown().success());
+    wait_pristine(&node, &["Elixir.KV"], LONG);
+
+    // Edited while Orrery is not running: mix still sees it. (mix compares file times to
+    // the second, and sizes: an edit of the same size within the second of the last
+    // compile is one mix itself would miss.)
+    edit(&calc, "a + b + 1", "a + b + 70");
+    assert_eq!(reload_in_node(&node), "ok");
+    assert_eq!(support::kv_add(&node), 73);
+}
+
+#[test]
+fn breakpoints_survive_a_reload_made_by_an_in_node_reloader() {
+    let (dir, node) = kv_node();
+    let before = health(&node);
+    assert_eq!(support::kv_add(&node), 3);
+    let calc = dir.path().join("lib/kv/calc.ex");
+    let mut d = DapClient::start();
+    d.attach_to(&node, dir.path(), json!({}));
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": calc}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    d.ok("configurationDone", json!({}));
+
+    // The file changes on disk and the in-node reloader loads it, plain.
+    edit(&calc, "a + b", "a + b + 1");
+    assert_eq!(reload_in_node(&node), "ok");
+    d.wait_output("armed again", LONG);
+
+    // The next call stops at the breakpoint, in the new code.
+    let call = support::rpc_in_background(
+        &node,
+        "Elixir.KV.Calc",
+        "add",
+        vec![term::int(1), term::int(2)],
+        LONG,
+    );
+    let stopped = d.wait_event("stopped", LONG);
+    let thread = stopped["body"]["threadId"].clone();
+    d.ok("continue", json!({"threadId": thread}));
+    let r = call.join().unwrap().unwrap();
+    assert_eq!(term::as_int(&r), Some(4));
+
+    // The end of the session leaves the code of the source, as _build has it (not the
+    // code from before the session).
+    d.ok("disconnect", json!({}));
+    wait_pristine(&node, &["Elixir.KV"], LONG);
+    assert_eq!(support::kv_add(&node), 4);
+    assert_eq!(
+        changed_modules(&node, &["Elixir.KV.Calc"]),
+        Vec::<String>::new()
+    );
+    assert_healthy(&node, &before);
+}
+
+/// The debugger killed (`kill -9`) after the in-node reloader replaced its probes and it
+/// armed them again: the guard puts back the code of the source (the reloaded one), not
+/// the code from before the debug session.
+#[test]
+fn a_debugger_killed_after_a_reload_by_others_leaves_the_code_of_the_source() {
+    let (dir, node) = kv_node();
+    let before = health(&node);
+    assert_eq!(support::kv_add(&node), 3);
+    let calc = dir.path().join("lib/kv/calc.ex");
+    let mut d = DapClient::start_with(&[("ORRERY_GRACE_MS", "300")]);
+    d.attach_to(&node, dir.path(), json!({}));
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": calc}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    edit(&calc, "a + b", "a + b + 1");
+    assert_eq!(reload_in_node(&node), "ok");
+    d.wait_output("armed again", LONG);
+    unsafe {
+        libc::kill(d.pid() as i32, libc::SIGKILL);
+    }
+    wait_pristine(&node, &["Elixir.KV"], LONG);
+    assert_eq!(support::kv_add(&node), 4);
+    assert_eq!(
+        changed_modules(&node, &["Elixir.KV.Calc"]),
+        Vec::<String>::new()
+    );
+    assert_healthy(&node, &before);
+}
