@@ -254,6 +254,17 @@ fn lsp_killed_while_tracing_leaves_the_users_tracing_and_no_session() {
         });
     }
     wait_traced(&mut c, &node, &uri, &src, 21);
+    if sessions {
+        // A tracer that dies does not end its session (see the next test): the guard
+        // holds it and destroys it all the same.
+        assert_eq!(
+            eval_text(
+                &node,
+                "Process.exit(Process.whereis(:orrery_calltime_v1), :kill)"
+            ),
+            "true"
+        );
+    }
     unsafe {
         libc::kill(c.pid() as i32, libc::SIGKILL);
     }
@@ -302,4 +313,55 @@ fn lsp_killed_while_tracing_leaves_the_users_tracing_and_no_session() {
     stop_user_tracing(&node);
     wait_pristine(&node, KV, LONG);
     assert_healthy(&node, &before);
+}
+
+/// What the guard relies on, checked on the node's OTP: a session whose tracer dies is not
+/// destroyed (its call counts go on), one whose handle nobody holds is. Without sessions
+/// the node has no `trace` module to call.
+#[test]
+fn a_session_outlives_its_tracer_but_not_its_handle() {
+    let node = TestNode::start("kv");
+    support::kv_add(&node);
+    if !has_sessions(&node) {
+        assert_eq!(
+            eval_text(&node, "function_exported?(:trace, :session_create, 3)"),
+            "false"
+        );
+        return;
+    }
+    let code = r#"
+      names = fn -> for {n, _} <- :trace.session_info(:all), do: n end
+      tracer = spawn(fn -> receive do :stop -> :ok end end)
+      s = :trace.session_create(:test_tracer_dies, tracer, [])
+      :trace.function(s, {KV.Calc, :add, 2}, true, [:call_count])
+      ref = Process.monitor(tracer)
+      Process.exit(tracer, :kill)
+      receive do {:DOWN, ^ref, _, _, _} -> :ok end
+      KV.Calc.add(1, 2)
+      after_tracer = {:test_tracer_dies in names.(), :trace.info(s, {KV.Calc, :add, 2}, :call_count)}
+      :trace.session_destroy(s)
+      me = self()
+      holder = spawn(fn ->
+        t = spawn(fn -> receive do :stop -> :ok end end)
+        s = :trace.session_create(:test_handle_dropped, t, [])
+        send(me, :created)
+        receive do :stop -> s end
+      end)
+      receive do :created -> :ok end
+      held = :test_handle_dropped in names.()
+      ref2 = Process.monitor(holder)
+      Process.exit(holder, :kill)
+      receive do {:DOWN, ^ref2, _, _, _} -> :ok end
+      :erlang.garbage_collect()
+      {after_tracer, held, :test_handle_dropped in names.()}
+    "#;
+    let t = eval_text(&node, code);
+    assert!(t.starts_with("{{true, {:call_count, 1}}, "), "{t}");
+    // The handle is dropped with the process that held it; the runtime destroys the
+    // session when its last reference goes, which may take a moment.
+    assert!(t.contains(", true, "), "{t}");
+    wait_until(LONG, "a session without a handle destroyed", || {
+        (eval_text(&node, "for {n, _} <- :trace.session_info(:all), do: n") == "[:legacy]")
+            .then_some(())
+    });
 }
