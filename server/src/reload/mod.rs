@@ -6,6 +6,7 @@
 pub mod compile_node;
 pub mod dependents;
 mod phases;
+pub mod ranges;
 
 use crate::attach::Session;
 use crate::audit;
