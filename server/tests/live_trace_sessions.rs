@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use support::check::{assert_healthy, eval_text, health, wait_pristine};
-use support::lsp::{after, hover, start_attached as start, LspClient};
+use support::lsp::{after, hover, LspClient};
 use support::tracing::{
     add_via_worker, global_flags, has_sessions, orrery_sessions, start_user_tracing, start_worker,
     stop_user_tracing, user_saw_call, user_traces_all_again, worker_traced_by_orrery,
