@@ -106,12 +106,16 @@ Nil means Orrery's default (1000)."
               (const :tag "Processes and state after use GenServer" processes)
               (const :tag "ETS table sizes" ets)))
 
-(defcustom orrery-live-call-time nil
+(defcustom orrery-live-call-time 'default
   "Whether Orrery shows mean call times in def hovers and inlay hints.
-Off by default: to time calls Orrery becomes the tracer of every process
+The symbol `default' leaves the choice to Orrery: on where the node has
+trace sessions (OTP 27+, Orrery times calls in a session of its own), off
+on OTP 25-26, where timing calls makes Orrery the tracer of every process
 that has none, so a tracer started later (dbg, recon, redbug) cannot trace
 those processes until this is turned off."
-  :type 'boolean)
+  :type '(choice (const :tag "Orrery's default" default)
+                 (const :tag "On" t)
+                 (const :tag "Off" nil)))
 
 (defcustom orrery-live-overlays t
   "Non-nil means show live values as overlays in Elixir buffers.
@@ -273,7 +277,8 @@ section of workspace/configuration."
    (when orrery-refresh-ms (list :refreshMs orrery-refresh-ms))
    (unless (eq orrery-attach-peers 'default)
      (list :attachPeers (orrery--json-bool orrery-attach-peers)))
-   (when orrery-live-call-time (list :liveCallTime t))
+   (unless (eq orrery-live-call-time 'default)
+     (list :liveCallTime (orrery--json-bool orrery-live-call-time)))
    (list :inlayHints
          (list :calls (orrery--json-bool (memq 'calls orrery-inlay-hints))
                :processes (orrery--json-bool (memq 'processes orrery-inlay-hints))

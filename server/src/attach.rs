@@ -17,13 +17,15 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What the attach found on one node.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeInfo {
     pub name: String,
     pub otp: String,
     pub elixir: Option<String>,
     pub agent: bool,
+    /// The node has trace sessions (OTP 27+): Orrery traces in sessions of its own.
+    pub trace_sessions: bool,
     pub apps: Vec<(String, String)>,
     pub process_count: i64,
     pub nodes: Vec<String>,
@@ -52,6 +54,8 @@ impl NodeInfo {
                 .filter(|e| !term::is_atom(e, "nil"))
                 .and_then(term::as_string),
             agent: term::get_int(t, "agent").is_some(),
+            trace_sessions: term::get(t, "trace_sessions")
+                .is_some_and(|b| term::is_atom(b, "true")),
             apps: term::get(t, "apps")
                 .map(term::list_ref)
                 .unwrap_or(&[])
@@ -337,6 +341,7 @@ pub fn node_json(info: &NodeInfo) -> serde_json::Value {
         "otp": info.otp,
         "elixir": info.elixir,
         "agent": info.agent,
+        "traceSessions": info.trace_sessions,
     })
 }
 

@@ -44,8 +44,9 @@ pub struct Settings {
     pub inlay_hints: Option<InlayHintConfig>,
     /// Compile timeout for hot swap, in milliseconds (default 15000).
     pub compile_timeout_ms: Option<u64>,
-    /// Mean call times in def hovers and hints (default false): makes Orrery the tracer of
-    /// every process that has none, so a tracer started later cannot trace those.
+    /// Mean call times in def hovers and hints. Unset: on where the node has trace
+    /// sessions (OTP 27+, Orrery's own session), off elsewhere (there it makes Orrery the
+    /// tracer of every process that has none, so a tracer started later cannot trace those).
     pub live_call_time: Option<bool>,
 }
 

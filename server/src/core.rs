@@ -235,7 +235,13 @@ impl Core {
                 let nodes: Vec<_> = s
                     .nodes()
                     .iter()
-                    .map(|n| attach::node_json(&n.info))
+                    .map(|n| {
+                        let mut j = attach::node_json(&n.info);
+                        j["callTimes"] =
+                            crate::live::calltime::status(self.settings().live_call_time, &n.info)
+                                .into();
+                        j
+                    })
                     .collect();
                 (
                     st == Status::Attached,
@@ -451,8 +457,7 @@ impl Core {
         let interest = self.interest();
         let settings = self.settings();
         let calls = settings.inlay_hints().calls;
-        self.live
-            .set_call_time(settings.live_call_time.unwrap_or(false));
+        self.live.set_call_time(settings.live_call_time);
         let mut changed = self.live.refresh(&session, &interest, calls).await;
         if !self.traced.lock().map(|t| t.is_empty()).unwrap_or(true) {
             let last = crate::live::trace::fetch(&session).await;

@@ -199,7 +199,7 @@ async fn detach_leaves_the_node_as_found() {
         ..Default::default()
     };
     // Mean call times (liveCallTime) too: they set trace flags on processes.
-    live.set_call_time(true);
+    live.set_call_time(Some(true));
     live.refresh(&s, &interest, true).await;
     let conn = s.primary().unwrap();
     conn.rpc("Elixir.KV.Calc", "add", vec![term::int(1), term::int(1)], T)

@@ -1,6 +1,7 @@
 //! End-to-end, real `orrery lsp` against real kv nodes: processes found through
 //! `{:via, Registry, ..}` and `{:global, ..}` names written in the code, and mean call
-//! times behind `liveCallTime` (opt-in; the node is left as found).
+//! times behind `liveCallTime` (on by default where the node has trace sessions, OTP 27+,
+//! opt-in elsewhere; the node is left as found).
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 use support::lsp::LspClient;
 use support::lsp::{after, hover, start_attached as start};
+use support::tracing::{has_sessions, orrery_sessions};
 use support::{lib_copy as workspace, rpc, wait_until, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -155,10 +157,33 @@ fn no_pattern(node: &TestNode, what: &str) -> bool {
     matches!(term::as_tuple(&r), Some([_, v]) if term::is_atom(v, "false"))
 }
 
+/// Call times are being counted on the node: in Orrery's own session where the node has
+/// sessions, else with the call flag on processes in the global session.
+fn call_time_set(node: &TestNode, sessions: bool) -> bool {
+    if sessions {
+        orrery_sessions(node)
+            .iter()
+            .any(|s| s == "orrery_calltime_v1")
+            && support::check::eval_text(node, ":trace.session_info({KV.Calc, :add, 2})")
+                .contains("orrery_calltime_v1")
+    } else {
+        !trace_flags(node).is_empty() && !no_pattern(node, "call_time")
+    }
+}
+
+fn call_time_unset(node: &TestNode) -> bool {
+    trace_flags(node).is_empty()
+        && no_pattern(node, "call_time")
+        && !orrery_sessions(node)
+            .iter()
+            .any(|s| s == "orrery_calltime_v1")
+}
+
 #[test]
 fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
     let node = TestNode::start("kv");
     support::kv_add(&node); // loaded (interactive mode loads on first call)
+    let sessions = has_sessions(&node);
     let registered = rpc(&node, "erlang", "registered", vec![]).unwrap();
     let ws = workspace(&node);
     let root = ws.path();
@@ -166,10 +191,10 @@ fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
     let calc = root.join("lib/kv/calc.ex");
     let uri = c.open(&calc);
     let src = std::fs::read_to_string(&calc).unwrap();
-    // Flags are set with the first refresh; calls made after that are timed.
-    wait_until(LONG, "call flags set", || {
+    // Set with the first refresh; calls made after that are timed.
+    wait_until(LONG, "call times set", || {
         c.call("orrery/status", Value::Null); // keeps answering the server's requests
-        (!trace_flags(&node).is_empty()).then_some(())
+        call_time_set(&node, sessions).then_some(())
     });
     let h = wait_until(LONG, "a mean time in the def hover", || {
         support::kv_add(&node);
@@ -185,7 +210,11 @@ fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
         h.contains(" calls · ").then_some(h)
     });
     assert!(hint.contains("µs") || hint.contains("ms"), "{hint}");
-    assert!(!no_pattern(&node, "call_time"));
+    if sessions {
+        // Nothing of Orrery's in the node's global session.
+        assert_eq!(trace_flags(&node), Vec::<String>::new());
+        assert!(no_pattern(&node, "call_time"));
+    }
 
     // Turned off: everything undone while still attached.
     c.notify(
@@ -194,21 +223,26 @@ fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
     );
     wait_until(LONG, "call times off", || {
         c.call("orrery/status", Value::Null);
-        (trace_flags(&node).is_empty() && no_pattern(&node, "call_time")).then_some(())
+        call_time_unset(&node).then_some(())
     });
     // On again, then detach: the node is as found.
     c.notify(
         "workspace/didChangeConfiguration",
         json!({"settings": {"orrery": {"liveCallTime": true}}}),
     );
-    wait_until(LONG, "call flags set again", || {
+    wait_until(LONG, "call times set again", || {
         c.call("orrery/status", Value::Null);
-        (!trace_flags(&node).is_empty()).then_some(())
+        call_time_set(&node, sessions).then_some(())
     });
     c.shutdown();
     assert_eq!(trace_flags(&node), Vec::<String>::new(), "trace flags left");
     assert!(no_pattern(&node, "call_time"), "call_time pattern left");
     assert!(no_pattern(&node, "call_count"), "call_count pattern left");
+    assert_eq!(
+        orrery_sessions(&node),
+        Vec::<String>::new(),
+        "sessions left"
+    );
     let after_detach = rpc(&node, "erlang", "registered", vec![]).unwrap();
     let names = |t: &eetf::Term| {
         let mut v: Vec<String> = term::list_ref(t)
@@ -221,10 +255,14 @@ fn live_call_time_shows_mean_times_and_leaves_the_node_as_found() {
     assert_eq!(names(&registered), names(&after_detach));
 }
 
+/// Without `liveCallTime`: call times are on where the node has trace sessions (in
+/// Orrery's own session, no flag in the global one) and `false` turns them off; off
+/// elsewhere, with no trace flag set at all, and the status says why.
 #[test]
-fn without_live_call_time_no_trace_flag_is_set() {
+fn call_times_by_default_only_with_trace_sessions() {
     let node = TestNode::start("kv");
     support::kv_add(&node);
+    let sessions = has_sessions(&node);
     let ws = workspace(&node);
     let root = ws.path();
     let mut c = start(&node, root, json!({}));
@@ -234,10 +272,31 @@ fn without_live_call_time_no_trace_flag_is_set() {
     let h = wait_until(LONG, "call counts in the def hover", || {
         support::kv_add(&node);
         let h = hover(&mut c, &uri, after(&src, "def ad"));
-        h.contains("calls since attach").then_some(h)
+        (h.contains("calls since attach") && (!sessions || h.contains("mean"))).then_some(h)
     });
-    assert!(!h.contains("mean"), "{h}");
+    let st = c.call("orrery/status", Value::Null)["nodes"][0].clone();
     assert_eq!(trace_flags(&node), Vec::<String>::new());
     assert!(no_pattern(&node, "call_time"));
+    if sessions {
+        assert!(call_time_set(&node, true));
+        assert_eq!(st["callTimes"], "on, in Orrery's own trace session", "{st}");
+        c.notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"orrery": {"liveCallTime": false}}}),
+        );
+        wait_until(LONG, "call times off", || {
+            c.call("orrery/status", Value::Null);
+            call_time_unset(&node).then_some(())
+        });
+        let st = c.call("orrery/status", Value::Null)["nodes"][0].clone();
+        assert_eq!(st["callTimes"], "off (liveCallTime is false)", "{st}");
+    } else {
+        assert!(!h.contains("mean"), "{h}");
+        let why = st["callTimes"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("off: the node has no trace sessions"),
+            "{st}"
+        );
+    }
     c.shutdown();
 }

@@ -379,3 +379,62 @@ fn users_of_changed_macros_and_structs_are_recompiled_or_named_stale() {
     assert!(diags.to_string().contains("sides"), "{diags}");
     assert!(c.shutdown().success());
 }
+
+/// The part of `text` a diagnostic's range covers (a one-line range).
+fn covered(text: &str, d: &Value) -> String {
+    let (s, e) = (&d["range"]["start"], &d["range"]["end"]);
+    let line = s["line"].as_u64().unwrap() as usize;
+    assert_eq!(s["line"], e["line"], "{d}");
+    let l: Vec<u16> = text.lines().nth(line).unwrap().encode_utf16().collect();
+    let from = s["character"].as_u64().unwrap() as usize;
+    let to = (e["character"].as_u64().unwrap() as usize).min(l.len());
+    String::from_utf16(&l[from..to]).unwrap()
+}
+
+/// A compile error and a warning: with Elixir 1.15+ (`Code.with_diagnostics/2`, the
+/// compiler's spans) their ranges cover exactly the text they are about; with 1.14 (lines
+/// only) the line's text.
+#[test]
+fn diagnostics_have_ranges_covering_their_text() {
+    let dir = support::fixture_copy("kv");
+    let node = TestNode::start_named(
+        dir.path(),
+        &support::random_token("kvd"),
+        &support::random_token("c"),
+    );
+    let spans = support::check::eval_text(&node, "function_exported?(Code, :with_diagnostics, 2)")
+        == "true";
+    let mut c = start(dir.path(), &node, json!({}));
+    let calc = dir.path().join("lib/kv/calc.ex");
+    c.open(&calc);
+    edit(&calc, "    a + b\n", "    a + b + undefined_thing\n");
+    edit(&calc, "    x * 2\n", "    unused = x * 3\n    x * 2\n");
+    let text = std::fs::read_to_string(&calc).unwrap();
+    save(&mut c, &calc);
+    let diags = wait_until(LONG, "an error and a warning", || {
+        let _ = c.call("orrery/status", Value::Null);
+        diagnostics_for(&c, "calc.ex").filter(|d| {
+            let d = d.as_array().unwrap();
+            d.iter().any(|x| x["severity"] == 1) && d.iter().any(|x| x["severity"] == 2)
+        })
+    });
+    let list = diags.as_array().unwrap();
+    let about = |word: &str, severity: u64| {
+        list.iter()
+            .find(|d| d["severity"] == severity && d["message"].as_str().unwrap().contains(word))
+            .unwrap_or_else(|| panic!("no diagnostic about {word}: {diags}"))
+    };
+    let error = about("undefined_thing", 1);
+    let warning = about("unused", 2);
+    // Both on their lines (0-based): `a + b + ..` is line 4, `unused = ..` line 8.
+    assert_eq!(error["range"]["start"]["line"], 4, "{error}");
+    assert_eq!(warning["range"]["start"]["line"], 8, "{warning}");
+    if spans {
+        assert_eq!(covered(&text, error), "undefined_thing", "{error}");
+        assert_eq!(covered(&text, warning), "unused", "{warning}");
+    } else {
+        assert_eq!(covered(&text, error), "a + b + undefined_thing", "{error}");
+        assert_eq!(covered(&text, warning), "unused = x * 3", "{warning}");
+    }
+    assert!(c.shutdown().success());
+}

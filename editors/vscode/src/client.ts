@@ -89,7 +89,7 @@ export class OrreryClient implements vscode.Disposable {
       refreshMs: c.get<number>("refreshMs"),
       attachPeers: c.get<boolean>("attachPeers"),
       inlayHints: c.get<RawConfig["inlayHints"]>("inlayHints"),
-      liveCallTime: c.get<boolean>("liveCallTime"),
+      liveCallTime: c.get<boolean | null>("liveCallTime"),
     };
   }
 

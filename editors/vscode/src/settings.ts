@@ -15,7 +15,7 @@ export interface RawConfig {
   refreshMs?: number;
   attachPeers?: boolean;
   inlayHints?: { calls?: boolean; processes?: boolean; ets?: boolean };
-  liveCallTime?: boolean;
+  liveCallTime?: boolean | null;
 }
 
 /** What the user chose for this workspace with "Attach to Node…" (kept in workspace state). */

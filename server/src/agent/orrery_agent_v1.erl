@@ -4,7 +4,7 @@
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
 -export([query/1, summary/0, modules/1, names/2, trunc/2, call_counts/1, trace_calls/2,
-         version/0, pid_info/2, callback_module/1]).
+         stop_counting/0, version/0, pid_info/2, callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
 %% Elixir's own error messages for evaluated code (here and in orrery_dbg_v1).
@@ -53,6 +53,7 @@ summary() ->
       memory => erlang:memory(total),
       uptime_ms => element(1, erlang:statistics(wall_clock)),
       creation => erlang:system_info(creation),
+      trace_sessions => try orrery_guard_v1:sessions() catch _:_ -> false end,
       agent => version()}.
 
 %% Per module: loaded?, md5, how many processes run it.
@@ -147,24 +148,62 @@ pid_info(Pid, Limits) ->
             maps:from_list([{pid, Pid}, {state, State} | Info])
     end.
 
-%% Call counts for modules whose call_count tracing Orrery switched on.
+%% Call counts for modules whose call_count tracing Orrery switched on. Where the node has
+%% trace sessions (OTP 27+) they count in Orrery's own session (orrery_calls_v1, held by
+%% the guard), else with global call_count patterns, which need no process trace flags and
+%% so take nothing from another tracer.
 call_counts(Mods) ->
-    maps:from_list([{M, fun_counts(M)} || M <- Mods, code:is_loaded(M) =/= false]).
+    Read = count_reader(),
+    maps:from_list([{M, fun_counts(M, Read)} || M <- Mods, code:is_loaded(M) =/= false]).
 
-fun_counts(M) ->
+count_reader() ->
+    case orrery_guard_v1:sessions() of
+        false -> fun(MFA) -> erlang:trace_info(MFA, call_count) end;
+        true ->
+            case orrery_guard_v1:session_of(orrery_calls_v1) of
+                none -> fun(_) -> false end;
+                S -> fun(MFA) -> erlang:apply(trace, info, [S, MFA, call_count]) end
+            end
+    end.
+
+fun_counts(M, Read) ->
     lists:foldl(fun({F, A}, Acc) ->
-                        case erlang:trace_info({M, F, A}, call_count) of
+                        case Read({M, F, A}) of
                             {call_count, N} when is_integer(N) -> Acc#{{F, A} => N};
                             _ -> Acc
                         end
                 end, #{}, erlang:get_module_info(M, functions)).
 
-%% Switch call counting on (true) or off (false) for a module's functions.
+%% Switch call counting on (true) or off (false) for a module's functions; the number of
+%% functions matched (0: not loaded yet).
 trace_calls(M, On) when is_boolean(On) ->
     case code:is_loaded(M) of
         false -> 0;
-        _ -> erlang:trace_pattern({M, '_', '_'}, On, [call_count])
+        _ ->
+            orrery_guard_v1:counted(M, On),
+            count_pattern(M, On)
     end.
+
+count_pattern(M, On) ->
+    case orrery_guard_v1:sessions() of
+        false -> erlang:trace_pattern({M, '_', '_'}, On, [call_count]);
+        true ->
+            S = case On of
+                    true -> orrery_guard_v1:session(orrery_calls_v1, whereis(orrery_guard_v1));
+                    false -> orrery_guard_v1:session_of(orrery_calls_v1)
+                end,
+            case S of
+                none -> 0;
+                _ -> erlang:apply(trace, function, [S, {M, '_', '_'}, On, [call_count]])
+            end
+    end.
+
+%% Every module Orrery counts, switched off (the guard, when no Orrery is left).
+stop_counting() ->
+    [try count_pattern(M, false) catch _:_ -> ok end || M <- orrery_guard_v1:counted(),
+                                                      code:is_loaded(M) =/= false],
+    [orrery_guard_v1:counted(M, false) || M <- orrery_guard_v1:counted()],
+    orrery_guard_v1:end_session(orrery_calls_v1).
 
 %% Bound a term before it leaves the node: depth, items per container, binary bytes, and a
 %% total budget of visited nodes. Cut parts become '$orrery_trunc' (or a cut-binary tuple).

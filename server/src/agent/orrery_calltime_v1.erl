@@ -1,11 +1,15 @@
-%% Orrery's mean call times (the liveCallTime setting, off by default), loaded with the
-%% agent and removed with it. call_time only counts for processes that carry the `call`
-%% trace flag, and a process has one tracer at most. So a sink process owned by this
-%% module becomes the tracer of the processes that have no tracer yet (and of new ones),
-%% never of a process someone else traces; stop/0 undoes exactly what was set, and so
-%% does the sink by itself when Orrery's node goes away.
-%% The sink forwards trace messages to Orrery's call tracer (orrery_trace_v1) when that
-%% runs, so "Trace calls" keeps seeing calls of the processes flagged here.
+%% Orrery's mean call times (the liveCallTime setting), loaded with the agent and removed
+%% with it. call_time only counts for processes that carry the `call` trace flag.
+%% Where the node has trace sessions (OTP 27+), the sink process owned by this module is
+%% the tracer of Orrery's own session (orrery_calltime_v1, held by the guard): every
+%% process carries the flag there, and nothing another tracer set is seen or touched.
+%% Without sessions (OTP 25, 26) a process has one tracer at most, so the sink becomes the
+%% tracer of the processes that have no tracer yet (and of new ones), never of a process
+%% someone else traces. Either way stop/0 undoes exactly what was set, and so does the
+%% sink by itself when Orrery's node goes away.
+%% Without sessions the sink forwards trace messages to Orrery's call tracer
+%% (orrery_trace_v1) when that runs, so "Trace calls" keeps seeing calls of the processes
+%% flagged here.
 %% Keep this file ASCII only, no macros, no -include.
 -module(orrery_calltime_v1).
 -export([sync/2, stop/0, times/1, sink/2]).
@@ -17,17 +21,20 @@ sync([], _Owner) ->
     #{};
 sync(Mods, Owner) ->
     Sink = sink_pid(Owner),
-    _ = ask(Sink, {sync, Mods}),
-    times(Mods).
+    case ask(Sink, {sync, Mods}) of
+        Times when is_map(Times) -> Times;
+        _ -> #{}
+    end.
 
 %% Undo everything: patterns, flags, the sink. ok.
 stop() ->
     case whereis(orrery_calltime_v1) of
         undefined -> ok;
-        Sink ->
-            _ = ask(Sink, stop),
-            ok
-    end.
+        Sink -> _ = ask(Sink, stop)
+    end,
+    %% Whatever happened to the sink, its session goes.
+    try orrery_guard_v1:end_session(orrery_calltime_v1) catch _:_ -> ok end,
+    ok.
 
 ask(Sink, Msg) ->
     Ref = monitor(process, Sink),
@@ -40,11 +47,17 @@ ask(Sink, Msg) ->
 
 %% #{Mod => #{{F, A} => {Calls, Microseconds}}} summed over processes.
 times(Mods) ->
-    maps:from_list([{M, fun_times(M)} || M <- Mods, code:is_loaded(M) =/= false]).
+    Sess = orrery_guard_v1:session_of(orrery_calltime_v1),
+    Read = case orrery_guard_v1:sessions() of
+               false -> fun(MFA) -> erlang:trace_info(MFA, call_time) end;
+               true when Sess =:= none -> fun(_) -> false end;
+               true -> fun(MFA) -> erlang:apply(trace, info, [Sess, MFA, call_time]) end
+           end,
+    maps:from_list([{M, fun_times(M, Read)} || M <- Mods, code:is_loaded(M) =/= false]).
 
-fun_times(M) ->
+fun_times(M, Read) ->
     lists:foldl(fun({F, A}, Acc) ->
-                        case erlang:trace_info({M, F, A}, call_time) of
+                        case Read({M, F, A}) of
                             {call_time, L} when is_list(L) ->
                                 {C, Us} = lists:foldl(fun({_, N, S, U}, {CA, UA}) ->
                                                               {CA + N, UA + S * 1000000 + U}
@@ -69,13 +82,17 @@ sink_pid(Owner) ->
 
 sink(Owner, S) ->
     erlang:monitor_node(Owner, true),
-    loop(Owner, S).
+    Mode = case orrery_guard_v1:session(orrery_calltime_v1, self()) of
+               none -> legacy;
+               Sess -> {session, Sess}
+           end,
+    loop(Owner, S#{mode => Mode}).
 
 loop(Owner, S) ->
     receive
         {{sync, Mods}, From, Ref} ->
             S2 = patterns(Mods, flags(S)),
-            From ! {Ref, ok},
+            From ! {Ref, times(Mods)},
             loop(Owner, S2);
         {stop, From, Ref} ->
             undo(S),
@@ -92,8 +109,13 @@ loop(Owner, S) ->
             loop(Owner, S)
     end.
 
-%% The call flag on every process without a tracer, and on new processes when nobody
-%% else set flags for those. Done again when someone cleared them (trace(all, false, ..)).
+%% In the session: the call flag on every process, and new ones. Without sessions: on
+%% every process without a tracer, and on new processes when nobody else set flags for
+%% those; done again when someone cleared them (trace(all, false, ..)).
+flags(S = #{mode := {session, _}, flagged := true}) -> S;
+flags(S = #{mode := {session, Sess}}) ->
+    _ = try erlang:apply(trace, process, [Sess, all, true, [call]]) catch _:_ -> 0 end,
+    S#{flagged := true};
 flags(S = #{flagged := true, new := New}) ->
     case New andalso erlang:trace_info(new, tracer) =/= {tracer, self()} of
         true -> flags(S#{flagged := false, new := false});
@@ -116,19 +138,35 @@ flags(S) ->
 %% call_time on for Mods, off for the modules no longer wanted; set again for a module
 %% whose code was reloaded (that drops its patterns).
 patterns(Mods, S = #{mods := Had}) ->
-    [try erlang:trace_pattern({M, '_', '_'}, false, [call_time]) catch _:_ -> ok end
+    [try pattern(S, {M, '_', '_'}, false) catch _:_ -> ok end
      || M <- Had, not lists:member(M, Mods)],
     On = [M || M <- Mods, code:is_loaded(M) =/= false,
-               (lists:member(M, Had) andalso is_on(M))
-                   orelse erlang:trace_pattern({M, '_', '_'}, true, [call_time]) > 0],
+               (lists:member(M, Had) andalso is_on(S, M))
+                   orelse pattern(S, {M, '_', '_'}, true) > 0],
     S#{mods := On}.
 
-is_on(M) ->
-    case try erlang:trace_info({M, module_info, 0}, call_time) catch _:_ -> error end of
+pattern(#{mode := {session, Sess}}, MFA, On) ->
+    erlang:apply(trace, function, [Sess, MFA, On, [call_time]]);
+pattern(_, MFA, On) ->
+    erlang:trace_pattern(MFA, On, [call_time]).
+
+is_on(S, M) ->
+    MFA = {M, module_info, 0},
+    R = try
+            case maps:get(mode, S) of
+                {session, Sess} -> erlang:apply(trace, info, [Sess, MFA, call_time]);
+                legacy -> erlang:trace_info(MFA, call_time)
+            end
+        catch _:_ -> error
+        end,
+    case R of
         {call_time, L} when is_list(L) -> true;
         _ -> false
     end.
 
+%% The session goes, and with it its patterns and flags.
+undo(#{mode := {session, _}}) ->
+    orrery_guard_v1:end_session(orrery_calltime_v1);
 undo(#{mods := Mods, new := New}) ->
     Me = self(),
     [try erlang:trace_pattern({M, '_', '_'}, false, [call_time]) catch _:_ -> ok end

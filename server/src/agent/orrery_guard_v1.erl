@@ -13,10 +13,21 @@
 %% library modules loading them pulled in) and finally itself. A clean detach (release/1)
 %% runs the very same steps at once. The guard answers gen calls ('$gen_call'), so callers
 %% can use gen_server:call/3 and never run this module's code while it removes itself.
+%%
+%% Trace sessions (OTP 27+, module `trace`): where the node has them, Orrery's tracing
+%% (call counts, call times, traced calls) lives in sessions of its own, so it never
+%% takes a process or a pattern from the node's global tracing that dbg, recon_trace and
+%% redbug use. The guard creates them and holds their handles (session/2): the runtime
+%% destroys a session whose handle nobody holds, so the guard dying takes them along;
+%% but a session does NOT end when its tracer dies (its call_count and call_time patterns
+%% keep counting; seen on OTP 27 and 29), so every path out destroys them explicitly
+%% (end_session/1, and all of them at cleanup). Calls to `trace` go through apply/3: this
+%% file compiles and loads on OTP 25, where the module does not exist.
 %% Keep this file ASCII only, no macros, no -include.
 -module(orrery_guard_v1).
 -export([attach/3, undo_on_loss/3, forget_undo/2, set_restore/3, clear_restore/1,
          restore_targets/0, restore_all/0, end_debug/0, status/0, init/1, swapped/1]).
+-export([sessions/0, session/2, session_of/1, end_session/1, counted/2, counted/0]).
 
 %% Modules Orrery loads, removed in this order; the guard itself goes last.
 ours() ->
@@ -102,6 +113,84 @@ status() ->
         Pid -> gen_server:call(Pid, status, 10000)
     end.
 
+%% ---- trace sessions --------------------------------------------------------------------
+
+%% Does this node have trace sessions? Asked of the node (the `trace` module exporting
+%% session_create/3), never of its version; the answer is kept while the guard runs.
+sessions() ->
+    try ets:lookup(orrery_guard_v1_trace, available) of
+        [{available, A}] -> A;
+        [] ->
+            A = has_sessions(),
+            ets:insert(orrery_guard_v1_trace, {available, A}),
+            A
+    catch _:_ -> has_sessions()
+    end.
+
+has_sessions() ->
+    case code:ensure_loaded(trace) of
+        {module, trace} -> erlang:function_exported(trace, session_create, 3);
+        _ -> false
+    end.
+
+%% The session Name of Orrery, traced into Tracer: the one the guard holds, or a new one
+%% (one whose tracer differs, e.g. a restarted relay, is destroyed first). Its handle, or
+%% none where the node has no sessions.
+session(Name, Tracer) when is_atom(Name), is_pid(Tracer) ->
+    case sessions() of
+        false -> none;
+        true -> gen_server:call(orrery_guard_v1, {session, Name, Tracer}, 15000)
+    end.
+
+%% The handle of Orrery's session Name, or none.
+session_of(Name) ->
+    try ets:lookup(orrery_guard_v1_trace, {session, Name}) of
+        [{_, H, _}] -> H;
+        [] -> none
+    catch _:_ -> none
+    end.
+
+%% Destroy Orrery's session Name (its patterns and flags go with it). ok.
+end_session(Name) ->
+    case session_of(Name) of
+        none -> ok;
+        H ->
+            try erlang:apply(trace, session_destroy, [H]) catch _:_ -> ok end,
+            try ets:delete(orrery_guard_v1_trace, {session, Name}) catch _:_ -> ok end,
+            ok
+    end.
+
+%% Modules whose calls Orrery counts (so a vanished Orrery's counting is switched off).
+counted(Mod, true) ->
+    try ets:insert(orrery_guard_v1_trace, {{counted, Mod}, true}) catch _:_ -> ok end,
+    ok;
+counted(Mod, false) ->
+    try ets:delete(orrery_guard_v1_trace, {counted, Mod}) catch _:_ -> ok end,
+    ok.
+
+counted() ->
+    try [M || {{counted, M}, _} <- ets:tab2list(orrery_guard_v1_trace)]
+    catch _:_ -> []
+    end.
+
+new_session(Name, Tracer) ->
+    case ets:lookup(orrery_guard_v1_trace, {session, Name}) of
+        [{_, H, Tracer}] -> H;
+        [{_, _, _}] -> end_session(Name), new_session(Name, Tracer);
+        [] ->
+            try erlang:apply(trace, session_create, [Name, Tracer, []]) of
+                H ->
+                    ets:insert(orrery_guard_v1_trace, {{session, Name}, H, Tracer}),
+                    H
+            catch _:_ -> none
+            end
+    end.
+
+%% Every session Orrery made, destroyed.
+end_sessions() ->
+    [end_session(N) || {{session, N}, _, _} <- ets:tab2list(orrery_guard_v1_trace)],
+    ok.
+
 %% ---- the guard process ----------------------------------------------------------------
 
 ensure_started() ->
@@ -128,6 +217,7 @@ init({Parent, Ref}) ->
     process_flag(trap_exit, true),
     ets:new(orrery_guard_v1_undo, [named_table, public, set]),
     ets:new(orrery_guard_v1_restore, [named_table, public, set]),
+    ets:new(orrery_guard_v1_trace, [named_table, public, set]),
     Parent ! {Ref, started},
     loop(#{owners => #{}, before => nil, loaded_by_us => [], grace => 10000}).
 
@@ -169,6 +259,8 @@ call({attach, Id, Node, Opts}, _From, S = #{owners := Owners}) ->
     Grace = maps:get(grace, Opts, maps:get(grace, S)),
     {reply, ok, S#{owners := Owners#{Id => #{node => Node, lost => nil}}, before := Before,
                    loaded_by_us := Loaded, grace := Grace}};
+call({session, Name, Tracer}, _From, S) ->
+    {reply, new_session(Name, Tracer), S};
 call({release, Id}, _From, S) ->
     S2 = drop_owner(Id, S),
     case map_size(maps:get(owners, S2)) of
@@ -181,7 +273,9 @@ call(status, _From, S = #{owners := Owners}) ->
                                          #{node => N, lost => L =/= nil}
                                  end, Owners),
               undo => [K || {K, _, _} <- ets:tab2list(orrery_guard_v1_undo)],
-              restore => [M || {M, _} <- restore_targets()]}, S};
+              restore => [M || {M, _} <- restore_targets()],
+              sessions => [N || {{session, N}, _, _} <- ets:tab2list(orrery_guard_v1_trace)],
+              counted => counted()}, S};
 call(_, _From, S) ->
     {reply, {error, unknown_request}, S}.
 
@@ -216,6 +310,8 @@ cleanup(#{before := Before, loaded_by_us := LoadedByUs}) ->
     Restored = restore_all(),
     try orrery_trace_v1:stop_all() catch _:_ -> ok end,
     try orrery_calltime_v1:stop() catch _:_ -> ok end,
+    try orrery_agent_v1:stop_counting() catch _:_ -> ok end,
+    end_sessions(),
     [purge_when_free(M, 150) || {{swapped, M}, _} <- ets:tab2list(orrery_guard_v1_restore)],
     Left = unload_libs(before_set(Before), LoadedByUs) ++ unload_ours(),
     #{restored => Restored, left => Left}.
@@ -224,16 +320,20 @@ before_set(nil) -> #{};
 before_set(L) -> maps:from_list([{M, true} || M <- L]).
 
 %% OTP library modules (compiler, stdlib) that were not loaded before Orrery came and that
-%% loading the agent pulled in, plus beam_lib and sys (state reads). Nothing another
-%% process runs is removed. Returns the modules left loaded.
+%% loading the agent pulled in, plus beam_lib and sys (state reads) and trace (sessions).
+%% Nothing another process runs is removed. Returns the modules left loaded.
 unload_libs(Before, LoadedByUs) ->
     Libs = [D ++ "/" || App <- [compiler, stdlib],
                         D <- [code:lib_dir(App)], is_list(D)],
     Mine = maps:from_list([{M, true} || M <- LoadedByUs ++ [beam_lib, sys]]),
+    Kernel = case code:lib_dir(kernel) of D2 when is_list(D2) -> [D2 ++ "/"]; _ -> [] end,
     Cands = [M || {M, F} <- code:all_loaded(), is_list(F),
                   not maps:is_key(M, Before), maps:is_key(M, Mine),
                   not lists:member(M, ours()), M =/= orrery_guard_v1,
-                  lists:any(fun(L) -> lists:prefix(L, F) end, Libs)],
+                  lists:any(fun(L) -> lists:prefix(L, F) end, Libs)]
+        ++ [trace || {trace, F} <- code:all_loaded(), is_list(F),
+                     not maps:is_key(trace, Before),
+                     lists:any(fun(L) -> lists:prefix(L, F) end, Kernel)],
     lists:filtermap(fun(M) ->
                             case code:soft_purge(M) andalso code:delete(M)
                                 andalso code:soft_purge(M) of

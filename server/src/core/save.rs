@@ -89,6 +89,7 @@ impl Core {
                         file: path.to_path_buf(),
                         line: 1,
                         column: 0,
+                        end: None,
                         severity: Severity::Error,
                         message: format!(
                             "compiling took longer than {secs} s (a macro that never finishes?); it was stopped and nothing was loaded"

@@ -18,7 +18,6 @@ use crate::beam::term::{self, atom, list, map};
 use crate::workspace::index::NameDef;
 use eetf::Term;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -169,9 +168,10 @@ pub struct LiveModel {
     /// When processes per module were last counted (that walks every process).
     last_count: Mutex<Option<std::time::Instant>>,
     traced: Mutex<BTreeSet<String>>,
-    /// `liveCallTime`: wanted, and whether something is set on the nodes now.
-    call_time: AtomicBool,
-    call_time_on: AtomicBool,
+    /// `liveCallTime` (unset: on where the node has trace sessions), and the nodes where
+    /// call times are set now.
+    call_time: Mutex<Option<bool>>,
+    call_time_on: Mutex<BTreeSet<String>>,
 }
 
 impl Default for LiveModel {
@@ -197,25 +197,44 @@ impl LiveModel {
             snapshot: Mutex::new(Snapshot::default()),
             last_count: Mutex::new(None),
             traced: Mutex::new(BTreeSet::new()),
-            call_time: AtomicBool::new(false),
-            call_time_on: AtomicBool::new(false),
+            call_time: Mutex::new(None),
+            call_time_on: Mutex::new(BTreeSet::new()),
         }
     }
 
-    /// Mean call times (`liveCallTime`) on or off from the next refresh.
-    pub fn set_call_time(&self, on: bool) {
-        self.call_time.store(on, Ordering::SeqCst);
+    /// Mean call times (`liveCallTime`) on, off, or as the node has it (unset) from the
+    /// next refresh.
+    pub fn set_call_time(&self, setting: Option<bool>) {
+        *self.call_time.lock().unwrap_or_else(|e| e.into_inner()) = setting;
     }
 
-    /// Count call times for the modules of `interest` when wanted; undo when not.
+    fn call_time_nodes(&self) -> BTreeSet<String> {
+        self.call_time_on
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_call_time_nodes(&self, nodes: BTreeSet<String>) {
+        *self.call_time_on.lock().unwrap_or_else(|e| e.into_inner()) = nodes;
+    }
+
+    /// Count call times for the modules of `interest` on each node that wants them; undo
+    /// where not.
     async fn sync_call_time(&self, session: &Session, interest: &Interest, snap: &mut Snapshot) {
-        let want = self.call_time.load(Ordering::SeqCst) && !interest.modules.is_empty();
-        if want {
-            calltime::sync(session, &interest.modules, snap).await;
-            self.call_time_on.store(true, Ordering::SeqCst);
-        } else if self.call_time_on.swap(false, Ordering::SeqCst) {
-            calltime::stop(session).await;
+        let setting = *self.call_time.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = session.nodes();
+        let mut on = self.call_time_nodes();
+        on.retain(|name| nodes.iter().any(|n| &n.info.name == name));
+        for n in &nodes {
+            if calltime::wanted(setting, &n.info) && !interest.modules.is_empty() {
+                calltime::sync(n, &interest.modules, snap).await;
+                on.insert(n.info.name.clone());
+            } else if on.remove(&n.info.name) {
+                calltime::stop(n).await;
+            }
         }
+        self.set_call_time_nodes(on);
     }
 
     /// The current snapshot.
@@ -372,9 +391,11 @@ impl LiveModel {
     /// Switch off every call counter we switched on (before detach).
     pub async fn stop_tracing(&self, session: &Session) {
         self.sync_tracing(session, &BTreeSet::new()).await;
-        if self.call_time_on.swap(false, Ordering::SeqCst) {
-            calltime::stop(session).await;
+        let on = self.call_time_nodes();
+        for n in session.nodes().iter().filter(|n| on.contains(&n.info.name)) {
+            calltime::stop(n).await;
         }
+        self.set_call_time_nodes(BTreeSet::new());
     }
 
     /// Forget everything (after a detach).
@@ -385,7 +406,7 @@ impl LiveModel {
         if let Ok(mut t) = self.traced.lock() {
             t.clear();
         }
-        self.call_time_on.store(false, Ordering::SeqCst);
+        self.set_call_time_nodes(BTreeSet::new());
     }
 }
 

@@ -1,7 +1,9 @@
 //! Call tracing of chosen functions ("Trace calls" in the editor): switched on per
 //! function on every attached node; the last few calls with arguments and results come
 //! back with each refresh. Bounded on the node (count and rate); past a bound it stops
-//! itself and the hover says why.
+//! itself and the hover says why. On nodes with trace sessions (OTP 27+) it traces in
+//! Orrery's own session; elsewhere it shares the node's one tracer per process, and the
+//! hover says what that means for the user's own tracers.
 
 use crate::agent::TRACE_MODULE;
 use crate::attach::Session;
@@ -23,8 +25,18 @@ pub struct TracedCall {
     pub us: i64,
 }
 
-/// Last calls per "Module.fun/arity", and why tracing stopped, if it did.
-pub type LastCalls = BTreeMap<String, (Vec<TracedCall>, Option<String>)>;
+/// What tracing one function found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Traced {
+    pub calls: Vec<TracedCall>,
+    /// Why tracing stopped, if it did.
+    pub stopped: Option<String>,
+    /// Nodes without trace sessions, where Orrery holds the processes it traces.
+    pub shared_on: Vec<String>,
+}
+
+/// Last calls per "Module.fun/arity".
+pub type LastCalls = BTreeMap<String, Traced>;
 
 /// Parse `KV.Calc.add/2`.
 pub fn parse_mfa(s: &str) -> Option<(String, String, u32)> {
@@ -49,10 +61,18 @@ pub async fn set(
         } else {
             "stop"
         };
-        n.conn
+        let r = n
+            .conn
             .rpc(TRACE_MODULE, f, args, T)
             .await
             .map_err(|e| format!("tracing on {}: {e}", n.info.name))?;
+        if !term::is_atom(&r, "ok") {
+            return Err(format!(
+                "tracing on {}: {}",
+                n.info.name,
+                pretty::to_elixir_compact(&r, 200)
+            ));
+        }
         if on {
             // Should this Orrery vanish, the guard switches its tracing off.
             crate::agent::undo_on_loss(
@@ -94,7 +114,7 @@ pub async fn fetch(session: &Session) -> LastCalls {
                     .map(|a| pretty::to_elixir_compact(a, 60))
                     .collect::<Vec<_>>()
                     .join(", ");
-                entry.0.push(TracedCall {
+                entry.calls.push(TracedCall {
                     node: n.info.name.clone(),
                     args,
                     result: term::get(c, "result")
@@ -104,7 +124,10 @@ pub async fn fetch(session: &Session) -> LastCalls {
                 });
             }
             if let Some(s) = term::get(v, "stopped").filter(|s| !term::is_atom(s, "nil")) {
-                entry.1 = term::as_string(s);
+                entry.stopped = term::as_string(s);
+            }
+            if term::get(v, "shared").is_some_and(|s| term::is_atom(s, "true")) {
+                entry.shared_on.push(n.info.name.clone());
             }
         }
     }
@@ -112,25 +135,40 @@ pub async fn fetch(session: &Session) -> LastCalls {
 }
 
 /// Hover lines for a traced function.
-pub fn render(fun: &str, calls: &(Vec<TracedCall>, Option<String>)) -> String {
+pub fn render(fun: &str, traced: &Traced) -> String {
     let mut s = String::from("\n\nLast calls (traced):\n");
-    if calls.0.is_empty() {
+    if traced.calls.is_empty() {
         s.push_str("- none yet\n");
     }
-    for c in &calls.0 {
+    for c in &traced.calls {
         s.push_str(&format!(
             "- `{fun}({})` → `{}` in {} µs on {}\n",
             c.args, c.result, c.us, c.node
         ));
     }
-    if !calls.0.is_empty() {
-        let mean = calls.0.iter().map(|c| c.us).sum::<i64>() as f64 / calls.0.len() as f64;
+    if !traced.calls.is_empty() {
+        let mean =
+            traced.calls.iter().map(|c| c.us).sum::<i64>() as f64 / traced.calls.len() as f64;
         s.push_str(&format!("\nMean time of these calls: {mean:.1} µs\n"));
     }
-    if let Some(why) = &calls.1 {
+    if let Some(why) = &traced.stopped {
         s.push_str(&format!("\n_Tracing {why}._\n"));
     }
+    if !traced.shared_on.is_empty() {
+        s.push_str(&format!("\n{}\n", shared_note(&traced.shared_on)));
+    }
     s
+}
+
+/// What tracing means on nodes without trace sessions (OTP 25, 26).
+pub fn shared_note(nodes: &[String]) -> String {
+    format!(
+        "_{} has no trace sessions (OTP 27+), and a process has one tracer there: Orrery \
+         traces the processes no other tracer had. A tracer you start now (`dbg`, \
+         `recon_trace`, `redbug`) gets the processes created after it, not those. Orrery \
+         takes back only the flags and patterns it set._",
+        nodes.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -144,5 +182,14 @@ mod tests {
             Some(("KV.Calc".into(), "add".into(), 2))
         );
         assert_eq!(parse_mfa("add"), None);
+    }
+
+    #[test]
+    fn the_hover_says_when_tracing_shares_the_tracer() {
+        let mut t = Traced::default();
+        assert!(!render("add", &t).contains("trace sessions"));
+        t.shared_on.push("kv@host".into());
+        let r = render("add", &t);
+        assert!(r.contains("kv@host has no trace sessions"), "{r}");
     }
 }

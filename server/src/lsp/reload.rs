@@ -14,20 +14,9 @@ use tower_lsp_server::ls_types::{self as lsp, MessageType};
 /// Commands this module serves.
 pub const COMMANDS: &[&str] = &["orrery.hotSwap", "orrery.rollback"];
 
-fn to_lsp(d: &Diagnostic) -> lsp::Diagnostic {
-    let line = d.line.saturating_sub(1);
-    let col = d.column.saturating_sub(1);
+fn to_lsp(d: &Diagnostic, text: Option<&str>) -> lsp::Diagnostic {
     lsp::Diagnostic {
-        range: lsp::Range {
-            start: lsp::Position {
-                line,
-                character: col,
-            },
-            end: lsp::Position {
-                line,
-                character: if d.column == 0 { 1000 } else { col + 1 },
-            },
-        },
+        range: super::convert::range(crate::reload::ranges::range(d, text)),
         severity: Some(match d.severity {
             Severity::Error => lsp::DiagnosticSeverity::ERROR,
             Severity::Warning => lsp::DiagnosticSeverity::WARNING,
@@ -50,16 +39,26 @@ impl Backend {
     async fn publish(&self, saved: &Path, diags: &[Diagnostic]) {
         let mut by_file: BTreeMap<PathBuf, Vec<lsp::Diagnostic>> = BTreeMap::new();
         by_file.entry(saved.to_path_buf()).or_default();
+        let mut texts: BTreeMap<PathBuf, Option<String>> = BTreeMap::new();
         for d in diags {
             let file = if d.file.as_os_str().is_empty() {
                 saved.to_path_buf()
             } else {
                 d.file.clone()
             };
-            by_file
-                .entry(crate::core::normalize(&file))
-                .or_default()
-                .push(to_lsp(d));
+            let file = crate::core::normalize(&file);
+            // Ranges are measured on the text that was compiled: the file on disk (else
+            // the text the editor has).
+            let text = texts
+                .entry(file.clone())
+                .or_insert_with(|| {
+                    std::fs::read_to_string(&file)
+                        .ok()
+                        .or_else(|| self.core.text(&file))
+                })
+                .as_deref();
+            let diag = to_lsp(d, text);
+            by_file.entry(file).or_default().push(diag);
         }
         let files: BTreeSet<PathBuf> = by_file.keys().cloned().collect();
         let stale: Vec<PathBuf> = {

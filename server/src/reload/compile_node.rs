@@ -40,6 +40,9 @@ pub struct Diagnostic {
     pub file: PathBuf,
     pub line: u32,
     pub column: u32,
+    /// Where the compiler says the text it is about ends: 1-based line and column, the
+    /// column one past its last character (Elixir 1.15+'s `span`), when it says so.
+    pub end: Option<(u32, u32)>,
     pub severity: Severity,
     pub message: String,
 }
@@ -166,22 +169,33 @@ pub fn code_paths(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `{file, line, column, severity, message}`, or with a sixth element, the span
+/// `{end_line, end_column}` or `nil`.
 fn diagnostics(t: &Term) -> Vec<Diagnostic> {
+    let n = |t: &Term| term::as_int(t).unwrap_or(0).max(0) as u32;
     term::list_ref(t)
         .iter()
-        .filter_map(|d| match term::as_tuple(d) {
-            Some([file, line, col, sev, msg]) => Some(Diagnostic {
+        .filter_map(|d| {
+            let (file, line, col, sev, msg, span) = match term::as_tuple(d)? {
+                [file, line, col, sev, msg] => (file, line, col, sev, msg, None),
+                [file, line, col, sev, msg, span] => (file, line, col, sev, msg, Some(span)),
+                _ => return None,
+            };
+            Some(Diagnostic {
                 file: PathBuf::from(term::as_string(file).unwrap_or_default()),
-                line: term::as_int(line).unwrap_or(0).max(0) as u32,
-                column: term::as_int(col).unwrap_or(0).max(0) as u32,
+                line: n(line),
+                column: n(col),
+                end: span.and_then(term::as_tuple).and_then(|s| match s {
+                    [l, c] => Some((n(l), n(c))).filter(|(l, c)| *l > 0 && *c > 0),
+                    _ => None,
+                }),
                 severity: if term::is_atom(sev, "error") {
                     Severity::Error
                 } else {
                     Severity::Warning
                 },
                 message: term::as_string(msg).unwrap_or_default(),
-            }),
-            _ => None,
+            })
         })
         .collect()
 }

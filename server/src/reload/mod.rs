@@ -7,6 +7,7 @@ pub mod build;
 pub mod compile_node;
 pub mod dependents;
 mod phases;
+pub mod ranges;
 
 use crate::attach::Session;
 use crate::audit;

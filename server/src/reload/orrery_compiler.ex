@@ -1,7 +1,9 @@
 # Loaded into Orrery's compile node (never into the user's node). Compiles one file in a
 # task with a timeout and returns the binaries and normalized diagnostics:
 #   {:ok, [{module, binary}], diagnostics} | {:error, diagnostics, diagnostics} | :timeout
-# A diagnostic is {file, line, column, severity, message}.
+# A diagnostic is {file, line, column, severity, message, span}: column 0 when unknown,
+# span {end_line, end_column} (end exclusive) where the compiler gives one (Elixir 1.15+,
+# asked for with `return_diagnostics: true`), else nil.
 defmodule OrreryCompiler.V1 do
   @moduledoc false
 
@@ -185,22 +187,28 @@ defmodule OrreryCompiler.V1 do
     end
   end
 
+  # Elixir 1.15+ returns diagnostics as maps with a position and a span when asked to
+  # (the release that added Code.with_diagnostics/2); 1.14 gives {file, line, message}.
+  defp compile_opts do
+    if function_exported?(Code, :with_diagnostics, 2), do: [return_diagnostics: true], else: []
+  end
+
   defp elixir_stages(first, rest, out) do
-    case Kernel.ParallelCompiler.compile_to_path(first, out, []) do
+    case Kernel.ParallelCompiler.compile_to_path(first, out, compile_opts()) do
       {:ok, modules, warnings} ->
         acc = {modules, norm(warnings, :warning), []}
 
         {modules, diags, stale} =
           Enum.reduce(rest, acc, fn stage, acc ->
             Enum.reduce(stage, acc, fn file, {ms, ds, st} ->
-              case Kernel.ParallelCompiler.compile_to_path([file], out, []) do
+              case Kernel.ParallelCompiler.compile_to_path([file], out, compile_opts()) do
                 {:ok, more, w} ->
                   {ms ++ more, ds ++ norm(w, :warning), st}
 
                 {:error, e, w} ->
                   errors = norm(e, :error)
                   why = case errors do
-                    [{_, line, _, _, msg} | _] -> "line #{line}: #{msg}"
+                    [{_, line, _, _, msg, _} | _] -> "line #{line}: #{msg}"
                     [] -> "does not compile"
                   end
                   {ms, ds ++ errors ++ norm(w, :warning), st ++ [{file, why}]}
@@ -302,27 +310,51 @@ defmodule OrreryCompiler.V1 do
     _ -> false
   end
 
-  defp norm(list, default) do
-    list
-    |> Enum.map(&one(&1, default))
-    |> Enum.reject(fn {_, _, _, _, msg} -> String.contains?(msg, "redefining module") end)
+  defp norm(%{} = warnings, default) do
+    norm(Map.get(warnings, :compile_warnings, []) ++ Map.get(warnings, :runtime_warnings, []),
+         default)
   end
+
+  defp norm(list, default) do
+    diags =
+      list
+      |> Enum.map(&one(&1, default))
+      |> Enum.reject(fn {_, _, _, _, msg, _} -> String.contains?(msg, "redefining module") end)
+
+    # "cannot compile module X (errors have been logged)" says nothing the errors before
+    # it do not (and has no line): keep it only when it is all there is.
+    case Enum.reject(diags, &logged_summary?/1) do
+      [] -> diags
+      kept -> kept
+    end
+  end
+
+  defp logged_summary?({_, 0, _, _, msg, _}), do: String.contains?(msg, "(errors have been logged)")
+  defp logged_summary?(_), do: false
 
   defp one(%{} = d, default) do
     {line, col} = pos(Map.get(d, :position, 0))
     {to_string(Map.get(d, :file) || ""), line, col, Map.get(d, :severity, default),
-     strip(Map.get(d, :message, ""))}
+     strip(Map.get(d, :message, "")), span(Map.get(d, :span), line, col)}
   end
 
   defp one({file, position, message}, default) do
     {line, col} = pos(position)
-    {to_string(file), line, col, default, strip(message)}
+    {to_string(file), line, col, default, strip(message), nil}
   end
 
   defp pos({line, col}) when is_integer(line) and is_integer(col), do: {line, col}
   defp pos({line, _}) when is_integer(line), do: {line, 0}
   defp pos(line) when is_integer(line), do: {line, 0}
   defp pos(_), do: {0, 0}
+
+  # A span that ends after its start, on a known column.
+  defp span({el, ec}, line, col)
+       when is_integer(el) and is_integer(ec) and col > 0 and
+              (el > line or (el == line and ec > col)),
+       do: {el, ec}
+
+  defp span(_, _, _), do: nil
 
   # Drop the compiler's own stacktrace lines from error messages.
   defp strip(message) do

@@ -6,6 +6,7 @@ pub mod check;
 pub mod dap;
 pub mod lsp;
 pub mod procs;
+pub mod tracing;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -19,7 +19,7 @@ M.defaults = {
   refresh_ms = nil,
   attach_peers = nil,
   inlay_hints = nil, -- { calls = true, processes = true, ets = true }
-  live_call_time = nil, -- mean call times (off by default: Orrery becomes the tracer)
+  live_call_time = nil, -- mean call times (nil: on with trace sessions, OTP 27+; off before)
   settings = nil, -- extra raw settings merged into the `orrery` section
   -- Client side.
   filetypes = { 'elixir', 'eelixir', 'heex' },

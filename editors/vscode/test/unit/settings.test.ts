@@ -3,11 +3,13 @@ import assert from "node:assert/strict";
 import { describeTarget, expandPath, serverSettings } from "../../src/settings";
 
 test("empty strings are unset: no node means the embedded default", () => {
-  const s = serverSettings({ node: "", cookie: "", cookieFile: "", allowWrites: null, refreshMs: 1000 });
+  const s = serverSettings({ node: "", cookie: "", cookieFile: "", allowWrites: null, refreshMs: 1000, liveCallTime: null });
   assert.equal(s.node, undefined);
   assert.equal(s.cookie, undefined);
   assert.equal(s.cookieFile, undefined);
   assert.equal(s.allowWrites, undefined);
+  // Unset: the server decides (on where the node has trace sessions).
+  assert.equal(s.liveCallTime, undefined);
   assert.equal(s.refreshMs, 1000);
   assert.deepEqual(s.inlayHints, { calls: true, processes: true, ets: true });
   assert.equal(describeTarget(s), "the workspace's mix app (started by Orrery)");
