@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
+mod definition;
 mod protocols;
 mod save;
+
+pub use definition::Definition;
 
 /// How the session was set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +39,8 @@ pub struct Core {
     pub docs: RwLock<HashMap<PathBuf, Document>>,
     /// Read through [`Core::index`]: edits are indexed when the index is next read.
     pub index: RwLock<WorkspaceIndex>,
+    /// The dependencies' sources (`deps/*/lib`, path deps), indexed when first needed.
+    deps: RwLock<Option<Arc<WorkspaceIndex>>>,
     /// Open documents edited since they were last indexed.
     unindexed: Mutex<std::collections::BTreeSet<PathBuf>>,
     pub live: LiveModel,
@@ -72,6 +77,7 @@ impl Core {
             settings: RwLock::new(Settings::default()),
             docs: RwLock::new(HashMap::new()),
             index: RwLock::new(WorkspaceIndex::new()),
+            deps: RwLock::new(None),
             unindexed: Mutex::new(Default::default()),
             live: LiveModel::new(),
             reloader: Arc::default(),

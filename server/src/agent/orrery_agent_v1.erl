@@ -6,7 +6,8 @@
 -export([query/1, summary/0, modules/1, names/2, trunc/2, call_counts/1, trace_calls/2,
          stop_counting/0, version/0, pid_info/2, callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
--export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3]).
+-export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3,
+         to_module/1, get_docs/1]).
 %% Elixir's own error messages for evaluated code (here and in orrery_dbg_v1).
 -export([elixir_eval/1]).
 

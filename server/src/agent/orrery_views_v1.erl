@@ -1,10 +1,10 @@
 %% Orrery's views of a node for the editor, loaded with the agent and removed with it:
 %% supervision trees (dynamic children named by their Registry key, identical siblings
-%% grouped), ETS tables (by name, or every table of the node) and a page of processes.
-%% Everything here only reads and is bounded.
+%% grouped), ETS tables (by name, or every table of the node), a page of processes, and
+%% where a module's source is (go to definition). Everything here only reads and is bounded.
 %% Keep this file ASCII only, no macros, no -include.
 -module(orrery_views_v1).
--export([sup_tree/1, ets_info/2, ets_named/2, ets_all/1, processes/1]).
+-export([sup_tree/1, ets_info/2, ets_named/2, ets_all/1, processes/1, source_of/3]).
 
 %% Supervision trees per application: [{App, Tree}] where Tree is
 %% #{pid, name, id, type, module, children, child_count}; a child's name is its
@@ -208,3 +208,127 @@ mfa_module(_) -> undefined.
 is_ours(A) when is_atom(A) ->
     lists:prefix("orrery_", atom_to_list(A));
 is_ours(_) -> false.
+
+%% ---- Where code is defined (go to definition, server/src/live/sources.rs) ----------
+
+%% Where module Name (a binary, 'Elixir.' included) and its function Fun/Arity (binary or
+%% nil; Arity nil: any) are defined: nil for no such module, else #{sources => [Path]}
+%% (the source path the compiler recorded, then the same file under the module's
+%% application directory and the Erlang source next to its beam, when those exist here),
+%% line => the function's first line (its debug info, else its docs entry; nil when
+%% unknown) and module_line. Never loads the module (beam_lib reads its beam file).
+source_of(Name, Fun, Arity) ->
+    case orrery_agent_v1:to_module(Name) of
+        undefined -> nil;
+        Mod ->
+            case code:which(Mod) of
+                Beam when is_list(Beam) ->
+                    Recorded = recorded_source(Mod, Beam),
+                    Forms = try read_forms(Mod, Beam) catch _:_ -> [] end,
+                    #{sources => [unicode:characters_to_binary(S)
+                                  || S <- source_candidates(Recorded, Beam)],
+                      line => fun_line(Mod, Forms, Fun, Arity),
+                      module_line => module_line(Forms)};
+                _ -> nil
+            end
+    end.
+
+recorded_source(Mod, Beam) ->
+    Info = case code:is_loaded(Mod) of
+               {file, _} -> try Mod:module_info(compile) catch _:_ -> [] end;
+               false ->
+                   case beam_lib:chunks(Beam, [compile_info]) of
+                       {ok, {_, [{compile_info, I}]}} -> I;
+                       _ -> []
+                   end
+           end,
+    case proplists:get_value(source, Info) of
+        S when is_list(S) -> S;
+        _ -> nil
+    end.
+
+%% Debian installs beams built elsewhere: the recorded path (/build/...) is gone, but the
+%% file may be under the application's directory (lib/elixir/lib/enum.ex is enum.ex under
+%% code:lib_dir(elixir)/lib), or found by filelib:find_source from the beam.
+source_candidates(Recorded, Beam) ->
+    AppDir = filename:dirname(filename:dirname(Beam)),
+    Moved = case Recorded of
+                nil -> [];
+                _ ->
+                    Parts = filename:split(Recorded),
+                    [P || N <- lists:seq(2, max(2, length(Parts) - 1)),
+                          N =< length(Parts),
+                          P <- [filename:join([AppDir | lists:nthtail(length(Parts) - N, Parts)])],
+                          P =/= Recorded, filelib:is_regular(P)]
+            end,
+    Found = try filelib:find_source(Beam) of
+                {ok, F} -> [F];
+                _ -> []
+            catch _:_ -> []
+            end,
+    dedup([S || S <- [Recorded | Moved] ++ Found, S =/= nil]).
+
+dedup([]) -> [];
+dedup([H | T]) -> [H | dedup([X || X <- T, X =/= H])].
+
+%% The line of Fun/Arity's definition: the abstract code's function form (the def line),
+%% else the docs entry's annotation (for Elixir, the line of its @doc).
+%% An Elixir macro is the function 'MACRO-name' with one more argument.
+fun_line(_, _, nil, _) -> nil;
+fun_line(Mod, Forms, Fun, Arity) ->
+    Macro = <<"MACRO-", Fun/binary>>,
+    Want = fun(F, A) ->
+                   (same_name(F, Fun) andalso (Arity =:= nil orelse A =:= Arity))
+                       orelse (same_name(F, Macro) andalso (Arity =:= nil orelse A =:= Arity + 1))
+           end,
+    case [L || {function, Anno, F, A, _} <- Forms, Want(F, A),
+               L <- [anno_line(Anno)], L =/= nil] of
+        [L | _] -> L;
+        [] -> doc_line(Mod, Fun, Arity)
+    end.
+
+module_line(Forms) ->
+    case [L || {attribute, Anno, module, _} <- Forms, L <- [anno_line(Anno)]] of
+        [L | _] when is_integer(L) -> L;
+        _ -> nil
+    end.
+
+same_name(F, Fun) when is_atom(F), is_binary(Fun) -> atom_to_binary(F, utf8) =:= Fun;
+same_name(_, _) -> false.
+
+read_forms(Mod, Beam) ->
+    case beam_lib:chunks(Beam, [debug_info]) of
+        {ok, {_, [{debug_info, {debug_info_v1, Backend, Data}}]}} ->
+            case Backend:debug_info(erlang_v1, Mod, Data, []) of
+                {ok, Forms} -> Forms;
+                _ -> []
+            end;
+        _ ->
+            case beam_lib:chunks(Beam, [abstract_code]) of
+                {ok, {_, [{abstract_code, {_, Forms}}]}} -> Forms;
+                _ -> []
+            end
+    end.
+
+doc_line(Mod, Fun, Arity) ->
+    Entries = case try orrery_agent_v1:get_docs(Mod) catch _:_ -> error end of
+                  {ok, {docs_v1, _, _, _, _, _, E}} -> E;
+                  {docs_v1, _, _, _, _, _, E} -> E;
+                  _ -> []
+              end,
+    Fits = fun(A, Meta) ->
+                   D = case is_map(Meta) of true -> maps:get(defaults, Meta, 0); false -> 0 end,
+                   Arity =:= nil orelse (Arity =< A andalso Arity >= A - D)
+           end,
+    case [L || {{K, F, A}, Anno, _, _, Meta} <- Entries, K =:= function orelse K =:= macro,
+               same_name(F, Fun), Fits(A, Meta), L <- [anno_line(Anno)], L =/= nil] of
+        [L | _] -> L;
+        [] -> nil
+    end.
+
+anno_line(Anno) ->
+    try erl_anno:line(Anno) of
+        L when is_integer(L), L > 0 -> L;
+        _ -> nil
+    catch _:_ -> nil
+    end.

@@ -6,6 +6,7 @@ pub mod calltime;
 pub mod docs;
 pub mod named;
 pub mod render;
+pub mod sources;
 pub mod targets;
 pub mod trace;
 pub mod views;

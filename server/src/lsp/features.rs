@@ -2,7 +2,7 @@
 //! code lenses.
 
 use super::convert::{from_pos, range, to_path, uri_of};
-use crate::core::{normalize, Core};
+use crate::core::{normalize, Core, Definition};
 use crate::live::{docs, render, Interest, LiveModel};
 use crate::workspace::index::{self, Reference};
 use tower_lsp_server::ls_types::*;
@@ -179,46 +179,41 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
     text.or_else(|| not_attached_note(core)).map(markdown)
 }
 
-pub fn definition(core: &Core, p: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
-    let path = normalize(&to_path(
-        &p.text_document_position_params.text_document.uri,
-    )?);
-    let pos = from_pos(p.text_document_position_params.position);
-    let reference = core.reference_at(&path, pos)?;
-    let idx = core.index()?;
-    let locs: Vec<Location> = match reference {
-        Reference::Module { name, .. } => idx
-            .find_module(&name)
-            .and_then(|(p, m)| Some(Location::new(uri_of(&p)?, range(m.name_range))))
-            .into_iter()
-            .collect(),
-        Reference::RemoteCall {
-            module,
-            function,
-            arity,
-            ..
-        }
-        | Reference::LocalCall {
-            module,
-            function,
-            arity,
-            ..
-        } => {
-            let mut found = idx.find_function(&module, &function, arity);
-            if found.is_empty() && arity.is_some() {
-                found = idx.find_function(&module, &function, None);
-            }
-            found
-                .into_iter()
-                .filter_map(|(p, f)| Some(Location::new(uri_of(&p)?, range(f.name_range))))
-                .collect()
-        }
-        Reference::Atom { .. } => vec![],
+/// Go to definition, and a note for the user when the definition's source is not on
+/// this machine.
+pub async fn definition(
+    core: &Core,
+    p: GotoDefinitionParams,
+) -> (Option<GotoDefinitionResponse>, Option<String>) {
+    let Some(path) = to_path(&p.text_document_position_params.text_document.uri) else {
+        return (None, None);
     };
-    match locs.len() {
-        0 => None,
-        1 => Some(GotoDefinitionResponse::Scalar(locs.into_iter().next()?)),
-        _ => Some(GotoDefinitionResponse::Array(locs)),
+    let pos = from_pos(p.text_document_position_params.position);
+    match core.definition(&normalize(&path), pos).await {
+        Definition::At(places) => {
+            let mut locs: Vec<Location> = places
+                .into_iter()
+                .filter_map(|(p, r)| Some(Location::new(uri_of(&p)?, range(r))))
+                .collect();
+            let resp = match locs.len() {
+                0 => None,
+                1 => locs.pop().map(GotoDefinitionResponse::Scalar),
+                _ => Some(GotoDefinitionResponse::Array(locs)),
+            };
+            (resp, None)
+        }
+        Definition::NoSource { module, recorded } => {
+            let recorded = recorded
+                .map(|r| format!(" (its beam names `{}`)", r.display()))
+                .unwrap_or_default();
+            (
+                None,
+                Some(format!(
+                    "Orrery: the source of {module} is not on this machine{recorded}"
+                )),
+            )
+        }
+        Definition::Unknown => (None, None),
     }
 }
 

@@ -531,7 +531,11 @@ impl LanguageServer for Backend {
         &self,
         p: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
-        Ok(features::definition(&self.core, p))
+        let (resp, note) = features::definition(&self.core, p).await;
+        if let Some(note) = note {
+            self.client.show_message(MessageType::INFO, note).await;
+        }
+        Ok(resp)
     }
 
     async fn document_symbol(

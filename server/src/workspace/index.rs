@@ -414,6 +414,21 @@ impl WorkspaceIndex {
         count
     }
 
+    /// Index every Elixir source under `dir` (as `index_dir` skips `_build`, `deps`, ..
+    /// below it). Returns the number of files indexed.
+    pub fn index_tree(&mut self, dir: &Path) -> usize {
+        let mut files = Vec::new();
+        collect_elixir_files(dir, &mut files);
+        let mut count = 0;
+        for file in files {
+            if let Ok(bytes) = std::fs::read(&file) {
+                self.update(file, &String::from_utf8_lossy(&bytes));
+                count += 1;
+            }
+        }
+        count
+    }
+
     pub fn file(&self, path: &Path) -> Option<&FileIndex> {
         self.files.get(path)
     }
