@@ -155,12 +155,17 @@ impl Core {
         // One winner: mix's own compile brings `_build` and its manifest up to the saved
         // source, and the node gets what `_build` then holds (see `reload::build`), so
         // mix and Phoenix's CodeReloader find nothing left to compile or load.
+        // Protocols and impls stay out of it: their consolidation is Orrery's on the node,
+        // and mix's next compile rebuilds them on disk (source newer than its manifest).
         let mut modules = modules;
-        let synced = self
-            .reloader
-            .sync_build(&root, settings.compile_timeout() * 2)
-            .await;
-        if let crate::reload::build::Synced::Done { changed } = &synced {
+        let synced = if roles.is_empty() {
+            self.reloader
+                .sync_build(&root, settings.compile_timeout() * 2)
+                .await
+        } else {
+            crate::reload::build::Synced::Skipped
+        };
+        if let crate::reload::build::Synced::Done { changed, .. } = &synced {
             let besides = self
                 .reloader
                 .without_protocols(crate::reload::build::rebuilt_besides(
@@ -210,10 +215,6 @@ impl Core {
             Err(reason) => return with_warnings(reason),
         };
         names.extend(added.iter().map(|p| crate::beam::pretty::module_name(p)));
-        if !roles.is_empty() {
-            // Protocols or impls changed: mix consolidates again at its next compile.
-            crate::reload::build::consolidation_stale(&root);
-        }
         // Modules with breakpoints armed by a debug session are recompiled *with* their
         // probes, so the breakpoints survive the save.
         let mut kind = SwapKind::Edit;

@@ -39,16 +39,18 @@ impl Debugger {
             .iter()
             .map(|(f, (_, names))| (f.clone(), names.clone()))
             .collect();
-        if files.is_empty() || !self.writes_allowed() {
+        // A load of ours under way shows code we have not recorded yet: look next time.
+        if files.is_empty() || !self.writes_allowed() || self.reloader.busy() {
             return vec![];
         }
         let Ok(conn) = self.session.primary() else {
             return vec![];
         };
-        let mut out = vec![];
-        'files: for (file, names) in files {
+        let mut loaded: Vec<(PathBuf, String, String)> = vec![];
+        for (file, names) in files {
             for m in names {
-                let Ok(md5) = conn
+                // Not loaded (deleted, or the node is going away): nothing to re-arm.
+                if let Ok(md5) = conn
                     .rpc(
                         "erlang",
                         "get_module_info",
@@ -56,14 +58,19 @@ impl Debugger {
                         Duration::from_secs(5),
                     )
                     .await
-                else {
-                    // Not loaded (deleted, or the node is going away): nothing to re-arm.
-                    continue;
-                };
-                if !self.reloader.is_probed(&m, &crate::reload::md5_hex(&md5)) {
-                    out.push(file);
-                    continue 'files;
+                {
+                    loaded.push((file.clone(), m, crate::reload::md5_hex(&md5)));
                 }
+            }
+        }
+        // A load of ours that began meanwhile: look next time.
+        if self.reloader.busy() {
+            return vec![];
+        }
+        let mut out: Vec<PathBuf> = vec![];
+        for (file, m, md5) in loaded {
+            if !self.reloader.is_probed(&m, &md5) && !out.contains(&file) {
+                out.push(file);
             }
         }
         out

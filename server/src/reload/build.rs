@@ -1,9 +1,8 @@
 //! One winner per save: after Orrery compiled a saved file, mix's own compile (run on the
 //! compile node) brings `_build` up to the sources on disk (beams, manifest, app file),
-//! and the node gets the same code `_build` then holds. Consolidated protocols are the
-//! exception: the node's are Orrery's (`core::protocols`, consolidated as mix does) and
-//! the disk's are redone by mix's next compile, told so by the removal of its
-//! consolidation manifest.
+//! and the node gets the same code `_build` then holds. Saves of protocols and impls are
+//! the exception: their consolidation is Orrery's on the node (`core::protocols`) and
+//! mix's next compile rebuilds them on disk.
 //! So mix, Phoenix's CodeReloader and IEx's `recompile` find nothing left to do, a
 //! restarted node runs the same code, and no second load races Orrery's.
 //!
@@ -21,16 +20,20 @@ use std::time::SystemTime;
 pub enum Synced {
     /// `_build` matches the sources; `changed` are the modules (atom names) whose beams
     /// mix rewrote.
-    Done { changed: Vec<String> },
+    Done {
+        changed: Vec<String>,
+    },
+    /// Not run (a save of protocols or impls: mix rebuilds those at its next compile).
     /// mix compile failed or timed out: `_build` is as mix left it (mix rebuilds it later).
     Failed(String),
+    Skipped,
 }
 
 impl Synced {
     /// A note for the save's message when the build could not be brought up to date.
     pub fn note(&self) -> Option<String> {
         match self {
-            Synced::Done { .. } => None,
+            Synced::Done { .. } | Synced::Skipped => None,
             Synced::Failed(why) => Some(format!(
                 "_build not updated ({why}); mix compile (or Phoenix's code reloader) will compile this file again"
             )),
@@ -67,8 +70,12 @@ pub struct Snapshot(HashMap<PathBuf, SystemTime>);
 
 impl Snapshot {
     pub fn take(root: &Path) -> Snapshot {
+        Self::of(workspace_ebins(root))
+    }
+
+    fn of(dirs: Vec<PathBuf>) -> Snapshot {
         let mut times = HashMap::new();
-        for ebin in workspace_ebins(root) {
+        for ebin in dirs {
             for e in beams(&ebin) {
                 if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
                     times.insert(e.path(), t);
@@ -147,20 +154,6 @@ pub fn beam_path(root: &Path, module: &str) -> Option<PathBuf> {
         .into_iter()
         .map(|ebin| ebin.join(format!("{module}.beam")))
         .find(|p| p.is_file())
-}
-
-/// Protocols or their impls changed: remove mix's consolidation manifests of the
-/// workspace's apps, so that its next compile consolidates again (it decides by file
-/// times otherwise, and a build synced without consolidation looks done to it).
-pub fn consolidation_stale(root: &Path) {
-    // An umbrella keeps it for all its apps.
-    let env = root.join("_build").join(super::compile_node::mix_env(root));
-    let _ = std::fs::remove_file(env.join(".mix").join("compile.protocols"));
-    for ebin in workspace_ebins(root) {
-        if let Some(app) = ebin.parent() {
-            let _ = std::fs::remove_file(app.join(".mix").join("compile.protocols"));
-        }
-    }
 }
 
 /// The beam `_build` holds for `module` (atom name), if any.

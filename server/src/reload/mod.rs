@@ -139,6 +139,15 @@ pub enum SaveOutcome {
     },
 }
 
+/// Counts a swap under way for as long as it lives.
+struct Busy<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The reloader for one workspace.
 #[derive(Default)]
 pub struct Reloader {
@@ -147,6 +156,8 @@ pub struct Reloader {
     /// Per module, the md5s of the probe-carrying code Orrery loaded (whatever else runs
     /// under that name was loaded by someone else).
     probed: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// Swaps under way.
+    busy: std::sync::atomic::AtomicUsize,
     /// The workspace's beams as they were before Orrery's first build sync.
     mirror: Mutex<Option<build::Mirror>>,
 }
@@ -378,6 +389,11 @@ impl Reloader {
             .unwrap_or_default()
     }
 
+    /// Whether a swap is under way (code on the node may be Orrery's before it says so).
+    pub fn busy(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
     /// Whether `md5` (hex) is probe-carrying code Orrery loaded as `module`.
     pub fn is_probed(&self, module: &str, md5: &str) -> bool {
         self.probed
@@ -436,6 +452,9 @@ impl Reloader {
         kind: SwapKind,
         ebin: Option<&Path>,
     ) -> Result<SwapReport, String> {
+        // Loads under way: a watcher of loaded code waits until they are over.
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _done = Busy(&self.busy);
         let action = kind.action();
         let started = Instant::now();
         let nodes = session.nodes();
@@ -481,7 +500,16 @@ impl Reloader {
             let mut failures = vec![];
             for r in futures::future::join_all(tries).await {
                 match r {
-                    Ok(h) => held.push(h),
+                    Ok(h) => {
+                        if let (SwapKind::Instrument { .. }, Ok(mut p)) =
+                            (&kind, self.probed.lock())
+                        {
+                            p.entry(h.module.clone())
+                                .or_default()
+                                .insert(h.after.clone());
+                        }
+                        held.push(h)
+                    }
                     Err(msg) => failures.push(msg),
                 }
             }

@@ -240,8 +240,7 @@ defmodule OrreryCompiler.V1 do
         # Every task runs again (mix runs each once per session otherwise).
         Mix.Task.clear()
 
-        # Consolidated protocols stay Orrery's on the node (see core/protocols.rs); on
-        # disk, mix consolidates again at its next compile (see reload/build.rs).
+        # Consolidated protocols stay Orrery's on the node (see core/protocols.rs).
         Mix.Task.run("compile", ["--return-errors", "--no-deps-check", "--no-archives-check",
                                  "--no-elixir-version-check", "--no-protocol-consolidation"])
       end)
