@@ -47,6 +47,28 @@ fn kv_node() -> (tempfile::TempDir, TestNode) {
     (dir, node)
 }
 
+/// A breakpoint in `KV.Calc.add`, then the file edited on disk (`a + b + 1`) and reloaded
+/// plain by the in-node reloader: Orrery says it armed the breakpoint again.
+fn armed_again_after_a_reload(d: &mut DapClient, node: &TestNode, calc: &std::path::Path) {
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": calc}, "breakpoints": [{"line": 5}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    d.ok("configurationDone", json!({}));
+    edit(calc, "a + b", "a + b + 1");
+    assert_eq!(reload_in_node(node), "ok");
+    // A request uses it (newer mix purges what it recompiled instead of loading it).
+    rpc(
+        node,
+        "code",
+        "ensure_loaded",
+        vec![term::atom("Elixir.KV.Calc")],
+    )
+    .unwrap();
+    d.wait_output("armed again", LONG);
+}
+
 #[test]
 fn breakpoints_survive_a_reload_made_by_an_in_node_reloader() {
     let (dir, node) = kv_node();
@@ -55,25 +77,8 @@ fn breakpoints_survive_a_reload_made_by_an_in_node_reloader() {
     let calc = dir.path().join("lib/kv/calc.ex");
     let mut d = DapClient::start();
     d.attach_to(&node, dir.path(), json!({}));
-    let bps = d.ok(
-        "setBreakpoints",
-        json!({"source": {"path": calc}, "breakpoints": [{"line": 5}]}),
-    );
-    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
-    d.ok("configurationDone", json!({}));
-
     // The file changes on disk and the in-node reloader loads it, plain.
-    edit(&calc, "a + b", "a + b + 1");
-    assert_eq!(reload_in_node(&node), "ok");
-    // A request uses it (newer mix purges what it recompiled instead of loading it).
-    rpc(
-        &node,
-        "code",
-        "ensure_loaded",
-        vec![term::atom("Elixir.KV.Calc")],
-    )
-    .unwrap();
-    d.wait_output("armed again", LONG);
+    armed_again_after_a_reload(&mut d, &node, &calc);
 
     // The next call stops at the breakpoint, in the new code.
     let call = support::rpc_in_background(
@@ -112,22 +117,7 @@ fn a_debugger_killed_after_a_reload_by_others_leaves_the_code_of_the_source() {
     let calc = dir.path().join("lib/kv/calc.ex");
     let mut d = DapClient::start_with(&[("ORRERY_GRACE_MS", "300")]);
     d.attach_to(&node, dir.path(), json!({}));
-    let bps = d.ok(
-        "setBreakpoints",
-        json!({"source": {"path": calc}, "breakpoints": [{"line": 5}]}),
-    );
-    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
-    edit(&calc, "a + b", "a + b + 1");
-    assert_eq!(reload_in_node(&node), "ok");
-    // A request uses it (newer mix purges what it recompiled instead of loading it).
-    rpc(
-        &node,
-        "code",
-        "ensure_loaded",
-        vec![term::atom("Elixir.KV.Calc")],
-    )
-    .unwrap();
-    d.wait_output("armed again", LONG);
+    armed_again_after_a_reload(&mut d, &node, &calc);
     unsafe {
         libc::kill(d.pid() as i32, libc::SIGKILL);
     }
