@@ -5,6 +5,7 @@
 pub mod calltime;
 pub mod docs;
 pub mod named;
+pub mod phoenix;
 pub mod render;
 pub mod sources;
 pub mod targets;
@@ -131,6 +132,8 @@ pub struct Snapshot {
     pub registries: BTreeMap<String, Vec<RegistryProcs>>,
     /// module -> "fun/arity" -> (node, calls, total µs); only with `liveCallTime`.
     pub times: BTreeMap<String, BTreeMap<String, Vec<CallTime>>>,
+    /// LiveViews, routers and endpoints among the modules (`phoenix.rs`).
+    pub phoenix: phoenix::PhoenixSnapshot,
 }
 
 impl Snapshot {
@@ -263,7 +266,9 @@ impl LiveModel {
             }
             due
         };
-        let mut snap = Self::fetch_with(session, interest, call_counts, count).await;
+        let prev_channels = self.snapshot().phoenix.channels;
+        let mut snap =
+            Self::fetch_with(session, interest, call_counts, count, &prev_channels).await;
         if !count {
             let prev = self.snapshot();
             // Run-time name lookups walk every process too: keep the last ones.
@@ -297,7 +302,7 @@ impl LiveModel {
 
     /// One batched query per node for `interest`, without touching the cached snapshot.
     pub async fn fetch(session: &Session, interest: &Interest, call_counts: bool) -> Snapshot {
-        Self::fetch_with(session, interest, call_counts, true).await
+        Self::fetch_with(session, interest, call_counts, true, &BTreeMap::new()).await
     }
 
     async fn fetch_with(
@@ -305,6 +310,7 @@ impl LiveModel {
         interest: &Interest,
         call_counts: bool,
         count_procs: bool,
+        channels: &BTreeMap<String, Vec<Term>>,
     ) -> Snapshot {
         let mods: Vec<Term> = interest.modules.iter().map(|m| term::module(m)).collect();
         let tabs: Vec<Term> = interest
@@ -316,7 +322,10 @@ impl LiveModel {
             ("modules", list(mods.clone())),
             ("names", list(mods.clone())),
             ("ets", list(tabs)),
-            ("calls", list(if call_counts { mods } else { vec![] })),
+            (
+                "calls",
+                list(if call_counts { mods.clone() } else { vec![] }),
+            ),
             ("named", named::query(&interest.names, count_procs)),
             ("limits", limits_with_count(count_procs)),
         ]);
@@ -339,6 +348,8 @@ impl LiveModel {
                 count_procs,
                 term::get(&reply, "named"),
             );
+            let known = channels.get(&node);
+            phoenix::fetch_node(&n, &mods, count_procs, known, &mut snap.phoenix).await;
         }
         snap
     }
