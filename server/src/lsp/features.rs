@@ -340,7 +340,11 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
                         out.push(hint(
                             at,
                             label,
-                            Some(format!("calls of {}.{fa} since attach", m.name)),
+                            Some(format!(
+                                "calls of {}.{fa} {}",
+                                m.name,
+                                render::since_text(render::calls_since(&snap, &m.name))
+                            )),
                         ));
                     }
                 }
@@ -414,11 +418,11 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
         }
         for f in &m.functions {
             let fa = format!("{}/{}", f.name, f.arity);
-            if let Some((n, _)) = render::calls(&snap, &m.name, &fa) {
+            if let Some(title) = render::calls_lens(&snap, &m.name, &fa) {
                 out.push(CodeLens {
                     range: range(f.name_range),
                     command: Some(Command {
-                        title: format!("{n} call{}", if n == 1 { "" } else { "s" }),
+                        title,
                         command: String::new(),
                         arguments: None,
                     }),
