@@ -5,7 +5,8 @@
 %% hidden node it connects from, monitored with monitor_node). Pieces that change the node
 %% leave an undo entry for their owner (undo_on_loss/3): the debugger ("stop: resume every
 %% paused process, disarm, put the code that matches the source back"), call tracing,
-%% call times. Instrumented modules leave the binary to restore (set_restore/3).
+%% call times, call counts (orrery_counts_v1, whose table orrery_guard_v1_counts the guard
+%% owns, so it goes with the guard). Instrumented modules leave the binary to restore (set_restore/3).
 %%
 %% When an owner's node goes away and the owner does not attach again within the grace
 %% period, the guard runs that owner's undo entries itself; when no owner is left it also

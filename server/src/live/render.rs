@@ -361,6 +361,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn counts_say_since_when_they_run() {
+        let mut snap = Snapshot::default();
+        snap.calls.insert(
+            "KV.Calc".into(),
+            [("add/2".to_string(), vec![("a@h".to_string(), 12)])].into(),
+        );
+        assert_eq!(calls_lens(&snap, "KV.Calc", "add/2").unwrap(), "12 calls");
+        let h = function_hover(&snap, "KV.Calc", "add/2").unwrap();
+        assert!(h.contains("12 calls since attach"), "{h}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        snap.calls_since
+            .insert("KV.Calc".into(), vec![("a@h".into(), now)]);
+        let t = local_time(now);
+        assert_eq!(t.len(), 8, "{t}"); // today: HH:MM:SS
+        let lens = calls_lens(&snap, "KV.Calc", "add/2").unwrap();
+        assert_eq!(lens, format!("12 calls since {t}"));
+        assert_eq!(function_hint(&snap, "KV.Calc", "add/2").unwrap(), lens);
+        let h = function_hover(&snap, "KV.Calc", "add/2").unwrap();
+        assert!(h.contains(&lens) && h.contains("not known"), "{h}");
+        // Another day shows its date.
+        assert!(local_time(now - 3 * 86_400_000).contains('-'));
+    }
+
+    #[test]
     fn hints_are_short() {
         let mut snap = Snapshot::default();
         snap.modules.insert(
