@@ -210,7 +210,6 @@ now, and let jit-lock ask for the rest when it is displayed."
   "Fetch live values for the current buffer and show them.
 WHAT is `lenses', `hints' or nil for both."
   (when (and orrery-live-mode (orrery--server t))
-    (orrery--flush-changes (orrery--server t))
     (when (and (orrery--own-lenses-p) (memq what '(nil lenses)))
       (orrery--fetch 'lenses :textDocument/codeLens
                      (list :textDocument (eglot--TextDocumentIdentifier))
@@ -320,8 +319,12 @@ lsp-mode buffers with Orrery's add-on client."
    ((and (bound-and-true-p eglot--managed-mode)
          (orrery--server-p (eglot-current-server)))
     (unless orrery-live-mode (orrery-live-mode 1)))
-   ;; Eglot (dis)connecting the user's server leaves a companion alone.
-   ((and orrery-live-mode (not (orrery--buffer-server)))
+   ;; Eglot leaving the buffer ends live values from eglot's Orrery, but leaves a
+   ;; companion (or lsp-mode's add-on) alone.
+   ((and orrery-live-mode
+         (not (let ((s (run-hook-with-args-until-success
+                        'orrery--buffer-server-functions)))
+                (and s (orrery--server-p s)))))
     (orrery-live-mode -1))))
 
 
