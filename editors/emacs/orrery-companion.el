@@ -24,6 +24,8 @@
 ;;   hover (state, processes, call counts), composed with eglot's own
 ;;   hover (`orrery-eldoc-compose');
 ;; - inlay hints and code lenses as overlays (`orrery-live-mode');
+;; - the diagnostics of its compile on save in flymake
+;;   (`orrery-flymake-backend', beside eglot's own backend);
 ;; - the commands of orrery.el (status, inspect, processes, rollback,
 ;;   attach, doctor) and of orrery-debug.el work on this connection.
 ;;
@@ -39,6 +41,7 @@
 (require 'jsonrpc)
 (require 'eglot)
 (require 'eldoc)
+(require 'flymake)
 (require 'orrery)
 
 (declare-function orrery-live-mode "orrery-live" (&optional arg))
@@ -142,13 +145,63 @@ Requests send pending changes first, whatever the delay."
     (_ (signal 'jsonrpc-error
                (list :code -32601 :message (format "%s: not handled" method))))))
 
-(defun orrery--companion-notification (_conn method params)
-  "Handle Orrery's notification METHOD with PARAMS."
+(defun orrery--companion-notification (conn method params)
+  "Handle Orrery's notification METHOD with PARAMS on CONN."
   (pcase method
     ('window/showMessage
      (let ((msg (plist-get params :message)))
        (message "%s" (if (string-prefix-p "Orrery" msg) msg (concat "Orrery: " msg)))))
+    ;; Warnings and errors only: a save that did not compile says so here.
+    ('window/logMessage
+     (when (memq (plist-get params :type) '(1 2))
+       (let ((msg (plist-get params :message)))
+         (message "%s" (if (string-prefix-p "Orrery" msg) msg (concat "Orrery: " msg))))))
+    ('textDocument/publishDiagnostics
+     (orrery--companion-diagnostics conn params))
     (_ nil)))
+
+;;;; Diagnostics of saves (compile errors and warnings), through flymake
+
+(defvar-local orrery--companion-diags nil
+  "The diagnostics Orrery last published for this buffer (LSP plists).")
+
+(defvar-local orrery--companion-report nil
+  "Flymake's report function for `orrery-flymake-backend', once it asked.")
+
+(defun orrery--companion-diagnostics (conn params)
+  "Keep the diagnostics PARAMS for the buffer of CONN they are about."
+  (let ((uri (plist-get params :uri)))
+    (dolist (b (orrery--connection-buffers conn))
+      (when (and (buffer-live-p b)
+                 (with-current-buffer b
+                   (and buffer-file-name (equal (orrery--uri buffer-file-name) uri))))
+        (with-current-buffer b
+          (setq orrery--companion-diags (append (plist-get params :diagnostics) nil))
+          (orrery--companion-report-diags))))))
+
+(defun orrery--companion-report-diags ()
+  "Give this buffer's diagnostics to flymake."
+  (when (and orrery--companion-report (bound-and-true-p flymake-mode))
+    (funcall orrery--companion-report
+             (mapcar
+              (lambda (d)
+                (let* ((range (plist-get d :range))
+                       (beg (eglot--lsp-position-to-point (plist-get range :start)))
+                       (end (eglot--lsp-position-to-point (plist-get range :end))))
+                  (when (<= end beg)
+                    (setq end (min (point-max) (1+ beg))))
+                  (flymake-make-diagnostic
+                   (current-buffer) beg end
+                   (pcase (plist-get d :severity)
+                     (1 :error) (2 :warning) (_ :note))
+                   (concat "Orrery: " (plist-get d :message)))))
+              orrery--companion-diags))))
+
+(defun orrery-flymake-backend (report-fn &rest _)
+  "A flymake backend with the diagnostics of Orrery's compile on save.
+REPORT-FN is flymake's callback."
+  (setq orrery--companion-report report-fn)
+  (orrery--companion-report-diags))
 
 ;;;; Starting and stopping
 
@@ -319,8 +372,10 @@ buffers; the user's server's hover comes through eglot's own entry."
       t)))
 
 (defun orrery--companion-eldoc-setup ()
-  "Put Orrery's hover into eldoc, after the user's server's hover."
+  "Put Orrery's hover into eldoc, and its diagnostics into flymake.
+Both after the user's server's, beside them."
   (when orrery-companion-mode
+    (add-hook 'flymake-diagnostic-functions #'orrery-flymake-backend 50 t)
     (add-hook 'eldoc-documentation-functions #'orrery-eldoc-function 50 t)
     (when orrery-eldoc-compose
       (setq-local eldoc-documentation-strategy #'eldoc-documentation-compose))
@@ -373,6 +428,7 @@ on it (`orrery-static-features')."
     (remove-hook 'after-save-hook #'orrery--companion-after-save t)
     (remove-hook 'kill-buffer-hook #'orrery--companion-close t)
     (remove-hook 'eldoc-documentation-functions #'orrery-eldoc-function t)
+    (remove-hook 'flymake-diagnostic-functions #'orrery-flymake-backend t)
     (when orrery--companion-timer
       (cancel-timer orrery--companion-timer)
       (setq orrery--companion-timer nil))

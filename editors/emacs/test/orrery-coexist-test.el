@@ -21,6 +21,7 @@
 (require 'orrery-companion)
 (require 'orrery-live)
 (require 'eglot)
+(require 'flymake)
 
 (defconst orrery-coexist-static-ls
   (expand-file-name "tests/static-ls/static_ls.py" orrery-test-repo)
@@ -206,6 +207,44 @@ server's, and Orrery answers no static request."
       (when (buffer-live-p buf) (kill-buffer buf)))
     (should-not (and conn (jsonrpc-running-p conn)))
     (should (= 0 (hash-table-count orrery--connections)))
+    (orrery-coexist--agent-gone)))
+
+(ert-deftest orrery-coexist-1b-save-diagnostics ()
+  "A save that does not compile shows Orrery's errors through flymake.
+Nothing is loaded (the file never compiled), and the file is removed after."
+  (orrery-test-require-node)
+  (orrery-coexist--setup)
+  (let* ((file (expand-file-name "lib/kv/coexist_broken.ex" orrery-test-fixture))
+         buf)
+    (with-temp-file file
+      (insert "defmodule KV.CoexistBroken do\n  def f(x), do: x +\nend\n"))
+    (unwind-protect
+        (progn
+          (setq buf (orrery-coexist--open "lib/kv/coexist_broken.ex"))
+          (with-current-buffer buf
+            (orrery-ensure t)
+            (should orrery-companion-mode)
+            (should (memq #'orrery-flymake-backend flymake-diagnostic-functions))
+            (flymake-mode 1)
+            (orrery-test-wait "Orrery to attach" 60
+                              (lambda () (eq t (plist-get (orrery-request :orrery/status)
+                                                          :attached))))
+            (set-buffer-modified-p t)
+            (let ((make-backup-files nil)) (save-buffer))
+            (let ((diag (orrery-test-wait
+                         "Orrery's compile error in flymake" 60
+                         (lambda ()
+                           (cl-find-if (lambda (d) (string-prefix-p
+                                                    "Orrery: " (flymake-diagnostic-text d)))
+                                       (flymake-diagnostics))))))
+              (should (eq (flymake-diagnostic-type diag) :error)))
+            (should (equal (orrery-test-rpc ":code" "is_loaded" "[KV.CoexistBroken]")
+                           "false"))))
+      (when (buffer-live-p buf)
+        (with-current-buffer buf (set-buffer-modified-p nil))
+        (kill-buffer buf))
+      (delete-file file)
+      (orrery-companion-shutdown-all))
     (orrery-coexist--agent-gone)))
 
 ;;;; lsp-mode + add-on
