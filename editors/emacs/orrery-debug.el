@@ -190,7 +190,6 @@ The node is `orrery-node'; recording follows `orrery-debug-record'.")
 
 (declare-function dape "ext:dape" (config &optional skip-compile))
 (declare-function dap-debug "ext:dap-mode" (debug-args))
-(declare-function eglot--signal-textDocument/didChange "eglot" ())
 (declare-function eglot--TextDocumentIdentifier "eglot" ())
 
 (defconst orrery-debug-test-command "orrery.debugTest"
@@ -269,8 +268,7 @@ else its describe block, else the whole file.  Breakpoints are armed
 before \"mix test\" starts."
   (interactive)
   (let ((server (orrery--server)))
-    (when (fboundp 'eglot--signal-textDocument/didChange)
-      (eglot--signal-textDocument/didChange))
+    (orrery--flush-changes server)
     (let* ((lenses (orrery-request :textDocument/codeLens
                                    (list :textDocument (eglot--TextDocumentIdentifier))
                                    server))

@@ -12,12 +12,14 @@
 
 ;;; Commentary:
 
-;; `orrery-live-mode', which eglot turns on in the buffers it manages
-;; with Orrery: overlays with what code lenses would show (eglot never
-;; asks for code lenses), inlay hints drawn by this package where eglot
-;; cannot (Emacs 28), refreshed when the server says values changed
-;; (workspace/codeLens/refresh, workspace/inlayHint/refresh) and on a
-;; timer.  Part of the orrery package; see orrery.el.
+;; `orrery-live-mode', turned on in the buffers where Orrery runs (as
+;; eglot's server, as a companion connection or as lsp-mode's add-on):
+;; overlays with what code lenses would show (eglot never asks for code
+;; lenses; lsp-mode shows them itself), inlay hints drawn by this package
+;; where the client cannot (Emacs 28, companion, lsp-mode), refreshed when
+;; the server says values changed (workspace/codeLens/refresh,
+;; workspace/inlayHint/refresh) and on a timer.  Part of the orrery
+;; package; see orrery.el.
 
 ;;; Code:
 
@@ -132,10 +134,19 @@ An alist from kind to (SERVER START-TIME ASKED-AGAIN).")
                        (propertize text 'face 'orrery-hint-face)))))))
 
 (defun orrery--own-hints-p ()
-  "Return non-nil if this package draws the inlay hints in this buffer."
+  "Return non-nil if this package draws the inlay hints in this buffer.
+With `auto', that is unless eglot runs Orrery and can draw them (29+)."
   (pcase orrery-hint-overlays
-    ('auto (not (fboundp 'eglot-inlay-hints-mode)))
+    ('auto (not (and (fboundp 'eglot-inlay-hints-mode)
+                     (eq (orrery--server-kind (orrery--server t)) 'eglot))))
     (value value)))
+
+(defun orrery--own-lenses-p ()
+  "Return non-nil if this package draws the code lenses in this buffer.
+Not where lsp-mode shows the add-on's lenses itself (`lsp-lens-mode')."
+  (and orrery-live-overlays
+       (not (and (eq (orrery--server-kind (orrery--server t)) 'lsp-mode)
+                 (bound-and-true-p lsp-lens-mode)))))
 
 (defun orrery--fetch (kind method params paint)
   "Request METHOD with PARAMS for this buffer, then call PAINT on the result.
@@ -163,7 +174,7 @@ unanswered for twice `orrery-request-timeout' no longer counts."
                        (setf (alist-get kind orrery--inflight nil t) nil)
                        (when (and (nth 2 e) orrery-live-mode)
                          (orrery--refresh-buffer kind)))))))))
-        (jsonrpc-async-request
+        (orrery--async-request
          server method params
          :success-fn (lambda (result)
                        (when (buffer-live-p buf)
@@ -199,7 +210,7 @@ now, and let jit-lock ask for the rest when it is displayed."
   "Fetch live values for the current buffer and show them.
 WHAT is `lenses', `hints' or nil for both."
   (when (and orrery-live-mode (orrery--server t))
-    (when (and orrery-live-overlays (memq what '(nil lenses)))
+    (when (and (orrery--own-lenses-p) (memq what '(nil lenses)))
       (orrery--fetch 'lenses :textDocument/codeLens
                      (list :textDocument (eglot--TextDocumentIdentifier))
                      #'orrery--paint-lenses))
@@ -220,7 +231,7 @@ WHAT is `lenses', `hints' or nil for both."
   (seq-filter (lambda (b)
                 (with-current-buffer b
                   (and orrery-live-mode
-                       (or (null server) (eq (eglot-current-server) server)))))
+                       (or (null server) (eq (orrery--buffer-server) server)))))
               (buffer-list)))
 
 (defun orrery--schedule-refresh (server what)
@@ -242,7 +253,7 @@ WHAT is `lenses', `hints' or nil for both."
         (orrery--fetch-status server))
       (dolist (b buffers)
         (with-current-buffer b
-          (if (orrery--server-p (eglot-current-server))
+          (if (orrery--server-p (orrery--buffer-server))
               (orrery--refresh-buffer)
             (orrery-live-mode -1)))))))
 
@@ -261,7 +272,7 @@ WHAT is `lenses', `hints' or nil for both."
 
 (defun orrery--fetch-status (server)
   "Update SERVER's cached status asynchronously, for the mode line."
-  (jsonrpc-async-request
+  (orrery--async-request
    server :orrery/status nil
    :success-fn (lambda (status)
                  (setf (orrery--server-status server) status)
@@ -272,9 +283,8 @@ WHAT is `lenses', `hints' or nil for both."
 
 (defun orrery--lighter ()
   "Return the mode line text of `orrery-live-mode'."
-  (let* ((server (eglot-current-server))
-         (status (and (cl-typep server 'orrery-eglot-server)
-                      (orrery--server-status server))))
+  (let* ((server (orrery--buffer-server))
+         (status (orrery--server-status server)))
     (cond ((null status) " Orrery")
           ((eq (plist-get status :attached) t)
            (format " Orrery[%s]" (or (plist-get status :node) "attached")))
@@ -286,14 +296,15 @@ WHAT is `lenses', `hints' or nil for both."
 Overlays above lines show what code lenses would (process counts,
 loaded versions, call counts); on Emacs 28 inlay hints are drawn as
 overlays too.  Values refresh when the server says they changed, and
-every `orrery-refresh-interval' seconds.  Eglot turns this mode on in
-buffers it manages with Orrery."
+every `orrery-refresh-interval' seconds.  Turned on where Orrery runs:
+buffers eglot manages with Orrery, `orrery-companion-mode' buffers and
+lsp-mode buffers with Orrery's add-on client."
   :lighter (:eval (orrery--lighter))
   (cond
    (orrery-live-mode
     (if (not (orrery--server t))
         (progn (setq orrery-live-mode nil)
-               (user-error "Orrery-live-mode needs an Orrery eglot connection"))
+               (user-error "Orrery-live-mode needs an Orrery connection (M-x orrery-ensure)"))
       (orrery--start-timer)
       (orrery--fetch-status (orrery--server))
       (orrery--refresh-buffer)))
@@ -304,10 +315,17 @@ buffers it manages with Orrery."
 
 (defun orrery--managed-mode-hook ()
   "Turn `orrery-live-mode' on or off to follow eglot's management of the buffer."
-  (if (and (bound-and-true-p eglot--managed-mode)
-           (orrery--server-p (eglot-current-server)))
-      (unless orrery-live-mode (orrery-live-mode 1))
-    (when orrery-live-mode (orrery-live-mode -1))))
+  (cond
+   ((and (bound-and-true-p eglot--managed-mode)
+         (orrery--server-p (eglot-current-server)))
+    (unless orrery-live-mode (orrery-live-mode 1)))
+   ;; Eglot leaving the buffer ends live values from eglot's Orrery, but leaves a
+   ;; companion (or lsp-mode's add-on) alone.
+   ((and orrery-live-mode
+         (not (let ((s (run-hook-with-args-until-success
+                        'orrery--buffer-server-functions)))
+                (and s (orrery--server-p s)))))
+    (orrery-live-mode -1))))
 
 
 (defun orrery-refresh ()

@@ -1,4 +1,4 @@
-;;; orrery.el --- Live BEAM state for Elixir buffers, through eglot  -*- lexical-binding: t; -*-
+;;; orrery.el --- Live BEAM state for Elixir buffers, beside your language server  -*- lexical-binding: t; -*-
 
 ;; Copyright (C) 2025 The Orrery authors
 
@@ -16,11 +16,20 @@
 
 ;; Orrery is a language server and debug adapter for Elixir that
 ;; attaches to the running BEAM node of your project.  This package
-;; connects Emacs to it:
+;; connects Emacs to it, beside the static language server you already
+;; use (Expert, ElixirLS, Lexical, Next LS), never instead of it:
 ;;
-;; - registers "orrery lsp" in `eglot-server-programs' for `elixir-mode',
-;;   `elixir-ts-mode' and the small fallback `orrery-elixir-mode' (used for
-;;   .ex/.exs files only when no other Elixir mode is available);
+;; - `orrery-client' says how: `companion' (the default with eglot) runs
+;;   "orrery lsp" over a jsonrpc connection of its own
+;;   (`orrery-companion-mode', orrery-companion.el) while eglot keeps your
+;;   server; with lsp-mode, Orrery is an add-on client that runs beside
+;;   your server in the same buffer (orrery-lsp-mode.el); `eglot' makes
+;;   Orrery eglot's server for Elixir buffers (the old way, for those who
+;;   want Orrery alone).  `orrery-ensure' in your Elixir mode hook starts
+;;   whichever applies, and `orrery-doctor' says which one runs and what it
+;;   is attached to;
+;; - the fallback major mode `orrery-elixir-mode' is used for .ex/.exs
+;;   files only when no other Elixir mode is available;
 ;; - sends the node to attach to (`orrery-node', `orrery-cookie-file', ...)
 ;;   as initializationOptions and as the `orrery' configuration section;
 ;; - shows live values: inlay hints through eglot on Emacs 29+, and overlays
@@ -39,7 +48,8 @@
 ;;   (require 'orrery)
 ;;   (setq orrery-executable "/path/to/orrery")   ; unless it is on PATH
 ;;   (setq orrery-node "kv@myhost")                ; or nil: Orrery runs the app
-;;   (add-hook 'elixir-mode-hook #'eglot-ensure)
+;;   (add-hook 'elixir-mode-hook #'eglot-ensure)   ; your server, as before
+;;   (add-hook 'elixir-mode-hook #'orrery-ensure)  ; Orrery beside it
 ;;
 ;; Without `orrery-node', Orrery starts the workspace's mix app itself as a
 ;; node, attaches to it, and stops it when Emacs disconnects.
@@ -67,6 +77,36 @@
   "The Orrery binary: an absolute file name, or a program name.
 A program name is looked up in the variable `exec-path'."
   :type 'string)
+
+(defcustom orrery-client 'auto
+  "How Orrery runs in Elixir buffers, beside or instead of your language server.
+`auto': beside lsp-mode as an add-on client where lsp-mode manages
+the buffer, else `companion'.
+`companion': over a connection of its own (`orrery-companion-mode'),
+while eglot (or lsp-mode) keeps your server (Expert, ElixirLS, ...).
+`lsp-mode': only as lsp-mode's add-on client.
+`eglot': as eglot's server for Elixir buffers, instead of any other
+\(for those who want Orrery alone).
+Set it before loading orrery, or with `customize-set-variable'."
+  :type '(choice (const :tag "lsp-mode add-on where lsp-mode runs, else companion" auto)
+                 (const :tag "Companion connection beside eglot or lsp-mode" companion)
+                 (const :tag "lsp-mode add-on client" lsp-mode)
+                 (const :tag "Eglot's server (Orrery alone)" eglot))
+  :set (lambda (symbol value)
+         (set-default symbol value)
+         (when (fboundp 'orrery--sync-eglot-registration)
+           (orrery--sync-eglot-registration))))
+
+(defcustom orrery-static-features 'auto
+  "Whether Orrery also answers static requests: symbols, definition, completion.
+Your static language server answers those; Orrery's own would
+duplicate them.  `auto' turns them off when Orrery runs beside
+another server (`companion', lsp-mode add-on) and on when Orrery is
+eglot's only server; t and nil force them on or off.  Sent as the
+`staticFeatures' setting; hovers then carry only live values."
+  :type '(choice (const :tag "Off beside another server, on alone" auto)
+                 (const :tag "On" t)
+                 (const :tag "Off" nil)))
 
 (defcustom orrery-node nil
   "The node to attach to, as name@host.
@@ -228,10 +268,67 @@ previous line; install `elixir-mode' or use `elixir-ts-mode' for more."
 
 ;;;; Eglot integration
 
-(defclass orrery-eglot-server (eglot-lsp-server)
-  ((status :initform nil :accessor orrery--server-status
-           :documentation "The last `orrery/status' answer, or nil."))
+(defclass orrery-eglot-server (eglot-lsp-server) ()
   :documentation "An eglot connection to Orrery's language server.")
+
+;;;; Connections to Orrery, whichever client runs them
+
+;; An Orrery "server" below is any live connection to `orrery lsp': an
+;; `orrery-eglot-server', a companion connection (orrery-companion.el) or
+;; an lsp-mode workspace (orrery-lsp-mode.el).  Each kind adds methods to
+;; these generic functions and functions to the two hooks.
+
+(defvar orrery--statuses (make-hash-table :test #'eq :weakness 'key)
+  "The last `orrery/status' answer of each server.")
+
+(defun orrery--server-status (server)
+  "Return SERVER's last `orrery/status' answer, or nil."
+  (and server (gethash server orrery--statuses)))
+
+(gv-define-setter orrery--server-status (status server)
+  `(puthash ,server ,status orrery--statuses))
+
+(cl-defgeneric orrery--running-p (_server)
+  "Return non-nil if SERVER is a running connection to Orrery."
+  nil)
+
+(cl-defmethod orrery--running-p ((server orrery-eglot-server))
+  "Return non-nil if the eglot SERVER is running."
+  (jsonrpc-running-p server))
+
+(cl-defgeneric orrery--async-request (server method params &rest args)
+  "Send METHOD with PARAMS to SERVER; ARGS as for `jsonrpc-async-request'."
+  (apply #'jsonrpc-async-request server method params args))
+
+(cl-defgeneric orrery--server-root (server)
+  "Return the project root directory SERVER serves."
+  (project-root (eglot--project server)))
+
+(cl-defgeneric orrery--server-kind (_server)
+  "Return the kind of SERVER: `eglot', `companion' or `lsp-mode'."
+  'eglot)
+
+(cl-defgeneric orrery--flush-changes (_server)
+  "Send the current buffer's pending edits to SERVER."
+  (when (fboundp 'eglot--signal-textDocument/didChange)
+    (eglot--signal-textDocument/didChange)))
+
+(cl-defgeneric orrery--reconnect (server)
+  "Restart SERVER, so it attaches with the current settings."
+  (eglot-reconnect server))
+
+(defvar orrery--buffer-server-functions nil
+  "Functions returning the current buffer's Orrery server, or nil.")
+
+(defvar orrery--servers-functions nil
+  "Functions returning lists of running Orrery servers.")
+
+(defun orrery--buffer-server ()
+  "Return the current buffer's running Orrery server, or nil."
+  (let ((s (or (let ((e (eglot-current-server)))
+                 (and (cl-typep e 'orrery-eglot-server) e))
+               (run-hook-with-args-until-success 'orrery--buffer-server-functions))))
+    (and s (orrery--running-p s) s)))
 
 (defun orrery--executable ()
   "Return the Orrery binary to run."
@@ -251,10 +348,19 @@ previous line; install `elixir-mode' or use `elixir-ts-mode' for more."
     (orrery-elixir-mode :language-id "elixir"))
   "Major modes eglot manages with Orrery, with their LSP language ids.")
 
-;;;###autoload
+(defun orrery--sync-eglot-registration ()
+  "Make eglot run Orrery for Elixir buffers only if `orrery-client' is `eglot'.
+Otherwise eglot keeps the user's own server for them."
+  (when (boundp 'eglot-server-programs)
+    (let ((entry (cons orrery-eglot-modes #'orrery-eglot-contact)))
+      (if (eq orrery-client 'eglot)
+          (add-to-list 'eglot-server-programs entry)
+        (setq eglot-server-programs
+              (cl-remove-if (lambda (e) (eq (cdr-safe e) #'orrery-eglot-contact))
+                            eglot-server-programs))))))
+
 (with-eval-after-load 'eglot
-  (add-to-list 'eglot-server-programs
-               (cons orrery-eglot-modes #'orrery-eglot-contact)))
+  (orrery--sync-eglot-registration))
 
 (defun orrery--elixir-buffer-p ()
   "Return non-nil if the current buffer is in one of `orrery-eglot-modes'."
@@ -264,11 +370,17 @@ previous line; install `elixir-mode' or use `elixir-ts-mode' for more."
   "Return VALUE as a JSON boolean for jsonrpc."
   (if value t :json-false))
 
-(defun orrery-settings ()
+(defun orrery-settings (&optional beside)
   "Return Orrery's settings from the customization group, as a JSON plist.
 These go to the server as initializationOptions and as the `orrery'
-section of workspace/configuration."
+section of workspace/configuration.  BESIDE non-nil means Orrery runs
+beside another language server: `orrery-static-features' `auto' then
+turns its static features off."
   (append
+   (pcase orrery-static-features
+     ('auto (when beside (list :staticFeatures "off")))
+     ('nil (list :staticFeatures "off"))
+     (_ (list :staticFeatures "on")))
    (when orrery-node (list :node orrery-node))
    (when orrery-cookie-file
      (list :cookieFile (expand-file-name orrery-cookie-file)))
@@ -330,7 +442,7 @@ takes precedence when it has an `orrery' section."
 
 (defun orrery--server-p (server)
   "Return non-nil if SERVER is a live Orrery connection."
-  (and server (cl-typep server 'orrery-eglot-server) (jsonrpc-running-p server)))
+  (and server (orrery--running-p server)))
 
 (defvar-local orrery--view-server nil
   "The Orrery server an Orrery view buffer belongs to.")
@@ -342,6 +454,9 @@ takes precedence when it has an `orrery' section."
                (dolist (s servers)
                  (when (orrery--server-p s) (push s found))))
              eglot--servers-by-project)
+    (dolist (f orrery--servers-functions)
+      (dolist (s (funcall f))
+        (when (orrery--server-p s) (cl-pushnew s found))))
     found))
 
 (defun orrery--server (&optional noerror)
@@ -350,11 +465,11 @@ That is the buffer's eglot server, the server of an Orrery view, or
 the only running Orrery server.  Signal a `user-error' when there is
 none, unless NOERROR."
   (or (and (orrery--server-p orrery--view-server) orrery--view-server)
-      (let ((s (eglot-current-server))) (and (orrery--server-p s) s))
+      (orrery--buffer-server)
       (let ((all (orrery--all-servers))) (and (= (length all) 1) (car all)))
       (unless noerror
         (user-error "No Orrery connection here: open an Elixir file and \
-run `eglot' or `orrery-attach'"))))
+run `orrery-ensure' or `orrery-attach'"))))
 
 (defun orrery--error-message (err)
   "Return the server's message in the jsonrpc error ERR."
@@ -371,7 +486,7 @@ throws out of the process filter: that left the messages which came
 in the same chunk as the answer (say a refresh request from the
 server) unprocessed until the server wrote again."
   (let ((state nil) (result nil) (failure nil))
-    (jsonrpc-async-request
+    (orrery--async-request
      server method params
      :success-fn (lambda (r) (setq result r state 'done))
      :error-fn (lambda (e) (setq failure e state 'failed))
@@ -424,7 +539,7 @@ SERVER defaults to `orrery--server'.  A server error becomes a
 
 (defun orrery--root ()
   "Return the root of the current Elixir project."
-  (or (let ((s (orrery--server t))) (and s (project-root (eglot--project s))))
+  (or (let ((s (orrery--server t))) (and s (orrery--server-root s)))
       (orrery--mix-root default-directory)
       (when-let ((p (project-current))) (project-root p))
       default-directory))
@@ -489,11 +604,11 @@ Reconnects this project's Orrery server, or starts one."
            (and f (not (file-directory-p f)) f))))
   (setq orrery-node (and node (not (string-empty-p node)) node))
   (when cookie-file (setq orrery-cookie-file cookie-file))
-  (let ((server (eglot-current-server)))
-    (cond ((orrery--server-p server) (eglot-reconnect server))
+  (let ((server (orrery--buffer-server)))
+    (cond ((orrery--server-p server) (orrery--reconnect server))
           ((and buffer-file-name
                 (orrery--elixir-buffer-p))
-           (apply #'eglot (eglot--guess-contact)))
+           (orrery-ensure t))
           (t (user-error "Open an Elixir file of the project first"))))
   (message "Orrery: attaching to %s" (or orrery-node "the app (started by Orrery)")))
 
@@ -562,12 +677,113 @@ Shows the server's answer, or its error when it cannot."
         ((and (listp value) (plist-get value :message)))
         (t (format "%S" value))))
 
+;;;; Starting Orrery beside the user's server
+
+(autoload 'orrery-companion-mode "orrery-companion"
+  "Run Orrery for this buffer over a connection of its own." t)
+
+(defvar orrery--beside-functions nil
+  "Functions returning the names of other language servers in this buffer.")
+
+(defun orrery--lsp-mode-here-p ()
+  "Return non-nil if lsp-mode manages this buffer, or is about to."
+  (or (bound-and-true-p lsp-mode) (bound-and-true-p lsp--buffer-deferred)))
+
+(defun orrery--effective-client ()
+  "Return the way Orrery is run here: `companion', `lsp-mode' or `eglot'."
+  (pcase orrery-client
+    ('auto (if (orrery--lsp-mode-here-p) 'lsp-mode 'companion))
+    (client client)))
+
+(defun orrery--ensure-now (now)
+  "Start Orrery for this buffer per `orrery-client'.
+NOW non-nil starts an eglot connection at once instead of through
+`eglot-ensure'."
+  (when (and buffer-file-name (orrery--elixir-buffer-p))
+    (pcase (orrery--effective-client)
+      ('eglot (if now (apply #'eglot (eglot--guess-contact)) (eglot-ensure)))
+      ('companion (unless (bound-and-true-p orrery-companion-mode)
+                    (orrery-companion-mode 1)))
+      ;; lsp-mode starts Orrery's add-on client with the buffer's other servers.
+      ('lsp-mode nil))))
+
+;;;###autoload
+(defun orrery-ensure (&optional now)
+  "Start Orrery for this Elixir buffer, beside the user's language server.
+What runs follows `orrery-client': for `companion' (and `auto' where
+lsp-mode does not manage the buffer) `orrery-companion-mode'; for
+`eglot', eglot with Orrery as the buffer's server; with lsp-mode,
+Orrery's add-on client starts with lsp-mode's own servers.  Meant for
+Elixir mode hooks (`elixir-mode-hook', `elixir-ts-mode-hook'): the
+choice is made once the hooks have run, so their order does not
+matter.  NOW non-nil (interactively) decides at once."
+  (interactive (list t))
+  (orrery--sync-eglot-registration)
+  (if now
+      (orrery--ensure-now t)
+    (let ((buf (current-buffer)))
+      (run-at-time 0 nil (lambda ()
+                           (when (buffer-live-p buf)
+                             (with-current-buffer buf (orrery--ensure-now nil))))))))
+
+(defun orrery--beside ()
+  "Return the names of the other language servers of this buffer."
+  (append
+   (let ((e (and (fboundp 'eglot-current-server) (eglot-current-server))))
+     (and e (not (cl-typep e 'orrery-eglot-server)) (jsonrpc-running-p e)
+          (list (format "eglot: %s"
+                        (or (plist-get (eglot--server-info e) :name)
+                            (jsonrpc-name e))))))
+   (apply #'append (mapcar #'funcall orrery--beside-functions))))
+
+;;;###autoload
+(defun orrery-doctor ()
+  "Show the way Orrery is run here, beside what, and what it attached.
+Show it in the *Orrery doctor* buffer and return a plist with :client
+\(`companion', `lsp-mode' or `eglot'), :running, :beside (the other
+servers) and :status (the `orrery/status' answer, when running)."
+  (interactive)
+  (let* ((server (orrery--buffer-server))
+         (client (if server (orrery--server-kind server) (orrery--effective-client)))
+         (beside (orrery--beside))
+         (status (and server (ignore-errors
+                               (orrery--request-sync server :orrery/status nil))))
+         (lines
+          (list
+           (format "orrery-client: %s%s" orrery-client
+                   (if (eq orrery-client client) "" (format " (here: %s)" client)))
+           (if server
+               (format "Orrery runs here as %s for %s"
+                       (pcase client
+                         ('companion "a companion connection (orrery-companion-mode)")
+                         ('lsp-mode "lsp-mode's add-on client `orrery'")
+                         (_ "eglot's server"))
+                       (orrery--server-root server))
+             "Orrery does not run in this buffer: M-x orrery-ensure starts it")
+           (format "Static features (symbols, definition, completion): %s"
+                   (let ((v (plist-get (orrery-settings (not (eq client 'eglot)))
+                                       :staticFeatures)))
+                     (if (equal v "off") "off, left to the other server" "on")))
+           (format "Beside: %s" (if beside (string-join beside ", ")
+                                  "no other language server in this buffer"))
+           (if status (orrery--describe-status status) "Orrery: no status"))))
+    (with-current-buffer (get-buffer-create "*Orrery doctor*")
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (insert (string-join lines "\n") "\n"))
+      (special-mode))
+    (when (called-interactively-p 'interactive)
+      (display-buffer "*Orrery doctor*"))
+    (message "%s" (string-join lines "; "))
+    (list :client client :running (and server t) :beside beside :status status)))
+
 ;;;; Key map
 
 (defvar orrery-command-map
   (let ((map (make-sparse-keymap)))
     (define-key map (kbd "a") #'orrery-attach)
     (define-key map (kbd "s") #'orrery-status)
+    (define-key map (kbd "d") #'orrery-doctor)
     (define-key map (kbd "i") #'orrery-inspect)
     (define-key map (kbd "p") #'orrery-processes)
     (define-key map (kbd "r") #'orrery-refresh)
@@ -602,6 +818,9 @@ Shows the server's answer, or its error when it cannot."
 ;; Register the debugger integration once a DAP client is loaded.
 (declare-function orrery-dap-register "orrery-debug" ())
 (declare-function orrery-dape-register "orrery-debug" ())
+;; Orrery as an lsp-mode add-on client, beside the user's server.
+(with-eval-after-load 'lsp-mode
+  (require 'orrery-lsp-mode))
 (with-eval-after-load 'dap-mode
   (require 'orrery-debug)
   (orrery-dap-register))

@@ -163,8 +163,9 @@ run_lane() {
   start_node
   log "Emacs $label: ERT against $ORRERY_TEST_NODE"
   local rc=0
-  # Two Emacs processes: the LSP tests, then the debugger tests (which load dap-mode).
-  for suite in orrery-test orrery-debug-test; do
+  # Three Emacs processes: Orrery as eglot's server, Orrery beside another server
+  # (eglot + companion, lsp-mode + add-on), then the debugger tests (dap-mode).
+  for suite in orrery-test orrery-coexist-test orrery-debug-test; do
     ORRERY_BIN="$ORRERY" ORRERY_FIXTURE="$FIXTURE" \
       "$emacs" --batch -L "$elc" -L "$HERE/test" -l "$suite" \
       -f ert-run-tests-batch-and-exit || rc=1

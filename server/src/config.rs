@@ -23,6 +23,44 @@ impl Default for InlayHintConfig {
     }
 }
 
+/// `staticFeatures`: whether Orrery answers what a static Elixir language server
+/// (Expert, ElixirLS, Lexical, Next LS) also answers: document and workspace symbols,
+/// go to definition, completion, and the static parts of hovers (docs, namespaces).
+/// `"off"` (or `false`) leaves those to the other server, so Orrery only answers live
+/// things; `"on"` (or `true`) and `"auto"` keep them. The server cannot see other
+/// servers: `"auto"` is resolved by the editor packages, which send `"off"` when another
+/// Elixir server runs beside Orrery; unresolved, it means on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaticFeatures {
+    Auto,
+    On,
+    Off,
+}
+
+impl<'de> Deserialize<'de> for StaticFeatures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(StaticFeatures::On),
+            Raw::Bool(false) => Ok(StaticFeatures::Off),
+            Raw::Text(t) => match t.as_str() {
+                "auto" => Ok(StaticFeatures::Auto),
+                "on" => Ok(StaticFeatures::On),
+                "off" => Ok(StaticFeatures::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "staticFeatures: expected \"auto\", \"on\" or \"off\", got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
 /// Orrery's settings, with every field optional in the sources.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -48,6 +86,9 @@ pub struct Settings {
     /// sessions (OTP 27+, Orrery's own session), off elsewhere (there it makes Orrery the
     /// tracer of every process that has none, so a tracer started later cannot trace those).
     pub live_call_time: Option<bool>,
+    /// Static features (symbols, definition, completion, docs in hovers): see
+    /// [`StaticFeatures`]. Unset: on.
+    pub static_features: Option<StaticFeatures>,
 }
 
 impl Settings {
@@ -65,7 +106,8 @@ impl Settings {
             attach_peers,
             inlay_hints,
             compile_timeout_ms,
-            live_call_time
+            live_call_time,
+            static_features
         );
         self
     }
@@ -114,6 +156,12 @@ impl Settings {
         std::time::Duration::from_millis(self.compile_timeout_ms.unwrap_or(15_000).max(100))
     }
 
+    /// Whether Orrery answers static requests (symbols, definition, completion) and puts
+    /// static parts (docs, namespaces) in hovers: off only with `staticFeatures: "off"`.
+    pub fn static_features(&self) -> bool {
+        self.static_features != Some(StaticFeatures::Off)
+    }
+
     /// The inlay hint kinds.
     pub fn inlay_hints(&self) -> InlayHintConfig {
         self.inlay_hints.clone().unwrap_or_default()
@@ -157,6 +205,7 @@ impl std::fmt::Debug for Settings {
             .field("inlay_hints", &self.inlay_hints)
             .field("compile_timeout_ms", &self.compile_timeout_ms)
             .field("live_call_time", &self.live_call_time)
+            .field("static_features", &self.static_features)
             .finish()
     }
 }
@@ -222,6 +271,26 @@ mod tests {
         };
         assert!(!remote.allow_writes());
         assert!(Settings::from_json(&serde_json::json!({"refreshMs": "x"})).is_err());
+    }
+
+    #[test]
+    fn static_features_setting() {
+        assert!(Settings::default().static_features());
+        for (v, on) in [
+            (serde_json::json!("off"), false),
+            (serde_json::json!(false), false),
+            (serde_json::json!("on"), true),
+            (serde_json::json!(true), true),
+            (serde_json::json!("auto"), true),
+        ] {
+            let s = Settings::from_json(&serde_json::json!({ "staticFeatures": v })).unwrap();
+            assert_eq!(s.static_features(), on, "{v}");
+        }
+        assert!(Settings::from_json(&serde_json::json!({"staticFeatures": "maybe"})).is_err());
+        let off: Settings = toml::from_str("staticFeatures = \"off\"").unwrap();
+        assert!(!off.static_features());
+        // A later source that does not set it keeps it.
+        assert!(!off.merge(Settings::default()).static_features());
     }
 
     #[test]

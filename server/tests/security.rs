@@ -189,3 +189,118 @@ fn start_deep_agent(node: &str, cookie: &str, code: &str) -> bool {
     .join()
     .unwrap()
 }
+
+const NETNS_TEST: &str = "in_a_fresh_network_namespace_everything_listens_on_loopback";
+
+/// In a network namespace of its own (`unshare -rn`, loopback up) nothing else runs: no
+/// EPMD but the one Orrery's app node starts, no listener but Orrery's. Every listening
+/// socket there, EPMD's included, must be on loopback. The test runs itself again inside
+/// the namespace; without `unshare` or `ip` (a minimal root) it says so and checks nothing.
+#[test]
+fn in_a_fresh_network_namespace_everything_listens_on_loopback() {
+    if std::env::var_os("ORRERY_TEST_IN_NETNS").is_some() {
+        return listeners_in_this_namespace();
+    }
+    let have = |cmd: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let probe = std::process::Command::new("unshare")
+        .args(["-rn", "true"])
+        .status();
+    if !have("ip") || !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: needs `unshare -rn` and `ip` (iproute2) on this machine");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new("unshare")
+        .args(["-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(&exe)
+        .args([NETNS_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ORRERY_TEST_IN_NETNS", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the check inside the namespace failed");
+}
+
+/// Listening sockets of this network namespace: (local address hex, port hex, inode).
+fn namespace_listeners() -> Vec<(String, String, String)> {
+    let mut out = vec![];
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" {
+                let (addr, port) = f[1].split_once(':').unwrap_or((f[1], ""));
+                out.push((addr.to_string(), port.to_string(), f[9].to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Pids of this namespace's processes holding socket `inode`.
+fn holders(inode: &str) -> Vec<u32> {
+    let me = std::fs::read_link("/proc/self/ns/net").ok();
+    let want = format!("socket:[{inode}]");
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() != me {
+            continue;
+        }
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"));
+        if fds
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == want))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn listeners_in_this_namespace() {
+    assert!(
+        namespace_listeners().is_empty(),
+        "a fresh namespace listens on nothing"
+    );
+    let dir = fixture_copy("kv");
+    let mut c = LspClient::start(&[]);
+    c.initialize(dir.path(), json!({}));
+    c.wait_status(LONG, "the managed app attached", |s| {
+        s["attached"] == json!(true)
+    });
+    let listeners = namespace_listeners();
+    // EPMD's port 4369 is 0x1111.
+    let epmd: Vec<_> = listeners.iter().filter(|l| l.1 == "1111").collect();
+    assert!(
+        !epmd.is_empty(),
+        "EPMD started for the app node: {listeners:?}"
+    );
+    assert!(
+        listeners.len() >= 3,
+        "EPMD, app node, compile node: {listeners:?}"
+    );
+    for (addr, port, _) in &listeners {
+        assert!(
+            support::procs::is_loopback(addr),
+            "listening on {addr}:{port} (not loopback) in {listeners:?}"
+        );
+    }
+    assert!(c.shutdown().success());
+    // EPMD outlives the nodes (it is a daemon): stop the one of this namespace.
+    for (_, _, inode) in epmd {
+        for pid in holders(inode) {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    }
+}

@@ -13,7 +13,7 @@
 
 (defconst orrery-lint-files
   '("orrery.el" "orrery-live.el" "orrery-views.el" "orrery-debug.el"
-    "orrery-history.el")
+    "orrery-history.el" "orrery-companion.el" "orrery-lsp-mode.el")
   "The package's files.")
 
 (defconst orrery-lint-dir

@@ -11,6 +11,10 @@
 ;;; Code:
 
 (require 'orrery-test-helpers)
+;; These tests run Orrery as eglot's server (the way for those who want Orrery
+;; alone); orrery-coexist-test.el runs it beside another server.
+(defvar orrery-client)
+(setq orrery-client 'eglot)
 (require 'orrery)
 (require 'json)
 

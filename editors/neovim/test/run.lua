@@ -52,7 +52,12 @@ local function finish()
   end
 end
 
+-- ORRERY_TEST_ONLY (a Lua pattern) runs only the matching tests, with setup and attach.
+local ONLY = os.getenv('ORRERY_TEST_ONLY')
 local function run(name, fn)
+  if ONLY and name ~= 'setup' and name ~= 'attach' and not name:find(ONLY) then
+    return
+  end
   local ok, err = xpcall(fn, debug.traceback)
   if not ok then
     check(name .. ' (raised)', false, err)
@@ -757,6 +762,139 @@ run(':OrreryAttach', function()
       return st and st.attached
     end)
     check(':OrreryAttach attaches the new server to the node', st and st.attached and st.node == NODE, vim.inspect(st))
+  end
+end)
+
+-- Two clients on one buffer: Orrery and a static server of the test's own making
+-- (tests/static-ls/static_ls.py, standing in for Expert or ElixirLS).
+run('beside a static server', function()
+  local cur = util.clients({ name = 'orrery', bufnr = buf })[1]
+  if not check('an Orrery client for the two-client test', cur ~= nil) then
+    return
+  end
+  local repo = vim.fn.fnamemodify(PLUGIN, ':p:h:h:h')
+  local config = {
+    name = 'static-ls',
+    cmd = { 'python3', repo .. '/tests/static-ls/static_ls.py' },
+    root_dir = ROOT,
+  }
+  local static
+  if vim.lsp.start then
+    static = vim.lsp.start(config, { bufnr = buf })
+  else
+    static = vim.lsp.start_client(config)
+    vim.lsp.buf_attach_client(buf, static)
+  end
+  check('both clients attached to the buffer', wait(10000, function()
+    local names = {}
+    for _, c in ipairs(util.clients({ bufnr = buf })) do
+      if c.initialized ~= false then
+        names[c.name] = true
+      end
+    end
+    return names.orrery and names['static-ls'] and vim.lsp.buf_is_attached(buf, static)
+  end))
+  if vim.fn.has('nvim-0.8') == 0 then
+    -- No LspAttach on 0.7: the plugin looks again when an Elixir buffer is entered.
+    vim.cmd('doautocmd BufEnter')
+  end
+  check('Orrery told to leave static features to the other server', wait(10000, function()
+    local s = cur.config.settings and cur.config.settings.orrery
+    return s and s.staticFeatures == 'off'
+  end), vim.inspect(cur.config.settings))
+  check('beside: the other server is listed', vim.deep_equal(require('orrery.beside').others(buf), { 'static-ls' }),
+    vim.inspect(require('orrery.beside').others(buf)))
+
+  local function all(method, params)
+    local got
+    vim.lsp.buf_request_all(buf, method, params, function(results)
+      got = {}
+      for id, r in pairs(results) do
+        local c = vim.lsp.get_client_by_id(id)
+        got[c and c.name or id] = r.result == nil and vim.NIL or r.result
+      end
+    end)
+    wait(15000, function()
+      return got ~= nil
+    end)
+    return got or {}
+  end
+  local function find(text)
+    for i, l in ipairs(vim.api.nvim_buf_get_lines(buf, 0, -1, false)) do
+      local c = l:find(text, 1, true)
+      if c then
+        return { line = i - 1, character = c - 1 + #text }
+      end
+    end
+  end
+  local tdi = { uri = vim.uri_from_bufnr(buf) }
+  local syms
+  check('symbols: only the static server answers', wait(LONG, function()
+    syms = all('textDocument/documentSymbol', { textDocument = tdi })
+    return syms['static-ls'] ~= nil and syms['static-ls'] ~= vim.NIL
+      and (syms.orrery == nil or syms.orrery == vim.NIL)
+  end), vim.inspect(syms))
+  local comp = all('textDocument/completion', { textDocument = tdi, position = find('Map.') })
+  check('completion: only the static server answers', comp['static-ls'] ~= vim.NIL
+    and vim.inspect(comp['static-ls']):find('static_ls_completion', 1, true) ~= nil
+    and (comp.orrery == nil or comp.orrery == vim.NIL), vim.inspect(comp))
+  local defs = all('textDocument/definition', { textDocument = tdi, position = find('GenServer.ca') })
+  check('definition: only the static server answers', defs['static-ls'] ~= vim.NIL
+    and (defs.orrery == nil or defs.orrery == vim.NIL), vim.inspect(defs))
+
+  -- Hover: both answer; the merged hover shows the static text, then Orrery's live state.
+  vim.api.nvim_win_set_cursor(0, { 1, 15 })
+  local lines
+  check('merged hover has both servers, Orrery live last', wait(LONG, function()
+    lines = nil
+    orrery.hover(function(l)
+      lines = l
+    end)
+    wait(15000, function()
+      return lines ~= nil
+    end)
+    local text = table.concat(lines or {}, '\n')
+    local s, o = text:find('STATIC-LS hover', 1, true), text:find('%{', 1, true)
+    return s ~= nil and o ~= nil and s < o and text:find('orrery (live)', 1, true) ~= nil
+  end), vim.inspect(lines))
+  check('Orrery adds no docs to a hover the static server answers', wait(10000, function()
+    local h = all('textDocument/hover', { textDocument = tdi, position = find('Map.pu') })
+    return h['static-ls'] ~= vim.NIL and (h.orrery == nil or h.orrery == vim.NIL)
+  end))
+  if vim.fn.has('nvim-0.11') == 1 then
+    -- 0.11's own K (vim.lsp.buf.hover) shows every client's hover in its float.
+    local float_text = ''
+    check('vim.lsp.buf.hover shows both hovers', wait(LONG, function()
+      vim.api.nvim_win_set_cursor(0, { 1, 15 })
+      vim.lsp.buf.hover()
+      wait(5000, function()
+        for _, w in ipairs(vim.api.nvim_list_wins()) do
+          if vim.api.nvim_win_get_config(w).relative ~= '' then
+            float_text = buffer_text(vim.api.nvim_win_get_buf(w))
+            return true
+          end
+        end
+      end)
+      local ok = float_text:find('STATIC-LS hover', 1, true) ~= nil and float_text:find('%{', 1, true) ~= nil
+      for _, w in ipairs(vim.api.nvim_list_wins()) do
+        if vim.api.nvim_win_get_config(w).relative ~= '' then
+          vim.api.nvim_win_close(w, true)
+        end
+      end
+      return ok
+    end), float_text)
+  end
+  -- Orrery's live features go on beside it.
+  check('live lens still there beside the static server', wait(LONG, function()
+    for _, l in ipairs(vim.lsp.codelens.get(buf)) do
+      if l.command and l.command.title:find('1 live process', 1, true) then
+        return true
+      end
+    end
+  end))
+  local sc = vim.lsp.get_client_by_id(static)
+  if sc then
+    util.stop(sc)
   end
 end)
 

@@ -18,7 +18,7 @@ import { classifyServerMessage, parseSwapMessage, type Action, type SwapSummary 
 import { Methods, ServerCommands, type StatusResult } from "./protocol";
 import { resolveServerPath } from "./serverPath";
 import { keepLens } from "./testLens";
-import { RESTART_KEYS, describeTarget, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
+import { RESTART_KEYS, describeTarget, otherElixirServers, serverSettings, type AttachChoice, type RawConfig, type ServerSettings } from "./settings";
 
 export const CHOICE_KEY = "orrery.attachChoice";
 export const LIVE_HINTS_KEY = "orrery.liveHints";
@@ -55,6 +55,8 @@ export class OrreryClient implements vscode.Disposable {
       this.trace,
       this.changed,
       vscode.workspace.onDidChangeConfiguration((e) => void this.configurationChanged(e)),
+      // An Elixir language server installed or removed: `staticFeatures` "auto" follows it.
+      vscode.extensions.onDidChange(() => void this.sendSettings()),
     );
   }
 
@@ -90,12 +92,18 @@ export class OrreryClient implements vscode.Disposable {
       attachPeers: c.get<boolean>("attachPeers"),
       inlayHints: c.get<RawConfig["inlayHints"]>("inlayHints"),
       liveCallTime: c.get<boolean | null>("liveCallTime"),
+      staticFeatures: c.get<RawConfig["staticFeatures"]>("staticFeatures"),
     };
   }
 
   /** The settings the server gets (the cookie included, so never log this). */
   settings(): ServerSettings {
-    return serverSettings(this.rawConfig(), this.choice, this.secretCookie, this.folder?.uri.fsPath);
+    return serverSettings(this.rawConfig(), this.choice, this.secretCookie, this.folder?.uri.fsPath, this.otherServers());
+  }
+
+  /** The other Elixir language servers installed (Orrery runs beside them). */
+  otherServers(): string[] {
+    return otherElixirServers(vscode.extensions.all, this.ctx.extension.id);
   }
 
   async cookieFor(node: string): Promise<string | undefined> {
@@ -289,15 +297,20 @@ export class OrreryClient implements vscode.Disposable {
       }
       return;
     }
+    await this.sendSettings();
+    this.changed.fire();
+  }
+
+  /** Send the current settings to a running server. */
+  private async sendSettings(): Promise<void> {
     const c = this.client;
     if (c && c.state === State.Running) {
-      // The node and cookie do not change here (that restarts above): leave the cookie out.
+      // The node and cookie do not change here (that restarts): leave the cookie out.
       const { cookie: _omit, ...rest } = this.settings();
       void _omit;
       await c.sendNotification("workspace/didChangeConfiguration", { settings: { orrery: rest } });
       this.refreshLiveHints();
     }
-    this.changed.fire();
   }
 
   dispose(): void {

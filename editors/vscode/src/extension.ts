@@ -323,7 +323,7 @@ export class Orrery {
     const t =
       target ??
       (await vscode.window.showInputBox({
-        title: "Orrery: Inspect State",
+        title: "Orrery: Inspect Live State",
         prompt: "A module with a registered process, a registered name (:name) or a pid (#PID<0.1.0>)",
         value: this.targetAtCursor() ?? "",
       }));

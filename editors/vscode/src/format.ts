@@ -74,7 +74,7 @@ export function statusView(s: StatusResult | undefined, opts: { stopped?: boolea
 export function stateDocument(r: StateResult): string {
   const out: string[] = [];
   out.push(`# Live state of ${r.target} — ${new Date().toISOString()}`);
-  out.push(`# (Orrery: run "Orrery: Refresh State" to read it again)`);
+  out.push(`# (Orrery: run "Orrery: Refresh Live State" to read it again)`);
   for (const p of r.processes) {
     out.push("");
     out.push(

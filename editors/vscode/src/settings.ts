@@ -16,6 +16,7 @@ export interface RawConfig {
   attachPeers?: boolean;
   inlayHints?: { calls?: boolean; processes?: boolean; ets?: boolean };
   liveCallTime?: boolean | null;
+  staticFeatures?: "auto" | "on" | "off";
 }
 
 /** What the user chose for this workspace with "Attach to Node…" (kept in workspace state). */
@@ -36,6 +37,50 @@ export interface ServerSettings {
   attachPeers?: boolean;
   inlayHints?: { calls: boolean; processes: boolean; ets: boolean };
   liveCallTime?: boolean;
+  staticFeatures?: "on" | "off";
+}
+
+/**
+ * Extensions that run a static Elixir language server (ElixirLS, Lexical, Next LS via
+ * elixir-tools, Expert). Orrery runs beside them: with `orrery.staticFeatures` "auto" it
+ * then leaves symbols, definition, completion and docs in hovers to them.
+ */
+export const KNOWN_ELIXIR_SERVERS = [
+  "jakebecker.elixir-ls",
+  "lexical-lsp.lexical",
+  "elixir-tools.elixir-tools",
+  "expert-lsp.expert",
+  "elixir-lang.expert",
+];
+
+/** The fields of an installed extension that `otherElixirServers` reads. */
+export interface ExtensionInfo {
+  id: string;
+  packageJSON?: { activationEvents?: string[]; dependencies?: Record<string, string> };
+}
+
+/**
+ * The other extensions that serve Elixir with a language server: the known ones, and any
+ * that activates on Elixir files and depends on `vscode-languageclient`.
+ */
+export function otherElixirServers(extensions: readonly ExtensionInfo[], self = "orrery.orrery"): string[] {
+  return extensions
+    .filter((e) => e.id.toLowerCase() !== self.toLowerCase())
+    .filter((e) => {
+      if (KNOWN_ELIXIR_SERVERS.includes(e.id.toLowerCase())) return true;
+      const p = e.packageJSON ?? {};
+      return (p.activationEvents ?? []).includes("onLanguage:elixir") && p.dependencies?.["vscode-languageclient"] !== undefined;
+    })
+    .map((e) => e.id);
+}
+
+/**
+ * `staticFeatures` for the server: "on"/"off" as set; "auto" (the default) is "off" when
+ * another Elixir language server is installed (it answers those), else left to the server (on).
+ */
+export function resolveStaticFeatures(setting: RawConfig["staticFeatures"], others: readonly string[]): "on" | "off" | undefined {
+  if (setting === "on" || setting === "off") return setting;
+  return others.length > 0 ? "off" : undefined;
 }
 
 const nonEmpty = (s: string | undefined | null): string | undefined => {
@@ -62,6 +107,7 @@ export function serverSettings(
   choice: AttachChoice = {},
   secretCookie?: string,
   workspaceFolder?: string,
+  otherServers: readonly string[] = [],
 ): ServerSettings {
   const out: ServerSettings = {};
   const configuredNode = nonEmpty(raw.node);
@@ -79,6 +125,8 @@ export function serverSettings(
   }
   if (typeof raw.attachPeers === "boolean") out.attachPeers = raw.attachPeers;
   if (typeof raw.liveCallTime === "boolean") out.liveCallTime = raw.liveCallTime;
+  const statics = resolveStaticFeatures(raw.staticFeatures, otherServers);
+  if (statics !== undefined) out.staticFeatures = statics;
   const h = raw.inlayHints ?? {};
   out.inlayHints = {
     calls: h.calls !== false,

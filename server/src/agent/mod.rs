@@ -27,6 +27,9 @@ const VIEWS_SOURCE: &str = include_str!("orrery_views_v1.erl");
 /// Mean call times (`call_time`), opt-in: owns the `call` trace flags it sets.
 pub const CALLTIME_MODULE: &str = "orrery_calltime_v1";
 const CALLTIME_SOURCE: &str = include_str!("orrery_calltime_v1.erl");
+/// Call counts kept across the loads Orrery makes (the base per function, who counts what).
+pub const COUNTS_MODULE: &str = "orrery_counts_v1";
+const COUNTS_SOURCE: &str = include_str!("orrery_counts_v1.erl");
 /// The hot-swap runtime (two-phase loads with state migration and rollback).
 pub const SWAP_MODULE: &str = "orrery_swap_v1";
 const SWAP_SOURCE: &str = include_str!("orrery_swap_v1.erl");
@@ -37,9 +40,10 @@ const PHOENIX_SOURCE: &str = include_str!("orrery_phoenix_v1.erl");
 pub const GUARD_MODULE: &str = "orrery_guard_v1";
 const GUARD_SOURCE: &str = include_str!("orrery_guard_v1.erl");
 /// Every module Orrery loads on a node (the guard removes them, itself last).
-pub const OUR_MODULES: [&str; 10] = [
+pub const OUR_MODULES: [&str; 11] = [
     PHOENIX_MODULE,
     SWAP_MODULE,
+    COUNTS_MODULE,
     VIEWS_MODULE,
     NAMES_MODULE,
     CALLTIME_MODULE,
@@ -158,6 +162,7 @@ async fn load_once(conn: &Connection, owner: &Owner) -> Result<AgentHandle, Beam
         compile_and_load(conn, NAMES_MODULE, NAMES_SOURCE).await?;
         compile_and_load(conn, VIEWS_MODULE, VIEWS_SOURCE).await?;
         compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
+        compile_and_load(conn, COUNTS_MODULE, COUNTS_SOURCE).await?;
         compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
         compile_and_load(conn, PHOENIX_MODULE, PHOENIX_SOURCE).await?;
         let after = loaded_modules(conn).await?;

@@ -3,8 +3,8 @@
 %% It never blocks a user process: state reads use sys:get_state/2 with a short timeout.
 %% Keep this file ASCII only (it is sent to the node as a charlist).
 -module(orrery_agent_v1).
--export([query/1, summary/0, modules/1, names/2, trunc/2, call_counts/1, trace_calls/2,
-         stop_counting/0, version/0, pid_info/2, callback_module/1]).
+-export([query/1, summary/0, modules/1, names/2, trunc/2, version/0, pid_info/2,
+         callback_module/1]).
 %% Docs, completion and writes (live/docs.rs, live/writes.rs).
 -export([docs/3, complete_modules/3, eval/3, state_for_write/3, swap_state/4, ets_restore/3,
          to_module/1, get_docs/1]).
@@ -29,7 +29,9 @@ run(modules, Mods, Limits) ->
     end;
 run(names, Names, Limits) -> names(Names, Limits);
 run(ets, Tabs, Limits) -> orrery_views_v1:ets_info(Tabs, Limits);
-run(calls, Mods, _) -> call_counts(Mods);
+%% Call counts (orrery_counts_v1): read only, or {Owner, Mods}: Owner counts exactly Mods.
+run(calls, Mods, _) -> orrery_counts_v1:counts(Mods);
+run(counts, {Owner, Mods}, _) -> orrery_counts_v1:want(Owner, Mods);
 run(named, Named, Limits) -> orrery_names_v1:lookup(Named, Limits);
 run(processes, Opts, _) -> orrery_views_v1:processes(Opts);
 run(Other, _, _) -> {error, {unknown_query, Other}}.
@@ -148,63 +150,6 @@ pid_info(Pid, Limits) ->
                     end,
             maps:from_list([{pid, Pid}, {state, State} | Info])
     end.
-
-%% Call counts for modules whose call_count tracing Orrery switched on. Where the node has
-%% trace sessions (OTP 27+) they count in Orrery's own session (orrery_calls_v1, held by
-%% the guard), else with global call_count patterns, which need no process trace flags and
-%% so take nothing from another tracer.
-call_counts(Mods) ->
-    Read = count_reader(),
-    maps:from_list([{M, fun_counts(M, Read)} || M <- Mods, code:is_loaded(M) =/= false]).
-
-count_reader() ->
-    case orrery_guard_v1:sessions() of
-        false -> fun(MFA) -> erlang:trace_info(MFA, call_count) end;
-        true ->
-            case orrery_guard_v1:session_of(orrery_calls_v1) of
-                none -> fun(_) -> false end;
-                S -> fun(MFA) -> erlang:apply(trace, info, [S, MFA, call_count]) end
-            end
-    end.
-
-fun_counts(M, Read) ->
-    lists:foldl(fun({F, A}, Acc) ->
-                        case Read({M, F, A}) of
-                            {call_count, N} when is_integer(N) -> Acc#{{F, A} => N};
-                            _ -> Acc
-                        end
-                end, #{}, erlang:get_module_info(M, functions)).
-
-%% Switch call counting on (true) or off (false) for a module's functions; the number of
-%% functions matched (0: not loaded yet).
-trace_calls(M, On) when is_boolean(On) ->
-    case code:is_loaded(M) of
-        false -> 0;
-        _ ->
-            orrery_guard_v1:counted(M, On),
-            count_pattern(M, On)
-    end.
-
-count_pattern(M, On) ->
-    case orrery_guard_v1:sessions() of
-        false -> erlang:trace_pattern({M, '_', '_'}, On, [call_count]);
-        true ->
-            S = case On of
-                    true -> orrery_guard_v1:session(orrery_calls_v1, whereis(orrery_guard_v1));
-                    false -> orrery_guard_v1:session_of(orrery_calls_v1)
-                end,
-            case S of
-                none -> 0;
-                _ -> erlang:apply(trace, function, [S, {M, '_', '_'}, On, [call_count]])
-            end
-    end.
-
-%% Every module Orrery counts, switched off (the guard, when no Orrery is left).
-stop_counting() ->
-    [try count_pattern(M, false) catch _:_ -> ok end || M <- orrery_guard_v1:counted(),
-                                                      code:is_loaded(M) =/= false],
-    [orrery_guard_v1:counted(M, false) || M <- orrery_guard_v1:counted()],
-    orrery_guard_v1:end_session(orrery_calls_v1).
 
 %% Bound a term before it leaves the node: depth, items per container, binary bytes, and a
 %% total budget of visited nodes. Cut parts become '$orrery_trunc' (or a cut-binary tuple).

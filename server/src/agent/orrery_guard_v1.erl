@@ -5,7 +5,8 @@
 %% hidden node it connects from, monitored with monitor_node). Pieces that change the node
 %% leave an undo entry for their owner (undo_on_loss/3): the debugger ("stop: resume every
 %% paused process, disarm, put the code that matches the source back"), call tracing,
-%% call times. Instrumented modules leave the binary to restore (set_restore/3).
+%% call times, call counts (orrery_counts_v1, whose table orrery_guard_v1_counts the guard
+%% owns, so it goes with the guard). Instrumented modules leave the binary to restore (set_restore/3).
 %%
 %% When an owner's node goes away and the owner does not attach again within the grace
 %% period, the guard runs that owner's undo entries itself; when no owner is left it also
@@ -27,12 +28,12 @@
 -module(orrery_guard_v1).
 -export([attach/3, undo_on_loss/3, forget_undo/2, set_restore/3, clear_restore/1,
          restore_targets/0, restore_all/0, end_debug/0, status/0, init/1, swapped/1]).
--export([sessions/0, session/2, session_of/1, end_session/1, counted/2, counted/0]).
+-export([sessions/0, session/2, session_of/1, end_session/1]).
 
 %% Modules Orrery loads, removed in this order; the guard itself goes last.
 ours() ->
-    [orrery_phoenix_v1, orrery_swap_v1, orrery_views_v1, orrery_names_v1, orrery_calltime_v1, orrery_trace_v1,
-     orrery_dbg_v1_armed, orrery_dbg_v1, orrery_agent_v1].
+    [orrery_phoenix_v1, orrery_swap_v1, orrery_counts_v1, orrery_views_v1, orrery_names_v1,
+     orrery_calltime_v1, orrery_trace_v1, orrery_dbg_v1_armed, orrery_dbg_v1, orrery_agent_v1].
 
 %% Register (or re-register, after a reconnect) owner Id connected from Node.
 %% Opts: #{grace => Ms, before => [Module], loaded_by_us => [Module]}.
@@ -80,7 +81,7 @@ restore_all() ->
 
 restore_one(Mod, unload) ->
     %% Instrumented without having been loaded before: not loaded again after.
-    _ = code:delete(Mod),
+    _ = try orrery_counts_v1:delete(Mod) catch _:_ -> code:delete(Mod) end,
     case purge_when_free(Mod, 100) of
         true -> clear_restore(Mod), ok;
         false -> in_use
@@ -160,19 +161,6 @@ end_session(Name) ->
             ok
     end.
 
-%% Modules whose calls Orrery counts (so a vanished Orrery's counting is switched off).
-counted(Mod, true) ->
-    try ets:insert(orrery_guard_v1_trace, {{counted, Mod}, true}) catch _:_ -> ok end,
-    ok;
-counted(Mod, false) ->
-    try ets:delete(orrery_guard_v1_trace, {counted, Mod}) catch _:_ -> ok end,
-    ok.
-
-counted() ->
-    try [M || {{counted, M}, _} <- ets:tab2list(orrery_guard_v1_trace)]
-    catch _:_ -> []
-    end.
-
 new_session(Name, Tracer) ->
     case ets:lookup(orrery_guard_v1_trace, {session, Name}) of
         [{_, H, Tracer}] -> H;
@@ -218,6 +206,8 @@ init({Parent, Ref}) ->
     ets:new(orrery_guard_v1_undo, [named_table, public, set]),
     ets:new(orrery_guard_v1_restore, [named_table, public, set]),
     ets:new(orrery_guard_v1_trace, [named_table, public, set]),
+    %% Call counts kept across Orrery's loads (orrery_counts_v1): gone with the guard.
+    ets:new(orrery_guard_v1_counts, [named_table, public, set]),
     Parent ! {Ref, started},
     loop(#{owners => #{}, before => nil, loaded_by_us => [], grace => 10000}).
 
@@ -275,7 +265,8 @@ call(status, _From, S = #{owners := Owners}) ->
               undo => [K || {K, _, _} <- ets:tab2list(orrery_guard_v1_undo)],
               restore => [M || {M, _} <- restore_targets()],
               sessions => [N || {{session, N}, _, _} <- ets:tab2list(orrery_guard_v1_trace)],
-              counted => counted()}, S};
+              counted => [M || {{mod, M}, _, _, _, _}
+                               <- ets:tab2list(orrery_guard_v1_counts)]}, S};
 call(_, _From, S) ->
     {reply, {error, unknown_request}, S}.
 
@@ -310,7 +301,7 @@ cleanup(#{before := Before, loaded_by_us := LoadedByUs}) ->
     Restored = restore_all(),
     try orrery_trace_v1:stop_all() catch _:_ -> ok end,
     try orrery_calltime_v1:stop() catch _:_ -> ok end,
-    try orrery_agent_v1:stop_counting() catch _:_ -> ok end,
+    try orrery_counts_v1:stop_all() catch _:_ -> ok end,
     end_sessions(),
     [purge_when_free(M, 150) || {{swapped, M}, _} <- ets:tab2list(orrery_guard_v1_restore)],
     Left = unload_libs(before_set(Before), LoadedByUs) ++ unload_ours(),

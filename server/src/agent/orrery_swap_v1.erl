@@ -219,7 +219,7 @@ finish_swap(abort, {Mod, File, Prev, OldMd5, Procs, States, Timeout, _}) ->
     R = try
             case {Prev, OldMd5} of
                 {nil, nil} ->
-                    _ = code:delete(Mod),
+                    _ = orrery_counts_v1:delete(Mod),
                     _ = code:soft_purge(Mod),
                     ok;
                 _ ->
@@ -242,7 +242,7 @@ resume_all(Procs, Timeout) ->
 
 do_swap(Mod, File, Bin, Prev, Procs, OldVsn, Extra, Timeout, OldMd5) ->
     States = [{P, caught(fun() -> sys:get_state(P, Timeout) end)} || P <- Procs],
-    case code:load_binary(Mod, File, Bin) of
+    case orrery_counts_v1:load(Mod, File, Bin) of
         {module, Mod} ->
             NewVsn = vsn_of(Mod),
             %% sys:change_code only for modules that define code_change/3 (a module written
@@ -280,7 +280,7 @@ migrates(P, Mod) ->
 restore(_Mod, _File, nil, _States, _Timeout) -> no_previous_binary;
 restore(Mod, File, Prev, States, Timeout) ->
     _ = code:soft_purge(Mod),
-    Loaded = code:load_binary(Mod, File, Prev),
+    Loaded = orrery_counts_v1:load(Mod, File, Prev),
     [try sys:replace_state(P, fun(_) -> S end, Timeout) catch _:_ -> ok end
      || {P, S} <- States,
                                                             not is_tuple(S) orelse element(1, S) =/= 'EXIT'],

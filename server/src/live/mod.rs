@@ -128,6 +128,9 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, Vec<TableOnNode>>,
     /// module -> "fun/arity" -> (node, calls)
     pub calls: BTreeMap<String, BTreeMap<String, Vec<(String, i64)>>>,
+    /// module -> (node, since when its counts run, ms since the epoch) for counts that
+    /// started again after a load Orrery did not make; absent: since counting began.
+    pub calls_since: BTreeMap<String, Vec<(String, i64)>>,
     /// module -> Registry processes found through names with a computed key.
     pub registries: BTreeMap<String, Vec<RegistryProcs>>,
     /// module -> "fun/arity" -> (node, calls, total µs); only with `liveCallTime`.
@@ -171,7 +174,6 @@ pub struct LiveModel {
     snapshot: Mutex<Snapshot>,
     /// When processes per module were last counted (that walks every process).
     last_count: Mutex<Option<std::time::Instant>>,
-    traced: Mutex<BTreeSet<String>>,
     /// `liveCallTime` (unset: on where the node has trace sessions), and the nodes where
     /// call times are set now.
     call_time: Mutex<Option<bool>>,
@@ -200,7 +202,6 @@ impl LiveModel {
         Self {
             snapshot: Mutex::new(Snapshot::default()),
             last_count: Mutex::new(None),
-            traced: Mutex::new(BTreeSet::new()),
             call_time: Mutex::new(None),
             call_time_on: Mutex::new(BTreeSet::new()),
         }
@@ -247,10 +248,10 @@ impl LiveModel {
     }
 
     /// Query every attached node for `interest`; returns true when the snapshot changed.
+    /// With `call_counts`, this Orrery counts the calls of exactly the modules of
+    /// `interest` (else of none) on every node: the node keeps the counts across the
+    /// loads Orrery makes (`orrery_counts_v1`).
     pub async fn refresh(&self, session: &Session, interest: &Interest, call_counts: bool) -> bool {
-        if call_counts {
-            self.sync_tracing(session, &interest.modules).await;
-        }
         // Count processes per module at most every few seconds, or when what we watch
         // changed; in between keep the last counts.
         let count = {
@@ -266,9 +267,10 @@ impl LiveModel {
             }
             due
         };
+        let owner = session.owner().id.clone();
+        let counts = Counts::Own(owner, call_counts);
         let prev_channels = self.snapshot().phoenix.channels;
-        let mut snap =
-            Self::fetch_with(session, interest, call_counts, count, &prev_channels).await;
+        let mut snap = Self::fetch_with(session, interest, counts, count, &prev_channels).await;
         if !count {
             let prev = self.snapshot();
             // Run-time name lookups walk every process too: keep the last ones.
@@ -287,9 +289,6 @@ impl LiveModel {
                 }
             }
         }
-        if call_counts {
-            self.forget_untraced(&snap);
-        }
         self.sync_call_time(session, interest, &mut snap).await;
         let mut cur = match self.snapshot.lock() {
             Ok(c) => c,
@@ -300,15 +299,21 @@ impl LiveModel {
         changed
     }
 
-    /// One batched query per node for `interest`, without touching the cached snapshot.
+    /// One batched query per node for `interest`, without touching the cached snapshot
+    /// (with `call_counts`, the counts of the modules someone counts; nothing switched).
     pub async fn fetch(session: &Session, interest: &Interest, call_counts: bool) -> Snapshot {
-        Self::fetch_with(session, interest, call_counts, true, &BTreeMap::new()).await
+        let counts = if call_counts {
+            Counts::Read
+        } else {
+            Counts::None
+        };
+        Self::fetch_with(session, interest, counts, true, &BTreeMap::new()).await
     }
 
     async fn fetch_with(
         session: &Session,
         interest: &Interest,
-        call_counts: bool,
+        counts: Counts,
         count_procs: bool,
         channels: &BTreeMap<String, Vec<Term>>,
     ) -> Snapshot {
@@ -318,14 +323,22 @@ impl LiveModel {
             .iter()
             .map(|t| atom(t.trim_start_matches(':')))
             .collect();
+        let calls = match counts {
+            Counts::None => ("calls", list(vec![])),
+            Counts::Read => ("calls", list(mods.clone())),
+            Counts::Own(owner, on) => (
+                "counts",
+                term::tuple(vec![
+                    term::binary(&owner),
+                    list(if on { mods.clone() } else { vec![] }),
+                ]),
+            ),
+        };
         let req = map(vec![
             ("modules", list(mods.clone())),
             ("names", list(mods.clone())),
             ("ets", list(tabs)),
-            (
-                "calls",
-                list(if call_counts { mods.clone() } else { vec![] }),
-            ),
+            calls,
             ("named", named::query(&interest.names, count_procs)),
             ("limits", limits_with_count(count_procs)),
         ]);
@@ -354,55 +367,23 @@ impl LiveModel {
         snap
     }
 
-    /// Switch call counting on for `wanted` modules and off for the others we switched on.
-    async fn sync_tracing(&self, session: &Session, wanted: &BTreeSet<String>) {
-        let current = self.traced.lock().map(|t| t.clone()).unwrap_or_default();
-        let on: Vec<_> = wanted.difference(&current).cloned().collect();
-        let off: Vec<_> = current.difference(wanted).cloned().collect();
-        if on.is_empty() && off.is_empty() {
-            return;
-        }
-        let mut enabled = BTreeSet::new();
+    /// Switch off every call counter this Orrery counts with (before detach).
+    pub async fn stop_tracing(&self, session: &Session) {
+        let owner = term::binary(&session.owner().id);
         for n in session.nodes() {
-            for (m, flag) in on
-                .iter()
-                .map(|m| (m, true))
-                .chain(off.iter().map(|m| (m, false)))
-            {
-                let args = vec![term::module(m), atom(if flag { "true" } else { "false" })];
-                match agent::call(&n.conn, "trace_calls", args, QUERY_TIMEOUT).await {
-                    // 0 functions: not loaded yet (interactive mode); try again next time.
-                    Ok(count) if flag && term::as_int(&count).unwrap_or(0) > 0 => {
-                        enabled.insert(m.clone());
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!("call counting for {m} on {}: {e}", n.info.name),
-                }
+            let r = n
+                .conn
+                .rpc(
+                    agent::COUNTS_MODULE,
+                    "release",
+                    vec![owner.clone()],
+                    QUERY_TIMEOUT,
+                )
+                .await;
+            if let Err(e) = r {
+                tracing::debug!("call counting off on {}: {e}", n.info.name);
             }
         }
-        if let Ok(mut t) = self.traced.lock() {
-            t.retain(|m| wanted.contains(m));
-            t.extend(enabled);
-        }
-    }
-
-    /// Modules whose code was (re)loaded lose their call counters: forget them so the next
-    /// refresh switches counting on again.
-    fn forget_untraced(&self, snap: &Snapshot) {
-        if let Ok(mut t) = self.traced.lock() {
-            t.retain(|m| {
-                let loaded = snap
-                    .modules
-                    .get(m)
-                    .is_some_and(|v| v.iter().any(|i| i.loaded));
-                !loaded || snap.calls.get(m).is_some_and(|c| !c.is_empty())
-            });
-        }
-    }
-
-    /// Switch off every call counter we switched on (before detach).
-    pub async fn stop_tracing(&self, session: &Session) {
-        self.sync_tracing(session, &BTreeSet::new()).await;
         let on = self.call_time_nodes();
         for n in session.nodes().iter().filter(|n| on.contains(&n.info.name)) {
             calltime::stop(n).await;
@@ -415,11 +396,18 @@ impl LiveModel {
         if let Ok(mut s) = self.snapshot.lock() {
             *s = Snapshot::default();
         }
-        if let Ok(mut t) = self.traced.lock() {
-            t.clear();
-        }
         self.set_call_time_nodes(BTreeSet::new());
     }
+}
+
+/// What a query asks about call counts.
+enum Counts {
+    /// Nothing.
+    None,
+    /// The counts of the modules asked about that someone counts.
+    Read,
+    /// Owner (a guard owner id) counts exactly the modules asked about (`true`) or none.
+    Own(String, bool),
 }
 
 fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
@@ -483,13 +471,23 @@ fn merge_node(snap: &mut Snapshot, node: &str, reply: &Term) {
                 });
         }
     }
-    if let Some(Term::Map(calls)) = term::get(reply, "calls") {
+    let calls = term::get(reply, "calls").or_else(|| term::get(reply, "counts"));
+    if let Some(Term::Map(calls)) = calls {
         for (k, v) in &calls.map {
             let Some(name) = term::as_atom(k) else {
                 continue;
             };
-            let Term::Map(funs) = v else { continue };
-            let entry = snap.calls.entry(pretty::module_name(name)).or_default();
+            let Some(Term::Map(funs)) = term::get(v, "counts") else {
+                continue;
+            };
+            let module = pretty::module_name(name);
+            if let Some(since) = term::get_int(v, "since") {
+                snap.calls_since
+                    .entry(module.clone())
+                    .or_default()
+                    .push((node.to_string(), since));
+            }
+            let entry = snap.calls.entry(module).or_default();
             for (fa, n) in &funs.map {
                 if let Some([f, a]) = term::as_tuple(fa) {
                     let fname = term::as_atom(f).unwrap_or("-");

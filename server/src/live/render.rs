@@ -188,6 +188,61 @@ pub fn calls(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<(i64, usi
     Some((per.iter().map(|(_, n)| n).sum(), per.len()))
 }
 
+/// When the counts of `module` started again after a load Orrery did not make (ms since
+/// the epoch, the latest over nodes); `None`: they run since counting began (attach).
+pub fn calls_since(snap: &Snapshot, module: &str) -> Option<i64> {
+    snap.calls_since.get(module)?.iter().map(|(_, t)| *t).max()
+}
+
+/// `since attach`, or `since 14:03:05` (local time; a date when not today).
+pub fn since_text(since: Option<i64>) -> String {
+    match since {
+        None => "since attach".to_string(),
+        Some(ms) => format!("since {}", local_time(ms)),
+    }
+}
+
+/// A time (ms since the epoch) as local `HH:MM:SS`, with the date when it is not today.
+pub fn local_time(ms: i64) -> String {
+    let parts = |secs: i64| -> Option<(i32, i32, i32, i32, i32, i32)> {
+        let t = secs as libc::time_t;
+        // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::localtime_r(&t, &mut tm) };
+        (!r.is_null()).then_some((
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+        ))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match (parts(ms.div_euclid(1000)), parts(now)) {
+        (Some((y, mo, d, h, mi, sec)), Some((ny, nmo, nd, ..))) => {
+            if (y, mo, d) == (ny, nmo, nd) {
+                format!("{h:02}:{mi:02}:{sec:02}")
+            } else {
+                format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}")
+            }
+        }
+        _ => format!("{ms} ms"),
+    }
+}
+
+/// Code lens title of a function's count: `12 calls`, `12 calls since 14:03:05`.
+pub fn calls_lens(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<String> {
+    let (n, _) = calls(snap, module, fun_arity)?;
+    let since = calls_since(snap, module)
+        .map(|t| format!(" {}", since_text(Some(t))))
+        .unwrap_or_default();
+    Some(format!("{n} call{}{since}", if n == 1 { "" } else { "s" }))
+}
+
 /// Mean time per call of `module.fun/arity` in microseconds over every node, from the
 /// calls timed (`liveCallTime`: calls of processes Orrery could flag).
 pub fn mean_us(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<f64> {
@@ -214,9 +269,17 @@ pub fn function_hover(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<
     let mean = mean_us(snap, module, fun_arity)
         .map(|m| format!(" · mean {} per call", human_us(m)))
         .unwrap_or_default();
+    let since = calls_since(snap, module);
+    let why = if since.is_some() {
+        "\n\n_Counting started again then: the module was loaded by something other than \
+         Orrery, and the calls before that load are not known._"
+    } else {
+        ""
+    };
     Some(format!(
-        "**{module}.{fun_arity}** — {total} call{} since attach{}{mean}",
+        "**{module}.{fun_arity}** — {total} call{} {}{}{mean}{why}",
         if total == 1 { "" } else { "s" },
+        since_text(since),
         per_node_suffix(nodes)
     ))
 }
@@ -227,9 +290,12 @@ pub fn function_hint(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<S
     let mean = mean_us(snap, module, fun_arity)
         .map(|m| format!(" · {}", human_us(m)))
         .unwrap_or_default();
+    let since = calls_since(snap, module)
+        .map(|t| format!(" {}", since_text(Some(t))))
+        .unwrap_or_default();
     Some(clip(
         &format!(
-            "{total} call{}{}{mean}",
+            "{total} call{}{}{since}{mean}",
             if total == 1 { "" } else { "s" },
             per_node_suffix(nodes)
         ),
@@ -309,6 +375,33 @@ pub fn module_lens(snap: &Snapshot, module: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_say_since_when_they_run() {
+        let mut snap = Snapshot::default();
+        snap.calls.insert(
+            "KV.Calc".into(),
+            [("add/2".to_string(), vec![("a@h".to_string(), 12)])].into(),
+        );
+        assert_eq!(calls_lens(&snap, "KV.Calc", "add/2").unwrap(), "12 calls");
+        let h = function_hover(&snap, "KV.Calc", "add/2").unwrap();
+        assert!(h.contains("12 calls since attach"), "{h}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        snap.calls_since
+            .insert("KV.Calc".into(), vec![("a@h".into(), now)]);
+        let t = local_time(now);
+        assert_eq!(t.len(), 8, "{t}"); // today: HH:MM:SS
+        let lens = calls_lens(&snap, "KV.Calc", "add/2").unwrap();
+        assert_eq!(lens, format!("12 calls since {t}"));
+        assert_eq!(function_hint(&snap, "KV.Calc", "add/2").unwrap(), lens);
+        let h = function_hover(&snap, "KV.Calc", "add/2").unwrap();
+        assert!(h.contains(&lens) && h.contains("not known"), "{h}");
+        // Another day shows its date.
+        assert!(local_time(now - 3 * 86_400_000).contains('-'));
+    }
 
     #[test]
     fn hints_are_short() {

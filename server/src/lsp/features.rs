@@ -77,7 +77,13 @@ fn namespace_hover(core: &Core, name: &str) -> Option<String> {
     ))
 }
 
+/// Hover: what is live (state, processes, calls, tables). With `staticFeatures: "off"`
+/// only that, so that a client merging it with a static server's hover shows no part
+/// twice: no docs (the other server has them), no namespace list, and nothing at all
+/// (not even "not attached") where there is no live value.
 pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
+    let statics = core.settings().static_features();
+    let note = |core: &Core| statics.then(|| not_attached_note(core)).flatten();
     let path = normalize(&to_path(
         &p.text_document_position_params.text_document.uri,
     )?);
@@ -96,13 +102,13 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
             (None, Some(t)) => Some(format!("**{key}**{}", crate::live::trace::render(&fun, &t))),
             (h, None) => h,
         };
-        return text.or_else(|| not_attached_note(core)).map(markdown);
+        return text.or_else(|| note(core)).map(markdown);
     }
     let reference = core.reference_at(&path, pos)?;
     let snap = core.live.snapshot();
     let text = match &reference {
         Reference::Module { name, .. } => {
-            if let Some(ns) = namespace_hover(core, name) {
+            if let Some(ns) = namespace_hover(core, name).filter(|_| statics) {
                 return Some(markdown(ns));
             }
             let live = match render::module_hover(name, &snap) {
@@ -142,7 +148,7 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
                 &format!("{function}/{}", arity.unwrap_or(0)),
             );
             // Docs and specs from the node (cached per module md5).
-            let docs = match core.session() {
+            let docs = match core.session().filter(|_| statics) {
                 Some(s) => docs::hover(&s, module, function, *arity).await,
                 None => None,
             };
@@ -176,7 +182,7 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
             }
         }
     };
-    text.or_else(|| not_attached_note(core)).map(markdown)
+    text.or_else(|| note(core)).map(markdown)
 }
 
 /// Go to definition, and a note for the user when the definition's source is not on
@@ -340,7 +346,11 @@ pub fn inlay_hints(core: &Core, uri: &Uri, visible: Range) -> Option<Vec<InlayHi
                         out.push(hint(
                             at,
                             label,
-                            Some(format!("calls of {}.{fa} since attach", m.name)),
+                            Some(format!(
+                                "calls of {}.{fa} {}",
+                                m.name,
+                                render::since_text(render::calls_since(&snap, &m.name))
+                            )),
                         ));
                     }
                 }
@@ -427,11 +437,11 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
         }
         for f in &m.functions {
             let fa = format!("{}/{}", f.name, f.arity);
-            if let Some((n, _)) = render::calls(&snap, &m.name, &fa) {
+            if let Some(title) = render::calls_lens(&snap, &m.name, &fa) {
                 out.push(CodeLens {
                     range: range(f.name_range),
                     command: Some(Command {
-                        title: format!("{n} call{}", if n == 1 { "" } else { "s" }),
+                        title,
                         command: String::new(),
                         arguments: None,
                     }),

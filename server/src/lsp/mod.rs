@@ -8,6 +8,7 @@ mod custom;
 mod features;
 mod guard;
 mod reload;
+mod statics;
 mod test_lenses;
 
 use crate::config::Settings;
@@ -29,6 +30,8 @@ pub struct Backend {
     supports_config: AtomicBool,
     supports_refresh: AtomicBool,
     shut_down: AtomicBool,
+    /// The static features and their dynamic registrations (`staticFeatures`).
+    statics: Arc<statics::Statics>,
     /// The long-lived twin that runs background work (refresh loop, saves).
     background: std::sync::Mutex<Option<Arc<Backend>>>,
     /// Files with diagnostics from each saved file's last compile.
@@ -52,6 +55,7 @@ pub async fn serve_stdio() {
         supports_config: AtomicBool::new(false),
         supports_refresh: AtomicBool::new(false),
         shut_down: AtomicBool::new(false),
+        statics: Default::default(),
         background: Default::default(),
         diagnosed: Default::default(),
     })
@@ -306,6 +310,7 @@ impl LanguageServer for Backend {
         if let Ok(mut r) = self.core.root.write() {
             *r = root.map(|p| normalize(&p));
         }
+        let statics_on = settings.static_features();
         if let Ok(mut s) = self.core.settings.write() {
             *s = settings;
         }
@@ -335,42 +340,39 @@ impl LanguageServer for Backend {
                     .unwrap_or(false),
             Ordering::Relaxed,
         );
+        let mut capabilities = ServerCapabilities {
+            text_document_sync: Some(TextDocumentSyncCapability::Options(
+                TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..Default::default()
+                },
+            )),
+            hover_provider: Some(HoverProviderCapability::Simple(true)),
+            // Symbols, definition and completion: `statics::Statics::announce`.
+            inlay_hint_provider: Some(OneOf::Left(true)),
+            code_lens_provider: Some(CodeLensOptions {
+                resolve_provider: Some(false),
+            }),
+            execute_command_provider: Some(ExecuteCommandOptions {
+                commands: commands::COMMANDS
+                    .iter()
+                    .chain(reload::COMMANDS)
+                    .map(|c| c.to_string())
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.statics
+            .announce(&params.capabilities, statics_on, &mut capabilities);
         Ok(InitializeResult {
             server_info: Some(ServerInfo {
                 name: "orrery".into(),
                 version: Some(env!("CARGO_PKG_VERSION").into()),
             }),
-            capabilities: ServerCapabilities {
-                text_document_sync: Some(TextDocumentSyncCapability::Options(
-                    TextDocumentSyncOptions {
-                        open_close: Some(true),
-                        change: Some(TextDocumentSyncKind::INCREMENTAL),
-                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
-                        ..Default::default()
-                    },
-                )),
-                hover_provider: Some(HoverProviderCapability::Simple(true)),
-                completion_provider: Some(CompletionOptions {
-                    trigger_characters: Some(vec![".".into(), ":".into()]),
-                    ..Default::default()
-                }),
-                definition_provider: Some(OneOf::Left(true)),
-                document_symbol_provider: Some(OneOf::Left(true)),
-                workspace_symbol_provider: Some(OneOf::Left(true)),
-                inlay_hint_provider: Some(OneOf::Left(true)),
-                code_lens_provider: Some(CodeLensOptions {
-                    resolve_provider: Some(false),
-                }),
-                execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: commands::COMMANDS
-                        .iter()
-                        .chain(reload::COMMANDS)
-                        .map(|c| c.to_string())
-                        .collect(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            capabilities,
             offset_encoding: None,
         })
     }
@@ -394,6 +396,9 @@ impl LanguageServer for Backend {
                 }
             }
         }
+        self.statics
+            .sync(&self.client, self.core.settings().static_features())
+            .await;
         let me = Arc::new(Backend {
             client: self.client.clone(),
             core: self.core.clone(),
@@ -401,6 +406,7 @@ impl LanguageServer for Backend {
             supports_config: AtomicBool::new(false),
             supports_refresh: AtomicBool::new(self.supports_refresh.load(Ordering::Relaxed)),
             shut_down: AtomicBool::new(false),
+            statics: self.statics.clone(),
             background: Default::default(),
             diagnosed: Default::default(),
         });
@@ -502,13 +508,18 @@ impl LanguageServer for Backend {
             Ok(s) => {
                 let target =
                     |s: &Settings| (s.node.clone(), s.cookie.clone(), s.cookie_file.clone());
-                let Ok(mut cur) = self.core.settings.write() else {
+                let Some((changed, statics_before, statics_now)) =
+                    self.core.settings.write().ok().map(|mut cur| {
+                        let before = (target(&cur), cur.static_features());
+                        *cur = cur.clone().merge(s);
+                        (target(&cur) != before.0, before.1, cur.static_features())
+                    })
+                else {
                     return;
                 };
-                let before = target(&cur);
-                *cur = cur.clone().merge(s);
-                let changed = target(&cur) != before;
-                drop(cur);
+                if statics_now != statics_before {
+                    self.statics.sync(&self.client, statics_now).await;
+                }
                 if changed {
                     if let Some(me) = self.background.lock().ok().and_then(|b| b.clone()) {
                         tokio::spawn(me.reattach());
@@ -524,6 +535,9 @@ impl LanguageServer for Backend {
     }
 
     async fn completion(&self, p: CompletionParams) -> Result<Option<CompletionResponse>> {
+        if !self.core.settings().static_features() {
+            return Ok(None);
+        }
         Ok(completion::complete(&self.core, p).await)
     }
 
@@ -531,6 +545,9 @@ impl LanguageServer for Backend {
         &self,
         p: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
+        if !self.core.settings().static_features() {
+            return Ok(None);
+        }
         let (resp, note) = features::definition(&self.core, p).await;
         if let Some(note) = note {
             self.client.show_message(MessageType::INFO, note).await;
@@ -542,10 +559,16 @@ impl LanguageServer for Backend {
         &self,
         p: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
+        if !self.core.settings().static_features() {
+            return Ok(None);
+        }
         Ok(features::document_symbols(&self.core, &p.text_document.uri))
     }
 
     async fn symbol(&self, p: WorkspaceSymbolParams) -> Result<Option<WorkspaceSymbolResponse>> {
+        if !self.core.settings().static_features() {
+            return Ok(None);
+        }
         Ok(features::workspace_symbols(&self.core, &p.query))
     }
 

@@ -10,8 +10,17 @@ use tokio::sync::mpsc;
 /// How long a burst of changes may last before we act.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// An editor's own file beside a source, never code: Emacs's lock (`.#a.ex`, a dangling
+/// symlink) and auto-save (`#a.ex#`) files, other hidden files.
+fn editor_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') || n.starts_with('#'))
+}
+
 fn interesting(p: &Path) -> bool {
     super::erlang::swappable(p)
+        && !editor_file(p)
         && !p.components().any(|c| {
             matches!(
                 c.as_os_str().to_str(),
@@ -72,6 +81,8 @@ mod tests {
         assert!(!interesting(Path::new("/p/_build/dev/lib/s/include/a.hrl")));
         assert!(!interesting(Path::new("/p/_build/dev/lib/a.ex")));
         assert!(!interesting(Path::new("/p/deps/x/lib/a.ex")));
+        assert!(!interesting(Path::new("/p/lib/.#a.ex")));
+        assert!(!interesting(Path::new("/p/lib/#a.ex#")));
         assert!(!interesting(Path::new("/p/lib/a.exs")));
         assert!(!interesting(Path::new("/p/lib/a.beam")));
     }

@@ -1,6 +1,7 @@
 //! Checks of a node after Orrery has been at it: is it exactly as found (no module of
-//! ours, nothing suspended, no trace flag or pattern, no call count or time, no trace
-//! session but the node's global one (OTP 27+), the code of the build on disk), and
+//! ours, nothing suspended, no trace flag or pattern (call counts and times included), no
+//! trace session but the node's global one (OTP 27+), no ETS table of ours, the code of the
+//! build on disk), and
 //! did any of its processes crash or restart (the same pids under the same names).
 
 use super::TestNode;
@@ -24,9 +25,12 @@ app_mods = for {m, f} <- loaded, is_list(f), String.ends_with?(List.to_string(f)
 patterns = for {m, _} <- app_mods, {fun, ar} <- m.module_info(:functions),
                :erlang.trace_info({m, fun, ar}, :traced) not in [{:traced, false}, {:traced, :undefined}],
                do: "trace pattern on #{inspect({m, fun, ar})}"
-counting = for {m, _} <- app_mods, {fun, ar} <- m.module_info(:functions), k <- [:call_count, :call_time],
-               elem(:erlang.trace_info({m, fun, ar}, k), 1) not in [false, :undefined],
-               do: "#{k} on #{inspect({m, fun, ar})}"
+counting = for {m, _} <- app_mods, {fun, ar} <- m.module_info(:functions),
+               kind <- [:call_count, :call_time],
+               elem(:erlang.trace_info({m, fun, ar}, kind), 1) not in [false, :undefined],
+               do: "#{kind} pattern on #{inspect({m, fun, ar})}"
+tables = for t <- :ets.all(), is_atom(t), String.starts_with?(Atom.to_string(t), "orrery"),
+             do: "ETS table left: #{t}"
 sessions = if Code.ensure_loaded?(:trace) and function_exported?(:trace, :session_info, 1) do
              for {name, _} = s <- :trace.session_info(:all), name != :legacy, do: "trace session left: #{inspect(s)}"
            else
@@ -36,7 +40,7 @@ stale = for {m, f} <- app_mods,
             (case :beam_lib.md5(f) do {:ok, {_, md5}} -> md5 != m.module_info(:md5); _ -> true end),
             do: "#{inspect(m)} is not the build on disk"
 old = for {m, _} <- app_mods, :erlang.check_old_code(m), do: "#{inspect(m)} has old code"
-ours ++ suspended ++ flags ++ patterns ++ counting ++ sessions ++ stale ++ old
+ours ++ suspended ++ flags ++ patterns ++ counting ++ sessions ++ tables ++ stale ++ old
 "##;
 
 /// Evaluate Elixir `code` on the node; its value in Elixir syntax (compact).

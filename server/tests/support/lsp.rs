@@ -190,7 +190,24 @@ impl LspClient {
 
     /// initialize + initialized with a workspace root and options.
     pub fn initialize(&mut self, root: &Path, options: Value) -> Value {
+        self.initialize_with(root, options, json!({}))
+    }
+
+    /// Like `initialize`, with `capabilities` merged into the client capabilities
+    /// (one level deep: `{"textDocument": {...}}` adds to `textDocument`).
+    pub fn initialize_with(&mut self, root: &Path, options: Value, capabilities: Value) -> Value {
         let uri = format!("file://{}", root.display());
+        let mut caps = json!({
+            "window": {"workDoneProgress": true},
+            "workspace": {"configuration": true, "inlayHint": {"refreshSupport": true}, "codeLens": {"refreshSupport": true}},
+            "textDocument": {"hover": {"contentFormat": ["markdown"]}}
+        });
+        for (k, v) in capabilities.as_object().unwrap() {
+            match (caps[k].as_object_mut(), v.as_object()) {
+                (Some(have), Some(more)) => have.extend(more.clone()),
+                _ => caps[k] = v.clone(),
+            }
+        }
         let r = self.call(
             "initialize",
             json!({
@@ -198,11 +215,7 @@ impl LspClient {
                 "rootUri": uri,
                 "workspaceFolders": [{"uri": uri, "name": "ws"}],
                 "initializationOptions": options,
-                "capabilities": {
-                    "window": {"workDoneProgress": true},
-                    "workspace": {"configuration": true, "inlayHint": {"refreshSupport": true}, "codeLens": {"refreshSupport": true}},
-                    "textDocument": {"hover": {"contentFormat": ["markdown"]}}
-                }
+                "capabilities": caps
             }),
         );
         self.notify("initialized", json!({}));

@@ -161,6 +161,19 @@ function M.check()
       else
         r.warn(string.format('client %d: no answer to orrery/status', c.id))
       end
+      -- Beside which servers, and whether Orrery answers static requests there.
+      local beside = {}
+      for _, b in ipairs(require('orrery.util').attached_buffers(c)) do
+        for _, name in ipairs(require('orrery.beside').others(b)) do
+          beside[name] = true
+        end
+      end
+      local names = vim.tbl_keys(beside)
+      table.sort(names)
+      local statics = (c.config.settings and c.config.settings.orrery or {}).staticFeatures
+      r.info(string.format('client %d: beside %s; static features %s', c.id,
+        #names > 0 and table.concat(names, ', ') or 'no other language server',
+        statics == 'off' and 'off (left to the other server)' or 'on'))
     end
   end
 end

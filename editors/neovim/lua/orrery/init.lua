@@ -20,6 +20,10 @@ M.defaults = {
   attach_peers = nil,
   inlay_hints = nil, -- { calls = true, processes = true, ets = true }
   live_call_time = nil, -- mean call times (nil: on with trace sessions, OTP 27+; off before)
+  -- Orrery's static features (symbols, definition, completion, docs in hovers):
+  -- 'auto' turns them off once another language server (Expert, ElixirLS, ...) is
+  -- attached beside Orrery, 'on'/'off' (or true/false) force them.
+  static_features = 'auto',
   settings = nil, -- extra raw settings merged into the `orrery` section
   -- Client side.
   filetypes = { 'elixir', 'eelixir', 'heex' },
@@ -74,6 +78,7 @@ function M.settings()
     attachPeers = c.attach_peers,
     inlayHints = c.inlay_hints,
     liveCallTime = c.live_call_time,
+    staticFeatures = require('orrery.beside').setting(c.static_features),
   }
   s = vim.tbl_extend('force', s, c.settings or {})
   if vim.tbl_isempty(s) then
@@ -155,6 +160,7 @@ end
 
 local function on_attach(client, bufnr)
   require('orrery.live').attach(client, bufnr)
+  require('orrery.beside').check(bufnr)
   if M.config.on_attach then
     M.config.on_attach(client, bufnr)
   end
@@ -326,6 +332,7 @@ function M.setup(opts)
   M.config.cmd = opts.cmd
   local group = vim.api.nvim_create_augroup('orrery', { clear = true })
   filetype_autocmds(group)
+  require('orrery.beside').watch(group, M.config.filetypes)
   require('orrery.commands').create()
   if M.config.dap then
     require('orrery.dap').setup()
@@ -360,6 +367,9 @@ function M.processes(sort, cb)
 end
 function M.rollback(module, cb)
   return require('orrery.commands').rollback(module, cb)
+end
+function M.hover(cb)
+  return require('orrery.beside').hover(cb)
 end
 function M.debug_test(config)
   return require('orrery.dap').debug_test(config)

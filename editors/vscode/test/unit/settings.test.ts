@@ -45,3 +45,25 @@ test("paths expand ~ and ${workspaceFolder}", () => {
   assert.equal(expandPath("${workspaceFolder}/.cookie", "/ws", "/home/u"), "/ws/.cookie");
   assert.equal(serverSettings({ cookieFile: "${workspaceFolder}/k" }, {}, undefined, "/ws").cookieFile, "/ws/k");
 });
+
+test("staticFeatures: auto is off beside another Elixir language server, else the server's default", async () => {
+  const { otherElixirServers, resolveStaticFeatures } = await import("../../src/settings");
+  assert.equal(resolveStaticFeatures("auto", []), undefined);
+  assert.equal(resolveStaticFeatures(undefined, []), undefined);
+  assert.equal(resolveStaticFeatures("auto", ["JakeBecker.elixir-ls"]), "off");
+  assert.equal(resolveStaticFeatures("on", ["JakeBecker.elixir-ls"]), "on");
+  assert.equal(resolveStaticFeatures("off", []), "off");
+  assert.equal(serverSettings({ staticFeatures: "auto" }, {}, undefined, undefined, ["lexical-lsp.lexical"]).staticFeatures, "off");
+  assert.equal(serverSettings({ staticFeatures: "auto" }).staticFeatures, undefined);
+  const others = otherElixirServers(
+    [
+      { id: "orrery.orrery", packageJSON: { activationEvents: ["onLanguage:elixir"], dependencies: { "vscode-languageclient": "9" } } },
+      { id: "JakeBecker.elixir-ls" },
+      { id: "someone.elixir-syntax", packageJSON: { activationEvents: ["onLanguage:elixir"] } },
+      { id: "someone.next-elixir-ls", packageJSON: { activationEvents: ["onLanguage:elixir"], dependencies: { "vscode-languageclient": "9" } } },
+      { id: "ms-python.python", packageJSON: { activationEvents: ["onLanguage:python"], dependencies: { "vscode-languageclient": "9" } } },
+    ],
+    "orrery.orrery",
+  );
+  assert.deepEqual(others, ["JakeBecker.elixir-ls", "someone.next-elixir-ls"]);
+});

@@ -41,7 +41,7 @@ fn views_block(module: &str, views: &[ViewOnNode]) -> String {
             line.push_str(&format!(" · params `{p}`"));
         }
         if let Some(t) = &v.topic {
-            line.push_str(&format!(" · topic {t}"));
+            line.push_str(&format!(" · topic `{t}`"));
         }
         line.push_str(&format!(" · queue {}\n", v.queue));
         out.push_str(&line);
