@@ -33,11 +33,15 @@ const COUNTS_SOURCE: &str = include_str!("orrery_counts_v1.erl");
 /// The hot-swap runtime (two-phase loads with state migration and rollback).
 pub const SWAP_MODULE: &str = "orrery_swap_v1";
 const SWAP_SOURCE: &str = include_str!("orrery_swap_v1.erl");
+/// Phoenix: connected LiveViews, a router's routes, an endpoint's URL and port.
+pub const PHOENIX_MODULE: &str = "orrery_phoenix_v1";
+const PHOENIX_SOURCE: &str = include_str!("orrery_phoenix_v1.erl");
 /// The guard: undoes what an Orrery changed when it goes away (see the `.erl`).
 pub const GUARD_MODULE: &str = "orrery_guard_v1";
 const GUARD_SOURCE: &str = include_str!("orrery_guard_v1.erl");
 /// Every module Orrery loads on a node (the guard removes them, itself last).
-pub const OUR_MODULES: [&str; 10] = [
+pub const OUR_MODULES: [&str; 11] = [
+    PHOENIX_MODULE,
     SWAP_MODULE,
     COUNTS_MODULE,
     VIEWS_MODULE,
@@ -160,6 +164,7 @@ async fn load_once(conn: &Connection, owner: &Owner) -> Result<AgentHandle, Beam
         compile_and_load(conn, CALLTIME_MODULE, CALLTIME_SOURCE).await?;
         compile_and_load(conn, COUNTS_MODULE, COUNTS_SOURCE).await?;
         compile_and_load(conn, SWAP_MODULE, SWAP_SOURCE).await?;
+        compile_and_load(conn, PHOENIX_MODULE, PHOENIX_SOURCE).await?;
         let after = loaded_modules(conn).await?;
         loaded_by_us = after.difference(&before).cloned().collect();
     }
@@ -355,6 +360,16 @@ pub async fn call_views(
     timeout: Duration,
 ) -> Result<Term, BeamError> {
     conn.rpc(VIEWS_MODULE, function, args, timeout).await
+}
+
+/// Call a function of the Phoenix module.
+pub async fn call_phoenix(
+    conn: &Connection,
+    function: &str,
+    args: Vec<Term>,
+    timeout: Duration,
+) -> Result<Term, BeamError> {
+    conn.rpc(PHOENIX_MODULE, function, args, timeout).await
 }
 
 /// Call a function of the agent.

@@ -374,9 +374,22 @@ complete_modules(Base, Partial, Limit) ->
               || M <- lists:usort(Loaded ++ AppMods),
                  N <- [atom_to_binary(M, utf8)],
                  byte_size(N) >= PL, binary:part(N, 0, PL) =:= Prefix,
-                 Base =/= <<>> orelse binary:part(N, 0, min(7, byte_size(N))) =/= <<"Elixir.">>]),
+                 Base =/= <<>> orelse binary:part(N, 0, min(7, byte_size(N))) =/= <<"Elixir.">>,
+                 not is_mixfile(M)]),
     Merged = merge_segments(Segs),
     #{total => length(Merged), items => lists:sublist(Merged, Limit)}.
+
+%% The project of a mix.exs (X.MixProject, Mixfile): compiled in memory by mix, not code
+%% anyone calls, so not offered.
+is_mixfile(M) ->
+    code:is_loaded(M) =/= false andalso
+        case catch_source(M) of
+            S when is_list(S) -> filename:basename(S) =:= "mix.exs";
+            _ -> false
+        end.
+
+catch_source(M) ->
+    try proplists:get_value(source, M:module_info(compile)) catch _:_ -> undefined end.
 
 segment(Rest) ->
     case binary:split(Rest, <<".">>) of

@@ -32,8 +32,8 @@
 
 %% Modules Orrery loads, removed in this order; the guard itself goes last.
 ours() ->
-    [orrery_swap_v1, orrery_counts_v1, orrery_views_v1, orrery_names_v1, orrery_calltime_v1,
-     orrery_trace_v1, orrery_dbg_v1_armed, orrery_dbg_v1, orrery_agent_v1].
+    [orrery_phoenix_v1, orrery_swap_v1, orrery_counts_v1, orrery_views_v1, orrery_names_v1,
+     orrery_calltime_v1, orrery_trace_v1, orrery_dbg_v1_armed, orrery_dbg_v1, orrery_agent_v1].
 
 %% Register (or re-register, after a reconnect) owner Id connected from Node.
 %% Opts: #{grace => Ms, before => [Module], loaded_by_us => [Module]}.

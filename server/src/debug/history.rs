@@ -8,22 +8,60 @@ use crate::beam::term::{self, atom, int, map};
 use eetf::Term;
 use serde_json::{json, Value};
 
-const CALLBACKS: [&str; 4] = ["init/1", "handle_call/3", "handle_cast/2", "handle_info/2"];
+const CALLBACKS: [&str; 7] = [
+    "init/1",
+    "handle_call/3",
+    "handle_cast/2",
+    "handle_info/2",
+    // A LiveView's (Phoenix.LiveView.Channel calls them with the socket last).
+    "handle_event/3",
+    "handle_params/3",
+    "mount/3",
+];
+/// Callbacks that only a LiveView has: their state is a socket, or they are not ones.
+const LIVEVIEW_ONLY: [&str; 3] = ["handle_event/3", "handle_params/3", "mount/3"];
 
 /// The state in a GenServer callback's return value (`{:reply, r, state}`, `{:noreply,
 /// state}`, `{:ok, state}`, `{:stop, reason, state}`, with or without a trailing action).
-pub fn callback_state<'a>(function: &str, result: &'a Term) -> Option<&'a Term> {
+/// For a LiveView the state is the socket's assigns.
+pub fn callback_state(function: &str, result: &Term) -> Option<Term> {
     if !CALLBACKS.contains(&function) {
         return None;
     }
     let t = term::as_tuple(result)?;
     let tag = term::as_atom(t.first()?)?;
-    match (tag, t.len()) {
+    let s = match (tag, t.len()) {
         ("ok" | "noreply", 2 | 3) => t.get(1),
         ("reply", 3 | 4) => t.get(2),
+        ("stop", 2) => t.get(1),
         ("stop", 3) => t.get(2),
         ("stop", 4) => t.get(3),
         _ => None,
+    }?;
+    match socket_assigns(s) {
+        Some(a) => Some(a),
+        None if LIVEVIEW_ONLY.contains(&function) => None,
+        None => Some(s.clone()),
+    }
+}
+
+/// A `%Phoenix.LiveView.Socket{}`'s assigns without Phoenix's change tracking.
+pub fn socket_assigns(t: &Term) -> Option<Term> {
+    let Term::Map(m) = t else { return None };
+    let is_socket = m
+        .map
+        .get(&atom("__struct__"))
+        .is_some_and(|s| term::is_atom(s, "Elixir.Phoenix.LiveView.Socket"));
+    if !is_socket {
+        return None;
+    }
+    match m.map.get(&atom("assigns"))? {
+        Term::Map(a) => {
+            let mut a = a.clone();
+            a.map.remove(&atom("__changed__"));
+            Some(Term::Map(a))
+        }
+        other => Some(other.clone()),
     }
 }
 
@@ -86,12 +124,18 @@ impl Debugger {
                         _ => None,
                     });
                 if let Some(s) = state_arg {
-                    entry["stateArg"] = json!(pretty::to_elixir_compact(s, 200));
+                    let assigns = socket_assigns(s);
+                    // A LiveView's callback: its `socket` binding is the state, not the message.
+                    if assigns.is_some() {
+                        entry["liveView"] = json!(true);
+                    }
+                    let s = assigns.unwrap_or_else(|| s.clone());
+                    entry["stateArg"] = json!(pretty::to_elixir_compact(&s, 200));
                 }
                 if let Some(r) = &ev.result {
                     entry["result"] = json!(pretty::to_elixir_compact(r, 200));
                     if let Some(s) = callback_state(&ev.function, r) {
-                        entry["state"] = json!(pretty::to_elixir_compact(s, 200));
+                        entry["state"] = json!(pretty::to_elixir_compact(&s, 200));
                     }
                 }
                 out.push(entry);
@@ -185,6 +229,9 @@ impl Debugger {
             let message: serde_json::Map<String, Value> = b
                 .into_iter()
                 .filter(|(k, _)| k != "state" && k != "from" && k != "_from")
+                .filter(|(k, _)| {
+                    !(k == "socket" && (LIVEVIEW_ONLY.contains(&f) || e["liveView"] == true))
+                })
                 .collect();
             calls.push(json!({
                 "seq": e["seq"], "timeUs": e["timeUs"], "pid": e["pid"], "node": e["node"],
@@ -248,6 +295,10 @@ impl Debugger {
             .rpc("sys", "get_state", vec![p, int(1000)], T)
             .await
             .ok()?;
+        // A LiveView's channel: the state is its socket's assigns.
+        let s = term::get(&s, "socket")
+            .and_then(socket_assigns)
+            .unwrap_or(s);
         Some(Value::String(pretty::to_elixir_compact(&s, 200)))
     }
 

@@ -119,7 +119,9 @@ defmodule OrreryInstrument.V1 do
 
   # A GenServer callback's state (its last argument) is bound to `orrery_state__` as well,
   # whatever its head matches it with (`%{n: n} = s`, a literal): the recording sees it.
-  @state_callbacks [handle_call: 3, handle_cast: 2, handle_info: 2, handle_continue: 2]
+  # A LiveView's callbacks take the socket last (its assigns are the state history).
+  @state_callbacks [handle_call: 3, handle_cast: 2, handle_info: 2, handle_continue: 2,
+                    handle_event: 3, handle_params: 3, mount: 3]
   defp state_named({:when, m, [call | guards]}, fa), do: {:when, m, [state_named(call, fa) | guards]}
 
   defp state_named({name, m, args} = head, fa) when is_list(args) do

@@ -5,6 +5,7 @@
 pub mod calltime;
 pub mod docs;
 pub mod named;
+pub mod phoenix;
 pub mod render;
 pub mod sources;
 pub mod targets;
@@ -134,6 +135,8 @@ pub struct Snapshot {
     pub registries: BTreeMap<String, Vec<RegistryProcs>>,
     /// module -> "fun/arity" -> (node, calls, total µs); only with `liveCallTime`.
     pub times: BTreeMap<String, BTreeMap<String, Vec<CallTime>>>,
+    /// LiveViews, routers and endpoints among the modules (`phoenix.rs`).
+    pub phoenix: phoenix::PhoenixSnapshot,
 }
 
 impl Snapshot {
@@ -266,7 +269,8 @@ impl LiveModel {
         };
         let owner = session.owner().id.clone();
         let counts = Counts::Own(owner, call_counts);
-        let mut snap = Self::fetch_with(session, interest, counts, count).await;
+        let prev_channels = self.snapshot().phoenix.channels;
+        let mut snap = Self::fetch_with(session, interest, counts, count, &prev_channels).await;
         if !count {
             let prev = self.snapshot();
             // Run-time name lookups walk every process too: keep the last ones.
@@ -303,7 +307,7 @@ impl LiveModel {
         } else {
             Counts::None
         };
-        Self::fetch_with(session, interest, counts, true).await
+        Self::fetch_with(session, interest, counts, true, &BTreeMap::new()).await
     }
 
     async fn fetch_with(
@@ -311,6 +315,7 @@ impl LiveModel {
         interest: &Interest,
         counts: Counts,
         count_procs: bool,
+        channels: &BTreeMap<String, Vec<Term>>,
     ) -> Snapshot {
         let mods: Vec<Term> = interest.modules.iter().map(|m| term::module(m)).collect();
         let tabs: Vec<Term> = interest
@@ -331,7 +336,7 @@ impl LiveModel {
         };
         let req = map(vec![
             ("modules", list(mods.clone())),
-            ("names", list(mods)),
+            ("names", list(mods.clone())),
             ("ets", list(tabs)),
             calls,
             ("named", named::query(&interest.names, count_procs)),
@@ -356,6 +361,8 @@ impl LiveModel {
                 count_procs,
                 term::get(&reply, "named"),
             );
+            let known = channels.get(&node);
+            phoenix::fetch_node(&n, &mods, count_procs, known, &mut snap.phoenix).await;
         }
         snap
     }

@@ -2,6 +2,8 @@
 
 use super::{ModuleOnNode, ProcOnNode, RegistryProcs, Snapshot, TableOnNode};
 
+mod phoenix;
+
 /// Longest inlay hint label.
 pub const HINT_MAX: usize = 40;
 
@@ -50,7 +52,10 @@ pub fn module_hover(name: &str, snap: &Snapshot) -> Option<String> {
             out.push('\n');
         }
     }
-    if let Some(procs) = procs {
+    out.push_str(&phoenix::hover_blocks(name, &snap.phoenix));
+    // An endpoint's process is its supervisor: the endpoint block says what matters.
+    let endpoint = snap.phoenix.is_endpoint(name);
+    if let Some(procs) = procs.filter(|_| !endpoint) {
         for p in procs {
             out.push_str(&proc_block(p.label.as_deref().unwrap_or(name), p));
         }
@@ -300,6 +305,9 @@ pub fn function_hint(snap: &Snapshot, module: &str, fun_arity: &str) -> Option<S
 
 /// Inlay hint after `defmodule`/`use GenServer`: process count and a compact state.
 pub fn module_hint(snap: &Snapshot, module: &str) -> Option<String> {
+    if let Some(h) = phoenix::view_hint(&snap.phoenix, module) {
+        return Some(clip(&h, HINT_MAX));
+    }
     let mods = snap.modules.get(module)?;
     let procs: i64 = mods.iter().map(|m| m.procs).sum();
     let live_nodes = mods.iter().filter(|m| m.procs > 0).count();
@@ -339,6 +347,14 @@ pub fn table_hint(snap: &Snapshot, table: &str) -> Option<String> {
 pub fn module_lens(snap: &Snapshot, module: &str) -> Option<String> {
     let mods = snap.modules.get(module)?;
     let procs: i64 = mods.iter().map(|m| m.procs).sum();
+    if let Some(n) = snap.phoenix.view_count(module) {
+        let loaded = mods.iter().any(|m| m.loaded);
+        return Some(format!(
+            "{n} connected view{} · {}",
+            if n == 1 { "" } else { "s" },
+            if loaded { "loaded" } else { "not loaded" }
+        ));
+    }
     let loaded = mods.iter().filter(|m| m.loaded).count();
     let md5 = mods
         .iter()

@@ -30,6 +30,13 @@ pub async fn state(session: &Session, target: &Target) -> Result<Value, String> 
             .map(|e| e.to_string())
             .unwrap_or_default());
     }
+    // A LiveView module: its connected views, `socket.assigns` as the state.
+    let text = target.text.trim();
+    if target.key.is_none() && text.starts_with(|c: char| c.is_ascii_uppercase()) {
+        if let Some(r) = super::phoenix::view_states(session, text).await {
+            return r;
+        }
+    }
     let mut out = vec![];
     let mut total = 0;
     for n in nodes {

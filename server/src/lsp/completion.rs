@@ -234,8 +234,11 @@ pub async fn complete(core: &Core, p: CompletionParams) -> Option<CompletionResp
     let (aliases, current, index_modules) = {
         let idx = core.index()?;
         let (aliases, current) = scope(idx.file(&path), pos);
+        // The project definition in `mix.exs` (`X.MixProject`, `Mixfile`) is no module
+        // code calls.
         let mods: Vec<(String, Vec<docs::FunDoc>)> = idx
             .modules()
+            .filter(|(p, _)| p.file_name().is_none_or(|f| f != "mix.exs"))
             .map(|(_, m)| {
                 let funs = m
                     .functions

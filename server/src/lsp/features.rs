@@ -405,11 +405,24 @@ pub fn code_lenses(core: &Core, uri: &Uri) -> Option<Vec<CodeLens>> {
                 data: None,
             });
         }
-        if let Some(p) = snap
+        // A LiveView: its connected views' assigns (`orrery/state` by module).
+        let views = snap.phoenix.view_count(&m.name).unwrap_or(0);
+        let own = snap
             .procs
             .get(&m.name)
-            .and_then(|p| p.iter().find(|p| p.is_own()))
-        {
+            .and_then(|p| p.iter().find(|p| p.is_own()));
+        if views > 0 && own.is_none() {
+            out.push(CodeLens {
+                range: r,
+                command: Some(Command {
+                    title: "Inspect state".into(),
+                    command: "orrery.inspectState".into(),
+                    arguments: Some(vec![serde_json::json!(m.name)]),
+                }),
+                data: None,
+            });
+        }
+        if let Some(p) = own {
             // A process found under another name is inspected by that name.
             let target = p.label.clone().unwrap_or_else(|| m.name.clone());
             out.push(CodeLens {

@@ -170,6 +170,7 @@ impl TestNode {
                                 || a.contains("Atom { name: \"web\" }")
                                 || a.contains("Atom { name: \"shapes\" }")
                                 || a.contains("Atom { name: \"cells\" }")
+                                || a.contains("Atom { name: \"beacon\" }")
                         })
                         .unwrap_or(false);
                     c.close();
