@@ -2,8 +2,10 @@
 %% guard's list). Everything here only reads. Detection is by behaviour, never by the
 %% app's names:
 %%   a LiveView module exports __live__/0 (what `use Phoenix.LiveView` defines) whose
-%%   kind is view; its connected views run in processes whose `$initial_call` is
-%%   {'Elixir.Phoenix.LiveView.Channel', init, 1}, each with a state map holding
+%%   kind is view; its connected views run in Phoenix.LiveView.Channel processes that,
+%%   once mounted (LiveView 0.19.3 and later), have `$initial_call` {View, mount, 3} and
+%%   `$process_label` {'Elixir.Phoenix.LiveView', View, Topic} (before: {Channel, init,
+%%   1}), each with a state map holding
 %%   socket => #{'__struct__' => 'Elixir.Phoenix.LiveView.Socket', view => Module, ...};
 %%   a router exports __routes__/0 (a list of Phoenix.Router.Route structs);
 %%   an endpoint declares the Phoenix.Endpoint behaviour and exports config/1 and url/0.
@@ -69,8 +71,8 @@ behaviours(M) ->
 %% The connected views of the modules Views: {#{View => [Info]}, ChannelPids}.
 views(Views, Pids, Limits) ->
     Channels = case Pids of
-                   all -> [P || P <- erlang:processes(), is_channel(P)];
-                   L when is_list(L) -> [P || P <- L, is_pid(P), is_channel(P)]
+                   all -> [P || P <- erlang:processes(), is_channel(P, Views)];
+                   L when is_list(L) -> [P || P <- L, is_pid(P), is_channel(P, Views)]
                end,
     Timeout = maps:get(state_timeout, Limits, 200),
     Found = [{V, P, S} || P <- Channels, {V, S} <- [channel_state(P, Timeout)],
@@ -80,8 +82,18 @@ views(Views, Pids, Limits) ->
                          end, maps:from_list([{V, []} || V <- Views]), Found),
     {maps:map(fun(_, Is) -> lists:reverse(Is) end, ByView), Channels}.
 
-is_channel(P) ->
-    orrery_agent_v1:callback_module(P) =:= 'Elixir.Phoenix.LiveView.Channel'.
+%% A channel of one of Views, or one still joining (its view unknown yet). Only the
+%% initial call is read here (every process is looked at); the socket tells the view.
+is_channel(P, Views) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {V, mount, 3}} -> lists:member(V, Views);
+                {_, {'Elixir.Phoenix.LiveView.Channel', init, 1}} -> true;
+                _ -> false
+            end;
+        _ -> false
+    end.
 
 %% {View, State} of a channel that has mounted, else {none, nil}.
 channel_state(P, Timeout) ->
