@@ -23,6 +23,18 @@ impl Default for InlayHintConfig {
     }
 }
 
+/// `attachRunning`: with no `node` set, a node already running this project (a
+/// developer's `iex -S mix phx.server` in the project root) is `"ask"`ed about (attach to
+/// it, or start Orrery's own copy), attached to (`"always"`), or ignored (`"never"`: Orrery
+/// starts its own node, a second copy of the app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachRunning {
+    Ask,
+    Always,
+    Never,
+}
+
 /// `staticFeatures`: whether Orrery answers what a static Elixir language server
 /// (Expert, ElixirLS, Lexical, Next LS) also answers: document and workspace symbols,
 /// go to definition, completion, and the static parts of hovers (docs, namespaces).
@@ -89,6 +101,12 @@ pub struct Settings {
     /// Static features (symbols, definition, completion, docs in hovers): see
     /// [`StaticFeatures`]. Unset: on.
     pub static_features: Option<StaticFeatures>,
+    /// Embedded default: the mix task that serves the app (`"mix phx.server"`). Unset:
+    /// `mix phx.server` in a Phoenix project, else `mix run --no-halt`.
+    pub command: Option<String>,
+    /// Embedded default: what to do when a node of this project already runs (see
+    /// [`AttachRunning`]). Unset: ask.
+    pub attach_running: Option<AttachRunning>,
 }
 
 impl Settings {
@@ -107,7 +125,9 @@ impl Settings {
             inlay_hints,
             compile_timeout_ms,
             live_call_time,
-            static_features
+            static_features,
+            command,
+            attach_running
         );
         self
     }
@@ -206,6 +226,8 @@ impl std::fmt::Debug for Settings {
             .field("compile_timeout_ms", &self.compile_timeout_ms)
             .field("live_call_time", &self.live_call_time)
             .field("static_features", &self.static_features)
+            .field("command", &self.command)
+            .field("attach_running", &self.attach_running)
             .finish()
     }
 }

@@ -152,12 +152,29 @@ impl Core {
         n
     }
 
-    /// Attach per the settings: to the configured node, or start the workspace's app.
+    /// With no `node` set: the nodes of the workspace's project someone else started
+    /// (see [`managed::running`]), to be offered instead of starting a second copy.
+    pub async fn running_copies(&self) -> Vec<managed::running::RunningCopy> {
+        if self.settings().node.is_some() {
+            return vec![];
+        }
+        match self.mix_root() {
+            Some(root) => managed::running::running_copies(&root).await,
+            None => vec![],
+        }
+    }
+
+    /// Attach per the settings: to the configured node, else to `found` (a running copy
+    /// of the project the user chose), else start the workspace's app.
     /// Output lines of a managed node go to `output`. Returns a description of the target.
-    pub async fn attach(&self, output: mpsc::UnboundedSender<String>) -> Result<String, String> {
+    pub async fn attach(
+        &self,
+        output: mpsc::UnboundedSender<String>,
+        found: Option<String>,
+    ) -> Result<String, String> {
         let settings = self.settings();
         let attach_peers = settings.attach_peers.unwrap_or(true);
-        let (node, cookie, mode) = match &settings.node {
+        let (node, cookie, mode) = match settings.node.as_ref().or(found.as_ref()) {
             Some(node) => {
                 crate::beam::split_node_name(node).map_err(|e| e.to_string())?;
                 (node.clone(), settings.resolve_cookie()?, Mode::Attach)
@@ -170,7 +187,9 @@ impl Core {
                     }
                     return Err("no `node` configured and no mix.exs in the workspace: set `node` to attach to a running app".into());
                 };
-                let m = ManagedNode::start(&mix_root, output).await?;
+                let m = ManagedNode::start(&mix_root, settings.command.as_deref(), output)
+                    .await
+                    .inspect_err(|e| self.set_error(Some(e.clone())))?;
                 let pair = (m.node.clone(), m.cookie.clone(), Mode::Managed);
                 *self.managed.lock().await = Some(m);
                 pair
@@ -272,6 +291,7 @@ impl Core {
             "compileNode": serde_json::Value::Null,
             "mode": self.mode(),
             "managedPid": managed.as_ref().and_then(|m| m.pid()),
+            "managedRuns": managed.as_ref().map(|m| m.runs.clone()),
             "allowWrites": self.settings().allow_writes(),
             "debugSessions": self.debug_sessions.load(std::sync::atomic::Ordering::Relaxed),
         })

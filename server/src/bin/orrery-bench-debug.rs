@@ -101,7 +101,7 @@ impl OrbitNode {
         copy_dir(&repo().join("examples/orbit"), &dir)?;
         std::fs::write(dir.join("lib/orbit/bench_fib.ex"), BENCH_FIB)?;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let managed = orrery::managed::ManagedNode::start(&dir, tx)
+        let managed = orrery::managed::ManagedNode::start(&dir, None, tx)
             .await
             .map_err(anyhow::Error::msg)
             .context("could not start the copy of examples/orbit")?;

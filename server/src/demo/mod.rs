@@ -146,7 +146,7 @@ pub async fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
             }
         }
     });
-    let mut managed = ManagedNode::start(&root, tx)
+    let mut managed = ManagedNode::start(&root, None, tx)
         .await
         .map_err(anyhow::Error::msg)
         .context("could not start the example app")?;

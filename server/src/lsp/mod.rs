@@ -11,7 +11,7 @@ mod reload;
 mod statics;
 mod test_lenses;
 
-use crate::config::Settings;
+use crate::config::{AttachRunning, Settings};
 use crate::core::{normalize, Core};
 use crate::workspace::documents::Pos;
 use convert::to_path;
@@ -21,6 +21,9 @@ use std::time::Duration;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+/// The answer to "a node of this project already runs" that starts Orrery's own node.
+const OWN_NODE: &str = "Start Orrery's own node";
 
 /// The LSP backend: the client handle and the workspace core.
 pub struct Backend {
@@ -154,7 +157,8 @@ impl Backend {
                 me.log(MessageType::LOG, format!("[app] {line}")).await;
             }
         });
-        match self.core.attach(tx).await {
+        let found = self.choose_running_copy().await;
+        match self.core.attach(tx, found).await {
             Ok(node) => {
                 self.progress_end(p, format!("attached to {node}")).await;
                 self.log(MessageType::INFO, format!("Orrery attached to {node}"))
@@ -167,6 +171,70 @@ impl Backend {
                     .await;
             }
         }
+    }
+
+    /// With no `node` set and a node of this project already running (someone's `iex -S
+    /// mix phx.server`): attach to it rather than start a second copy of the app, as
+    /// `attachRunning` says (unset: ask; a dismissed question attaches to it).
+    async fn choose_running_copy(&self) -> Option<String> {
+        let copies = self.core.running_copies().await;
+        let first = copies.first()?;
+        let describe = |c: &crate::managed::running::RunningCopy| {
+            let runs = c
+                .runs
+                .as_deref()
+                .map(|r| format!(", `{r}`"))
+                .unwrap_or_default();
+            format!("{} (OS pid {}{runs})", c.node, c.pid)
+        };
+        let all: Vec<String> = copies.iter().map(describe).collect();
+        let policy = self
+            .core
+            .settings()
+            .attach_running
+            .unwrap_or(AttachRunning::Ask);
+        let chosen = match policy {
+            AttachRunning::Never => None,
+            AttachRunning::Always => Some(first.node.clone()),
+            AttachRunning::Ask => {
+                let mut actions: Vec<MessageActionItem> = copies
+                    .iter()
+                    .take(3)
+                    .map(|c| MessageActionItem {
+                        title: format!("Attach to {}", c.node),
+                        properties: Default::default(),
+                    })
+                    .collect();
+                actions.push(MessageActionItem {
+                    title: OWN_NODE.into(),
+                    properties: Default::default(),
+                });
+                let msg = format!(
+                    "Orrery: {} already {} this project. Attach instead of starting a second                      copy of the app? (Setting `attachRunning`: \"always\" or \"never\"                      decides without asking.)",
+                    all.join(", "),
+                    if all.len() == 1 { "runs" } else { "run" }
+                );
+                match self
+                    .client
+                    .show_message_request(MessageType::INFO, msg, Some(actions))
+                    .await
+                {
+                    Ok(Some(item)) => item.title.strip_prefix("Attach to ").map(str::to_string),
+                    // Dismissed: attaching changes nothing the detach does not undo; a
+                    // second copy would serve the same ports and data.
+                    _ => Some(first.node.clone()),
+                }
+            }
+        };
+        let said = match &chosen {
+            Some(n) => format!("Orrery: attaching to {n}, which already runs this project"),
+            None => format!(
+                "Orrery: {} already running this project; starting Orrery's own node anyway",
+                all.join(", ")
+            ),
+        };
+        self.log(MessageType::INFO, said).await;
+        chosen
     }
 
     /// The node or cookie changed in the settings: leave the node and attach again.
@@ -506,8 +574,12 @@ impl LanguageServer for Backend {
     async fn did_change_configuration(&self, p: DidChangeConfigurationParams) {
         match Settings::from_json(&p.settings) {
             Ok(s) => {
-                let target =
-                    |s: &Settings| (s.node.clone(), s.cookie.clone(), s.cookie_file.clone());
+                let target = |s: &Settings| {
+                    (
+                        (s.node.clone(), s.cookie.clone(), s.cookie_file.clone()),
+                        (s.command.clone(), s.attach_running),
+                    )
+                };
                 let Some((changed, statics_before, statics_now)) =
                     self.core.settings.write().ok().map(|mut cur| {
                         let before = (target(&cur), cur.static_features());

@@ -1,11 +1,17 @@
 //! The embedded default: with no `node` configured, Orrery runs the workspace's own app as
-//! a managed node (`elixir --sname <app>_orrery_<id> -S mix run --no-halt`, a random cookie
-//! passed privately and loopback only: see [`crate::private`]), forwards its output, and stops it on shutdown. The node halts by itself when Orrery dies
+//! a managed node (`elixir --sname <app>_orrery_<id> -S mix run --no-halt`, or `mix
+//! phx.server`, or the `command` setting: see [`command`]; a random cookie passed
+//! privately and loopback only: see [`crate::private`]), forwards its output, and stops it
+//! on shutdown. Before that, [`running`] looks for a node of the project someone else
+//! started, to be offered instead of a second copy. The node halts by itself when Orrery dies
 //! (it watches its stdin), so no orphan BEAM is left behind; an EPMD we started is stopped
 //! too when no other node uses it.
 //!
 //! The debugger launches other mix tasks the same way (`mix test`, `mix run script.exs`),
 //! held at a gate before the task starts so breakpoints are armed before any code runs.
+
+pub mod command;
+pub mod running;
 
 use crate::beam::epmd;
 use std::collections::VecDeque;
@@ -28,13 +34,16 @@ pub const GATE_OPEN: &str = "orrery_go";
 /// What a managed node runs.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
-    /// A mix task and its arguments; `None` runs the app (`mix run --no-halt`).
+    /// A mix task and its arguments; `None` serves the app (`mix phx.server` in a Phoenix
+    /// project, else `mix run --no-halt`: [`command::default_serve`]).
     pub task: Option<String>,
     pub task_args: Vec<String>,
     /// Extra environment (e.g. `MIX_ENV`); `MIX_ENV` defaults to `test` for `mix test`.
     pub env: Vec<(String, String)>,
     /// Hold the node before the task starts until [`GATE`] receives [`GATE_OPEN`].
     pub gated: bool,
+    /// The task serves the app (the `command` setting): not done until the node halts.
+    pub serves: bool,
 }
 
 impl Launch {
@@ -66,6 +75,8 @@ pub struct ManagedNode {
     pub node: String,
     pub cookie: String,
     pub root: PathBuf,
+    /// What it runs (`mix phx.server`).
+    pub runs: String,
     /// OS pid (and process group) of the node; `None` once stopped.
     pid: Option<u32>,
     stdin: Option<ChildStdin>,
@@ -150,13 +161,19 @@ fn push_tail(tail: &Mutex<VecDeque<String>>, line: &str) {
 }
 
 impl ManagedNode {
-    /// Compile the project, then start it as a node and wait until EPMD knows it.
+    /// Compile the project, then start it as a node serving the app (as `command` says,
+    /// else [`command::default_serve`]) and wait until EPMD knows it.
     /// Output lines (compiler and node) go to `output`.
     pub async fn start(
         root: &Path,
+        command: Option<&str>,
         output: mpsc::UnboundedSender<String>,
     ) -> Result<ManagedNode, String> {
-        Self::launch(root, &Launch::default(), output).await
+        let launch = match command {
+            Some(c) => command::from_setting(c)?,
+            None => Launch::default(),
+        };
+        Self::launch(root, &launch, output).await
     }
 
     /// Like [`ManagedNode::start`], running `launch` instead of the app.
@@ -199,6 +216,19 @@ impl ManagedNode {
             ));
         }
 
+        // Which task serves the app is known once it is compiled (Phoenix's task is built).
+        let (task, task_args) = match &launch.task {
+            Some(t) => (t.clone(), launch.task_args.clone()),
+            None => command::default_serve(&root, launch.mix_env().as_deref().unwrap_or("dev")),
+        };
+        let runs = format!(
+            "mix {}",
+            shlex::try_join(
+                std::iter::once(task.as_str()).chain(task_args.iter().map(String::as_str))
+            )
+            .unwrap_or_else(|_| task.clone())
+        );
+
         let short = format!("{}_orrery_{}", app, random_token(6).to_lowercase());
         let node = format!("{short}@{host}");
         let cookie = random_token(20);
@@ -208,10 +238,12 @@ impl ManagedNode {
         // (a handshake then is refused, and the node logs it), and before mix has compiled
         // and started the app. The node says when it is ready, on stderr, in a line only
         // this launch knows: the app once it runs (`mix run -e` evaluates after the app
-        // started), a task or a gated launch once the cookie is set.
+        // started; so does `mix phx.server`, which passes its options on to `mix run`), a task
+        // or a gated launch once the cookie is set.
         let ready_line = format!("orrery-node-ready-{}", random_token(16));
         let say_ready = format!("IO.puts(:stderr, \"{ready_line}\")");
-        let ready_after_start = launch.task.is_none() && !launch.gated;
+        let serves = launch.task.is_none() || launch.serves;
+        let ready_after_start = serves && command::run_like(&task) && !launch.gated;
         if !ready_after_start {
             cmd.args(["-e", &say_ready]);
         }
@@ -219,7 +251,7 @@ impl ManagedNode {
         if launch.gated {
             cmd.args(["-e", &gate_code()]);
         }
-        cmd.arg("-S").arg("mix").args(launch.mix_args());
+        cmd.arg("-S").arg("mix").arg(&task).args(&task_args);
         if ready_after_start {
             cmd.args(["-e", &say_ready]);
         }
@@ -291,6 +323,7 @@ impl ManagedNode {
             node,
             cookie,
             root,
+            runs,
             pid,
             stdin,
             exit,
