@@ -93,6 +93,8 @@ export class OrreryClient implements vscode.Disposable {
       inlayHints: c.get<RawConfig["inlayHints"]>("inlayHints"),
       liveCallTime: c.get<boolean | null>("liveCallTime"),
       staticFeatures: c.get<RawConfig["staticFeatures"]>("staticFeatures"),
+      command: c.get<string>("command"),
+      attachRunning: c.get<RawConfig["attachRunning"]>("attachRunning"),
     };
   }
 

@@ -17,6 +17,8 @@ export interface RawConfig {
   inlayHints?: { calls?: boolean; processes?: boolean; ets?: boolean };
   liveCallTime?: boolean | null;
   staticFeatures?: "auto" | "on" | "off";
+  command?: string;
+  attachRunning?: "ask" | "always" | "never";
 }
 
 /** What the user chose for this workspace with "Attach to Node…" (kept in workspace state). */
@@ -38,6 +40,8 @@ export interface ServerSettings {
   inlayHints?: { calls: boolean; processes: boolean; ets: boolean };
   liveCallTime?: boolean;
   staticFeatures?: "on" | "off";
+  command?: string;
+  attachRunning?: "ask" | "always" | "never";
 }
 
 /**
@@ -127,6 +131,11 @@ export function serverSettings(
   if (typeof raw.liveCallTime === "boolean") out.liveCallTime = raw.liveCallTime;
   const statics = resolveStaticFeatures(raw.staticFeatures, otherServers);
   if (statics !== undefined) out.staticFeatures = statics;
+  const command = nonEmpty(raw.command);
+  if (command !== undefined) out.command = command;
+  if (raw.attachRunning === "ask" || raw.attachRunning === "always" || raw.attachRunning === "never") {
+    out.attachRunning = raw.attachRunning;
+  }
   const h = raw.inlayHints ?? {};
   out.inlayHints = {
     calls: h.calls !== false,
@@ -137,7 +146,7 @@ export function serverSettings(
 }
 
 /** Settings whose change needs a new server (it attaches once, at start). */
-export const RESTART_KEYS = ["serverPath", "node", "cookie", "cookieFile", "attachPeers"] as const;
+export const RESTART_KEYS = ["serverPath", "node", "cookie", "cookieFile", "attachPeers", "command", "attachRunning"] as const;
 
 /** A short description of where Orrery attaches, for messages and the status bar tooltip. */
 export function describeTarget(s: ServerSettings): string {
