@@ -194,7 +194,8 @@ fn attach_symbols_definition_and_live_hover() {
 fn embedded_default_starts_and_stops_the_app() {
     let root = support::fixture("kv");
     let mut c = LspClient::start(&[]);
-    c.initialize(&root, json!({}));
+    // Other tests run kv nodes in this same directory: not to be offered here.
+    c.initialize(&root, json!({"attachRunning": "never"}));
     let status = c.wait_status(LONG, "managed attach", attached);
     assert_eq!(status["mode"], "managed");
     let name = status["nodes"][0]["name"].as_str().unwrap().to_string();
@@ -219,7 +220,7 @@ fn embedded_default_starts_and_stops_the_app() {
 fn managed_node_dies_with_the_editor() {
     let root = support::fixture("kv");
     let mut c = LspClient::start(&[]);
-    c.initialize(&root, json!({}));
+    c.initialize(&root, json!({"attachRunning": "never"}));
     let status = c.wait_status(LONG, "managed attach", attached);
     let pid = status["managedPid"].as_u64().unwrap() as u32;
     // The editor (and with it Orrery) is killed without any goodbye.
