@@ -157,6 +157,22 @@ those processes until this is turned off."
                  (const :tag "On" t)
                  (const :tag "Off" nil)))
 
+(defcustom orrery-command nil
+  "With no `orrery-node': the mix task Orrery runs to serve the app.
+For example \"mix phx.server\" or \"MIX_ENV=dev mix run --no-halt\".
+nil leaves it to Orrery: mix phx.server in a Phoenix project, else
+mix run --no-halt."
+  :type '(choice (const :tag "Orrery's default" nil) string))
+
+(defcustom orrery-attach-running nil
+  "With no `orrery-node', what to do when a node of the project already runs.
+That is your own iex -S mix phx.server in the project root.  nil (or
+`ask') asks, `always' attaches to it, `never' starts Orrery's own node,
+a second copy of the app."
+  :type '(choice (const :tag "Ask" nil)
+                 (const :tag "Attach to it" always)
+                 (const :tag "Start Orrery's own node" never)))
+
 (defcustom orrery-live-overlays t
   "Non-nil means show live values as overlays in Elixir buffers.
 These overlays show what code lenses would: process counts, loaded
@@ -391,6 +407,9 @@ turns its static features off."
      (list :attachPeers (orrery--json-bool orrery-attach-peers)))
    (unless (eq orrery-live-call-time 'default)
      (list :liveCallTime (orrery--json-bool orrery-live-call-time)))
+   (when orrery-command (list :command orrery-command))
+   (when (memq orrery-attach-running '(ask always never))
+     (list :attachRunning (symbol-name orrery-attach-running)))
    (list :inlayHints
          (list :calls (orrery--json-bool (memq 'calls orrery-inlay-hints))
                :processes (orrery--json-bool (memq 'processes orrery-inlay-hints))

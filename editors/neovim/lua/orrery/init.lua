@@ -20,6 +20,8 @@ M.defaults = {
   attach_peers = nil,
   inlay_hints = nil, -- { calls = true, processes = true, ets = true }
   live_call_time = nil, -- mean call times (nil: on with trace sessions, OTP 27+; off before)
+  command = nil, -- no `node`: the mix task serving the app (nil: phx.server or run --no-halt)
+  attach_running = nil, -- no `node`, the project already runs: 'ask' (nil), 'always', 'never'
   -- Orrery's static features (symbols, definition, completion, docs in hovers):
   -- 'auto' turns them off once another language server (Expert, ElixirLS, ...) is
   -- attached beside Orrery, 'on'/'off' (or true/false) force them.
@@ -78,6 +80,8 @@ function M.settings()
     attachPeers = c.attach_peers,
     inlayHints = c.inlay_hints,
     liveCallTime = c.live_call_time,
+    command = c.command,
+    attachRunning = c.attach_running,
     staticFeatures = require('orrery.beside').setting(c.static_features),
   }
   s = vim.tbl_extend('force', s, c.settings or {})
