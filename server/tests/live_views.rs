@@ -354,6 +354,19 @@ fn supervision_tree_names_dynamic_children_and_groups_siblings_and_ets_lists_eve
             .contains(&json!("{:acceptor, 1}")),
         "{group}"
     );
+    // A group of supervisors holds all its members' children: the two live connections
+    // under 4 acceptor supervisors show, whichever acceptors hold them.
+    let listeners = find(cells, "Cells.Listeners").unwrap_or_else(|| panic!("{cells}"));
+    let sups = &listeners["children"][0];
+    assert_eq!(sups["name"], "4 × Cells.AcceptorSupervisor", "{sups}");
+    let conn_sups = &sups["children"][0];
+    assert_eq!(conn_sups["name"], "4 × Cells.Connections", "{sups}");
+    assert_eq!(conn_sups["childCount"], 2, "{conn_sups}");
+    assert_eq!(
+        conn_sups["children"][0]["name"],
+        "2 × Cells.Connection",
+        "{conn_sups}"
+    );
     // Workers named in a Registry keep their ids and are not grouped.
     let db = cells["children"]
         .as_array()

@@ -11,8 +11,9 @@
 %% registered name, else its id, else (a dynamic child, id undefined) its Registry key,
 %% else its module. Siblings with the same module and type and no name of their own
 %% (neither registered nor in a Registry) are one node #{group => true, count, pids, ids}
-%% standing for them all (its children are the first one's). Bounded by depth, nodes per
-%% supervisor, and children looked at per supervisor.
+%% standing for them all; a group of supervisors has the children of all its members,
+%% grouped in turn (100 acceptor supervisors: their connections, wherever they are).
+%% Bounded by depth, nodes per supervisor, and children looked at per supervisor.
 sup_tree(Limits) ->
     Depth = maps:get(depth, Limits, 6),
     Items = maps:get(items, Limits, 100),
@@ -81,13 +82,23 @@ children(Children, Depth, Items, Regs) ->
                           {false, Members} ->
                               First = one_child(C, Info, Depth, Items, Regs),
                               Few = lists:sublist(Members, 10),
-                              Group = First#{group => true, count => length(Members),
-                                             pids => [P || {_, {_, P, _, _}, _} <- Few],
-                                             ids => [maps:get(id, I) || {_, _, I} <- Few]},
+                              Group0 = First#{group => true, count => length(Members),
+                                              pids => [P || {_, {_, P, _, _}, _} <- Few],
+                                              ids => [maps:get(id, I) || {_, _, I} <- Few]},
+                              Group = merged_children(Group0, Members, Depth, Items, Regs),
                               {Seen#{Key => true}, [Group | Acc]}
                       end
               end, {#{}, []}, Infos),
     lists:sublist(lists:reverse(element(2, Nodes)), Items).
+
+%% A group of supervisors: the children of every member (not only the first one's).
+merged_children(#{children := _} = Group, Members, Depth, Items, Regs) ->
+    All = lists:append([try supervisor:which_children(P) catch _:_ -> [] end
+                        || {_, {_, P, supervisor, _}, _} <- Members]),
+    Group#{children => children(lists:sublist(All, 5000), Depth - 1, Items, Regs),
+           child_count => length(All)};
+merged_children(Group, _, _, _, _) ->
+    Group.
 
 %% {GroupKey | nil, Child, Info}: a live child with no name of its own can be grouped.
 child_info({Id, Pid, Type, _} = C, Regs) when is_pid(Pid) ->
