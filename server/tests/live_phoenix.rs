@@ -39,21 +39,7 @@ fn uri(p: &Path) -> String {
 }
 
 fn wait_hover(c: &mut LspClient, path: &Path, needle: &str, want: &[&str]) -> String {
-    let src = std::fs::read_to_string(path).unwrap();
-    let at = after(&src, needle);
-    let u = uri(path);
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        let h = hover(c, &u, at);
-        if want.iter().all(|w| h.contains(w)) {
-            return h;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hover on {needle} never showed {want:?}; last: {h}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::lsp::wait_hover(c, path, needle, want, LONG)
 }
 
 fn hints(c: &mut LspClient, path: &Path) -> String {

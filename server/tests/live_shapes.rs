@@ -11,7 +11,7 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 use support::check::wait_pristine;
-use support::lsp::{after, hover, start_attached, LspClient};
+use support::lsp::{hover, start_attached, LspClient};
 use support::{rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -35,21 +35,7 @@ fn workspace(node: &TestNode) -> tempfile::TempDir {
 
 fn wait_hover(c: &mut LspClient, root: &Path, file: &str, needle: &str, want: &[&str]) -> String {
     let path = root.join("lib/shapes").join(file);
-    let src = std::fs::read_to_string(&path).unwrap();
-    let uri = format!("file://{}", path.display());
-    let at = after(&src, needle);
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        let h = hover(c, &uri, at);
-        if want.iter().all(|w| h.contains(w)) {
-            return h;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hover on {needle} never showed {want:?}; last: {h}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::lsp::wait_hover(c, &path, needle, want, LONG)
 }
 
 #[test]

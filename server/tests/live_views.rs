@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 use support::check::{assert_healthy, health, wait_pristine};
 use support::dap::DapClient;
-use support::lsp::{after, hover, start_attached, LspClient};
+use support::lsp::{after, start_attached, LspClient};
 use support::{rpc, rpc_in_background, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -43,21 +43,7 @@ fn file(root: &Path, name: &str) -> std::path::PathBuf {
 
 fn wait_hover(c: &mut LspClient, root: &Path, name: &str, needle: &str, want: &[&str]) -> String {
     let path = file(root, name);
-    let src = std::fs::read_to_string(&path).unwrap();
-    let uri = format!("file://{}", path.display());
-    let at = after(&src, needle);
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        let h = hover(c, &uri, at);
-        if want.iter().all(|w| h.contains(w)) {
-            return h;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "hover on {needle} never showed {want:?}; last: {h}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::lsp::wait_hover(c, &path, needle, want, LONG)
 }
 
 fn command(c: &mut LspClient, name: &str, args: Value) -> Value {
@@ -363,8 +349,7 @@ fn supervision_tree_names_dynamic_children_and_groups_siblings_and_ets_lists_eve
     assert_eq!(conn_sups["name"], "4 × Cells.Connections", "{sups}");
     assert_eq!(conn_sups["childCount"], 2, "{conn_sups}");
     assert_eq!(
-        conn_sups["children"][0]["name"],
-        "2 × Cells.Connection",
+        conn_sups["children"][0]["name"], "2 × Cells.Connection",
         "{conn_sups}"
     );
     // Workers named in a Registry keep their ids and are not grouped.

@@ -319,6 +319,31 @@ pub fn hover(c: &mut LspClient, uri: &str, (line, character): (u32, u32)) -> Str
     r["contents"]["value"].as_str().unwrap_or("").to_string()
 }
 
+/// Hover after `needle` in `path` until the text has every one of `want` (or `timeout`).
+pub fn wait_hover(
+    c: &mut LspClient,
+    path: &Path,
+    needle: &str,
+    want: &[&str],
+    timeout: Duration,
+) -> String {
+    let src = std::fs::read_to_string(path).unwrap();
+    let uri = format!("file://{}", path.display());
+    let at = after(&src, needle);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let h = hover(c, &uri, at);
+        if want.iter().all(|w| h.contains(w)) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hover on {needle} never showed {want:?}; last: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Save `path` (didSave) and return the next `window/showMessage`.
 pub fn save_and_wait(c: &mut LspClient, path: &Path) -> String {
     let n = c.count("window/showMessage");
