@@ -9,7 +9,8 @@
 //!   node listens on loopback only (`inet_dist_use_interface`), and so does an EPMD it
 //!   starts (`ERL_EPMD_ADDRESS`).
 //! - [`private_dir`] / [`write_private`] / [`append_private`]: files holding node data are
-//!   0600; directories Orrery creates for them are 0700 (`.orrery/` is made 0700 always).
+//!   0600; directories Orrery creates for them are 0700 (`.orrery/` is made 0700 always,
+//!   with a `.gitignore` of `*` in it: the audit log and recordings are not the project's).
 
 use std::io::Write;
 use std::path::Path;
@@ -69,7 +70,25 @@ pub async fn ensure_epmd(host: &str) -> bool {
 /// Create `dir` (and missing parents) and make it 0700.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    set_mode(dir, 0o700)
+    set_mode(dir, 0o700)?;
+    ignored_by_git(dir)
+}
+
+/// A workspace's `.orrery/` holds state backups and recordings: git ignores it (a
+/// `.gitignore` of `*`, as `_build/` has), so nobody commits them by accident. A
+/// `.gitignore` already there (the user's) is left alone.
+fn ignored_by_git(dir: &Path) -> std::io::Result<()> {
+    if dir.file_name().is_none_or(|n| n != ".orrery") {
+        return Ok(());
+    }
+    let ignore = dir.join(".gitignore");
+    if ignore.exists() {
+        return Ok(());
+    }
+    std::fs::write(
+        ignore,
+        "# Orrery's own files (audit log, recordings), never part of the project.\n*\n",
+    )
 }
 
 fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {
@@ -86,6 +105,7 @@ fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
             .recursive(true)
             .mode(0o700)
             .create(parent)?;
+        ignored_by_git(parent)?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -127,6 +147,22 @@ mod tests {
         assert_eq!(std::fs::read(&f).unwrap(), b"xy");
         write_private(&f, b"z").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"z");
+    }
+
+    #[test]
+    fn git_ignores_the_orrery_dir() {
+        let d = tempfile::tempdir().unwrap();
+        write_private(&d.path().join(".orrery/recording.json"), b"{}").unwrap();
+        let ignore = std::fs::read_to_string(d.path().join(".orrery/.gitignore")).unwrap();
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+        // The user's own is kept.
+        std::fs::write(d.path().join(".orrery/.gitignore"), "mine\n").unwrap();
+        private_dir(&d.path().join(".orrery")).unwrap();
+        let kept = std::fs::read_to_string(d.path().join(".orrery/.gitignore")).unwrap();
+        assert_eq!(kept, "mine\n");
+        // Elsewhere no .gitignore appears.
+        write_private(&d.path().join("other/x"), b"x").unwrap();
+        assert!(!d.path().join("other/.gitignore").exists());
     }
 
     #[test]

@@ -584,6 +584,7 @@ fn genserver_state_history_lists_each_message_and_state() {
     assert_eq!(entries.len(), 2, "{h}");
     assert_eq!(entries[0]["callback"], "handle_call/3");
     assert_eq!(entries[0]["message"]["key"], ":a", "{h}");
+    assert_eq!(entries[0]["message"]["request"], "{:put, :a, 1}", "{h}");
     assert_eq!(entries[0]["stateBefore"], "%{}");
     assert_eq!(entries[0]["stateAfter"], "%{a: 1}");
     // Taken from what the callback returned.

@@ -317,6 +317,10 @@ fn state_history_of_a_liveview_is_its_assigns() {
         "{h}"
     );
     assert!(ev["message"].get("socket").is_none(), "{h}");
+    // What it got, though its head matches a literal and `_value`.
+    assert_eq!(ev["message"]["event"], "\"inc\"", "{h}");
+    assert_eq!(ev["message"]["params"], "%{}", "{h}");
+    assert!(ev["message"].get("orrery_arg1__").is_none(), "{h}");
     let info = entries
         .iter()
         .find(|e| e["callback"] == "handle_info/2")
@@ -328,6 +332,7 @@ fn state_history_of_a_liveview_is_its_assigns() {
     );
     assert_eq!(info["stateAfter"], "%{count: 42, label: \"clicks\"}", "{h}");
     assert!(info["message"].get("socket").is_none(), "{h}");
+    assert_eq!(info["message"]["msg"], "{:set, 42}", "{h}");
 
     c.ok("disconnect", json!({}));
     wait_pristine(&node, APPS, LONG);

@@ -83,21 +83,11 @@ pub(crate) fn handle_event(
                             Some([k, v]) if term::is_atom(k, "line") => term::as_int(v),
                             _ => None,
                         });
-                    // The workspace's file, else the source the module was compiled from
-                    // (deps: their `file` is relative to the dep's own directory).
-                    let path = paths
-                        .get(m)
-                        .cloned()
-                        .or_else(|| compiled_source(f))
-                        .or_else(|| file.map(|f| root.join(f)).filter(|p| p.exists()));
+                    let module_file = paths.get(m).cloned().or_else(|| compiled_source(f));
                     stack.push(Frame {
                         id: thread_id * 1000 + (i as i64) + 1,
-                        name: format!(
-                            "{}.{}/{a}",
-                            pretty::module_name(m),
-                            term::as_atom(fun).unwrap_or("?")
-                        ),
-                        path,
+                        name: frame_name(m, term::as_atom(fun).unwrap_or("?"), a),
+                        path: frame_path(root, module_file, file.as_deref()),
                         line: fline.unwrap_or(0) as u32,
                     });
                 }
@@ -159,4 +149,108 @@ fn compiled_source(frame: &Term) -> Option<PathBuf> {
         })
         .map(PathBuf::from)
         .filter(|p| p.is_absolute() && p.exists())
+}
+
+/// Where a caller frame's line is: the file its location names. That is the module's own
+/// file, except for code a macro injected (`use Phoenix.Endpoint` defines `call/2` in the
+/// user's module, its lines in Phoenix's `endpoint.ex`). A location's file is relative to
+/// the project (or, for a dependency, to the dependency's directory). No path rather than
+/// the module's file with another file's line.
+fn frame_path(
+    root: &Path,
+    module_file: Option<PathBuf>,
+    loc_file: Option<&str>,
+) -> Option<PathBuf> {
+    let Some(loc) = loc_file.filter(|f| !f.is_empty()) else {
+        return module_file;
+    };
+    let loc = Path::new(loc);
+    if module_file.as_deref().is_some_and(|m| m.ends_with(loc)) {
+        return module_file;
+    }
+    if loc.is_absolute() {
+        return loc.exists().then(|| loc.to_path_buf());
+    }
+    let in_root = root.join(loc);
+    if in_root.exists() {
+        return Some(in_root);
+    }
+    let mut deps: Vec<PathBuf> = std::fs::read_dir(root.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(loc))
+        .filter(|p| p.exists())
+        .collect();
+    deps.sort();
+    deps.into_iter().next()
+}
+
+/// A frame's function as an Elixir developer reads it: `Mod.fun/2`; the original of an
+/// overridden function (what `super` calls; Elixir names it `"fun (overridable 1)"`) as
+/// `Mod.fun/2 (super)`; an anonymous function (`-fun/1-fun-0-`) as
+/// `anonymous fn/1 in Mod.fun/1`.
+pub(crate) fn frame_name(module: &str, fun: &str, arity: i64) -> String {
+    let m = pretty::module_name(module);
+    if let Some((name, _)) = fun.split_once(" (overridable ") {
+        return format!("{m}.{name}/{arity} (super)");
+    }
+    if let Some(inner) = fun.strip_prefix('-') {
+        // `-name/arity-fun-N-`, `-name/arity-lc$^0/1-0-` (a comprehension), ...
+        if let Some((head, rest)) = inner.split_once('/').and_then(|(h, r)| {
+            let (a, tail) = r.split_once('-')?;
+            a.parse::<u32>().ok().map(|a| ((h, a), tail))
+        }) {
+            let (name, outer_arity) = head;
+            if rest.starts_with("fun-") {
+                return format!("anonymous fn/{arity} in {m}.{name}/{outer_arity}");
+            }
+            return format!("{m}.{name}/{outer_arity} (comprehension)");
+        }
+    }
+    format!("{m}.{fun}/{arity}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_names_as_elixir_developers_read_them() {
+        assert_eq!(frame_name("Elixir.KV.Bucket", "put", 2), "KV.Bucket.put/2");
+        assert_eq!(
+            frame_name("Elixir.MyAppWeb.Endpoint", "call (overridable 3)", 2),
+            "MyAppWeb.Endpoint.call/2 (super)"
+        );
+        assert_eq!(
+            frame_name("Elixir.KV", "-start/2-fun-0-", 1),
+            "anonymous fn/1 in KV.start/2"
+        );
+        assert_eq!(
+            frame_name("Elixir.KV", "-names/1-lc$^0/1-0-", 2),
+            "KV.names/1 (comprehension)"
+        );
+        assert_eq!(frame_name("lists", "map", 2), ":lists.map/2");
+    }
+
+    #[test]
+    fn frame_paths_follow_the_location() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("lib/web")).unwrap();
+        std::fs::create_dir_all(root.join("deps/phoenix/lib/phoenix")).unwrap();
+        std::fs::write(root.join("lib/web/endpoint.ex"), "").unwrap();
+        std::fs::write(root.join("deps/phoenix/lib/phoenix/endpoint.ex"), "").unwrap();
+        let own = Some(root.join("lib/web/endpoint.ex"));
+        assert_eq!(
+            frame_path(root, own.clone(), Some("lib/web/endpoint.ex")),
+            own
+        );
+        assert_eq!(frame_path(root, own.clone(), None), own);
+        assert_eq!(
+            frame_path(root, own.clone(), Some("lib/phoenix/endpoint.ex")),
+            Some(root.join("deps/phoenix/lib/phoenix/endpoint.ex"))
+        );
+        assert_eq!(frame_path(root, own, Some("lib/nowhere.ex")), None);
+    }
 }

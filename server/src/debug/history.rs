@@ -21,6 +21,21 @@ const CALLBACKS: [&str; 7] = [
 /// Callbacks that only a LiveView has: their state is a socket, or they are not ones.
 const LIVEVIEW_ONLY: [&str; 3] = ["handle_event/3", "handle_params/3", "mount/3"];
 
+/// What a callback got besides its state, by the names its documentation gives them
+/// (`from` left out): the instrumenter binds them as `orrery_arg1__`, `orrery_arg2__`.
+fn argument_names(callback: &str) -> &'static [&'static str] {
+    match callback {
+        "handle_call/3" => &["request"],
+        "handle_cast/2" => &["request"],
+        "handle_info/2" => &["msg"],
+        "handle_continue/2" => &["continue_arg"],
+        "handle_event/3" => &["event", "params"],
+        "handle_params/3" => &["params", "uri"],
+        "mount/3" => &["params", "session"],
+        _ => &[],
+    }
+}
+
 /// The state in a GenServer callback's return value (`{:reply, r, state}`, `{:noreply,
 /// state}`, `{:ok, state}`, `{:stop, reason, state}`, with or without a trailing action).
 /// For a LiveView the state is the socket's assigns.
@@ -123,6 +138,26 @@ impl Debugger {
                         Some([k, v]) if term::is_atom(k, crate::debug::STATE_BINDING) => Some(v),
                         _ => None,
                     });
+                // The arguments before it (request, event, params), as the callback got them.
+                let args: serde_json::Map<String, Value> = argument_names(&ev.function)
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, name)| {
+                        let var = format!("orrery_arg{}__", i + 1);
+                        let v = term::get(e, "bindings")
+                            .map(term::list_ref)
+                            .unwrap_or(&[])
+                            .iter()
+                            .find_map(|b| match term::as_tuple(b) {
+                                Some([k, v]) if term::is_atom(k, &var) => Some(v),
+                                _ => None,
+                            })?;
+                        Some((name.to_string(), json!(pretty::to_elixir_compact(v, 200))))
+                    })
+                    .collect();
+                if !args.is_empty() {
+                    entry["arguments"] = Value::Object(args);
+                }
                 if let Some(s) = state_arg {
                     let assigns = socket_assigns(s);
                     // A LiveView's callback: its `socket` binding is the state, not the message.
@@ -226,13 +261,18 @@ impl Debugger {
                 .or_else(|| b.get("state"))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let message: serde_json::Map<String, Value> = b
+            // The head's bindings, then what the callback got (request, event, params)
+            // whatever its head matched it with (`"inc"`, `_params`).
+            let mut message: serde_json::Map<String, Value> = b
                 .into_iter()
                 .filter(|(k, _)| k != "state" && k != "from" && k != "_from")
                 .filter(|(k, _)| {
                     !(k == "socket" && (LIVEVIEW_ONLY.contains(&f) || e["liveView"] == true))
                 })
                 .collect();
+            if let Some(args) = e["arguments"].as_object() {
+                message.extend(args.clone());
+            }
             calls.push(json!({
                 "seq": e["seq"], "timeUs": e["timeUs"], "pid": e["pid"], "node": e["node"],
                 "callback": f, "message": message, "stateBefore": state, "line": e["line"],

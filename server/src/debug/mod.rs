@@ -114,6 +114,12 @@ impl Recorded {
 /// `orrery_instrument.ex`): read by the state history, never shown as a variable.
 pub(crate) const STATE_BINDING: &str = "orrery_state__";
 
+/// A name the instrumenter binds (`orrery_state__`, `orrery_arg1__`..): Orrery's, not the
+/// user's.
+pub(crate) fn is_orrery_binding(name: &str) -> bool {
+    name.starts_with("orrery_") && name.ends_with("__")
+}
+
 /// Bindings as the user wrote them (Orrery's own left out).
 pub(crate) fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
     t.map(term::list_ref)
@@ -123,7 +129,7 @@ pub(crate) fn bindings_of(t: Option<&Term>) -> Vec<(String, Term)> {
             Some([k, v]) => Some((term::as_atom(k)?.to_string(), v.clone())),
             _ => None,
         })
-        .filter(|(k, _)| k != STATE_BINDING)
+        .filter(|(k, _)| !is_orrery_binding(k))
         .collect()
 }
 

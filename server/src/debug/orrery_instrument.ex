@@ -127,13 +127,25 @@ defmodule OrreryInstrument.V1 do
   defp state_named({name, m, args} = head, fa) when is_list(args) do
     if fa in @state_callbacks do
       {init, [last]} = Enum.split(args, -1)
-      {name, m, init ++ [{:=, [], [last, {:orrery_state__, [], nil}]}]}
+      # The arguments before it (the request, message, event and params) too, as
+      # `orrery_arg1__`.. : the state history shows what the callback got, however its
+      # head matched it (`"inc"`, `_params`).
+      init =
+        init
+        |> Enum.with_index(1)
+        |> Enum.map(fn {arg, i} -> bound_as(arg, String.to_atom("orrery_arg#{i}__")) end)
+
+      {name, m, init ++ [bound_as(last, :orrery_state__)]}
     else
       head
     end
   end
 
   defp state_named(head, _fa), do: head
+
+  # `pattern = var` in a head; an argument with a default (`a \\ 1`) is left as written.
+  defp bound_as({:\\, _, _} = arg, _var), do: arg
+  defp bound_as(arg, var), do: {:=, [], [arg, {var, [], nil}]}
 
   defp module_name({:__aliases__, _, parts}, nil), do: Module.concat(parts)
   defp module_name({:__aliases__, _, parts}, parent), do: Module.concat([parent | parts])
