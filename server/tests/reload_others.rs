@@ -7,9 +7,11 @@ mod support;
 
 use orrery::beam::term;
 use serde_json::json;
+use std::path::Path;
 use std::time::Duration;
 use support::check::{assert_healthy, changed_modules, health, wait_pristine};
 use support::dap::DapClient;
+use support::lsp::LspClient;
 use support::{edit_file as edit, rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -37,6 +39,23 @@ end
     }
 }
 
+/// Save `path` and wait for the save's message that names `module`.
+fn save(c: &mut LspClient, path: &Path, module: &str) -> String {
+    let mut n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    loop {
+        let v = c.wait_nth(LONG, "window/showMessage", n + 1);
+        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
+        if msg.contains(module) {
+            return msg;
+        }
+        n += 1;
+    }
+}
+
 fn kv_node() -> (tempfile::TempDir, TestNode) {
     let dir = support::fixture_copy("kv");
     let node = TestNode::start_named(
@@ -45,6 +64,111 @@ fn kv_node() -> (tempfile::TempDir, TestNode) {
         &support::random_token("c"),
     );
     (dir, node)
+}
+
+#[test]
+fn after_a_save_an_in_node_reloader_finds_nothing_to_do() {
+    let (dir, node) = kv_node();
+    let before = health(&node);
+    assert_eq!(support::kv_add(&node), 3);
+    let mut c = support::lsp::start_attached(&node, dir.path(), json!({}));
+    let calc = dir.path().join("lib/kv/calc.ex");
+    c.open(&calc);
+    for (from, to, want) in [
+        ("a + b", "a + b + 100", 103),
+        ("a + b + 100", "a + b + 1", 4),
+    ] {
+        edit(&calc, from, to);
+        let msg = save(&mut c, &calc, "KV.Calc");
+        assert!(msg.contains("KV.Calc swapped on 1 node"), "{msg}");
+        assert!(!msg.contains("_build not updated"), "{msg}");
+        // Served once and right: the reloader compiles nothing and loads nothing.
+        assert_eq!(reload_in_node(&node), "noop");
+        assert_eq!(support::kv_add(&node), want);
+        assert_eq!(
+            changed_modules(&node, &["Elixir.KV.Calc"]),
+            Vec::<String>::new(),
+            "the node runs what _build holds"
+        );
+    }
+    assert_healthy(&node, &before);
+    assert!(c.shutdown().success());
+    wait_pristine(&node, &["Elixir.KV"], LONG);
+
+    // Edited while Orrery is not running: mix still sees it. (mix compares file times to
+    // the second, and sizes: an edit of the same size within the second of the last
+    // compile is one mix itself would miss.)
+    edit(&calc, "a + b + 1", "a + b + 70");
+    assert_eq!(reload_in_node(&node), "ok");
+    assert_eq!(support::kv_add(&node), 73);
+}
+
+/// Mix 1.18+ tells every mix process of a build what a compile changed, and their
+/// listeners (Phoenix.CodeReloader's, IEx's with auto_reload) unload those modules. The
+/// compile Orrery runs for a save tells nobody: a breakpoint armed before the save stops
+/// the very first call after it, and the app's listener unloaded nothing. (Before 1.18
+/// mix has no listeners: the rest still holds.)
+#[test]
+fn a_mix_listener_in_the_app_does_not_unload_what_a_save_loaded() {
+    let dir = support::fixture_copy_with("reloading", &["reloader_dep"]);
+    let root = dir.path().join("reloading");
+    let node = TestNode::start_named(
+        &root,
+        &support::random_token("rld"),
+        &support::random_token("c"),
+    );
+    let before = health(&node);
+    let bump =
+        || term::as_int(&rpc(&node, "Elixir.Reloading.Tally", "bump", vec![]).unwrap()).unwrap();
+    assert_eq!(bump(), 1);
+    let tally = root.join("lib/reloading/tally.ex");
+    let mut d = DapClient::start();
+    d.attach_to(&node, &root, json!({}));
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": tally}, "breakpoints": [{"line": 15}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    d.ok("configurationDone", json!({}));
+
+    let mut c = support::lsp::start_attached(&node, &root, json!({}));
+    c.open(&tally);
+    edit(&tally, "    1\n", "    10\n");
+    let msg = save(&mut c, &tally, "Reloading.Tally");
+    assert!(msg.contains("Reloading.Tally swapped on 1 node"), "{msg}");
+    assert!(!msg.contains("_build not updated"), "{msg}");
+
+    // The very first call after the save stops, in the new code.
+    let call = support::rpc_in_background(&node, "Elixir.Reloading.Tally", "step", vec![], LONG);
+    let stopped = d.wait_event("stopped", LONG);
+    d.ok("continue", json!({"threadId": stopped["body"]["threadId"]}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(10));
+    let listening = rpc(
+        &node,
+        "erlang",
+        "whereis",
+        vec![term::atom("Elixir.ReloaderDep.Listener")],
+    )
+    .unwrap();
+    if !term::is_atom(&listening, "undefined") {
+        let purged = rpc(&node, "Elixir.ReloaderDep.Listener", "purged", vec![]).unwrap();
+        assert_eq!(
+            term::list_ref(&purged).len(),
+            0,
+            "the listener unloaded {purged:?}"
+        );
+    }
+
+    d.ok("disconnect", json!({}));
+    assert!(c.shutdown().success());
+    wait_pristine(&node, &["Elixir.Reloading"], LONG);
+    assert_eq!(bump(), 11);
+    assert_eq!(
+        changed_modules(&node, &["Elixir.Reloading.Tally"]),
+        Vec::<String>::new(),
+        "the node runs what _build holds"
+    );
+    assert_healthy(&node, &before);
 }
 
 /// A breakpoint in `KV.Calc.add`, then the file edited on disk (`a + b + 1`) and reloaded

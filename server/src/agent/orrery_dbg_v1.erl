@@ -365,7 +365,7 @@ pause(Reason, Mod, Line, FA, Binding, Depth) ->
             S ! {hit, self(), #{reason => Reason, module => Mod, line => Line, function => FA,
                                 bindings => orrery_agent_v1:trunc(Binding, #{depth => 10, items => 100, binary => 4096, budget => 20000}),
                                 stack => Stack, name => Name, node => node()}},
-            wait(Depth)
+            wait(S, Depth)
     end.
 
 %% A frame's location gains the absolute source its module was compiled from (deps, path
@@ -381,9 +381,17 @@ with_source({M, F, A, Loc}) when is_list(Loc) ->
     end;
 with_source(Frame) -> Frame.
 
-wait(Depth) ->
+%% Paused until the server says how to go on, or until the server is gone: a hit that
+%% reached a server already on its way out (stop/0 resumes only the processes it knows)
+%% would otherwise wait for ever, the process paused in the user's node.
+wait(S, Depth) ->
+    Ref = monitor(process, S),
     receive
+        {'DOWN', Ref, process, _, _} ->
+            erase(orrery_step),
+            ok;
         {orrery_dbg_v1, resume, Cmd} ->
+            demonitor(Ref, [flush]),
             case Cmd of
                 continue -> erase(orrery_step);
                 detach -> erase(orrery_step);

@@ -158,9 +158,9 @@ impl Core {
         // Protocols and impls stay out of it: their consolidation is Orrery's on the node,
         // and mix's next compile rebuilds them on disk (source newer than its manifest).
         let mut modules = modules;
-        // Experimental (ORRERY_SYNC_BUILD=1): on Elixir 1.20 mix's compile on the compile
-        // node fails where 1.14 and 1.18 succeed; off until that is understood.
-        let enabled = std::env::var("ORRERY_SYNC_BUILD").is_ok_and(|v| v == "1");
+        // `ORRERY_SYNC_BUILD=0` leaves `_build` to mix (and CodeReloader compiles each save
+        // again, unprobed).
+        let enabled = std::env::var("ORRERY_SYNC_BUILD").map_or(true, |v| v != "0");
         let synced = if roles.is_empty() && enabled {
             self.reloader
                 .sync_build(&root, settings.compile_timeout() * 2)

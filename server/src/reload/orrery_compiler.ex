@@ -20,6 +20,7 @@ defmodule OrreryCompiler.V1 do
     try do
       File.cd!(root)
       {:ok, _} = Application.ensure_all_started(:mix)
+      private_temp_dir(out)
       Mix.env(String.to_atom(env))
       Code.compiler_options(ignore_module_conflict: true)
 
@@ -38,6 +39,42 @@ defmodule OrreryCompiler.V1 do
     catch
       kind, reason -> {:error, inspect({kind, reason})}
     end
+  end
+
+  # Mix 1.18+ tells every mix process of a build what a compile changed
+  # (`{:modules_compiled, info}` over Mix.Sync.PubSub, found through files under
+  # System.tmp_dir!()), and Phoenix.CodeReloader's and IEx's listeners unload those
+  # modules (at the next request, or at once with IEx's auto_reload): after Orrery's
+  # `mix compile` here, the code Orrery had just loaded into the node, breakpoints with
+  # it. So this node's temp dir is its own: its compiles tell nobody. Mix's build lock
+  # lives under the temp dir too and must stay shared (the app's reloader compiles the
+  # same `_build`): its directory (named differently by each Elixir version, found by
+  # taking a lock in a scratch dir) is linked to the real one.
+  defp private_temp_dir(out) do
+    if Code.ensure_loaded?(Mix.Sync.PubSub) and Code.ensure_loaded?(Mix.Sync.Lock) and
+         System.get_env("TMPDIR") != Path.join(out, "tmp") do
+      real = System.tmp_dir!()
+      scratch = Path.join(out, "lock-name")
+      tmp = Path.join(out, "tmp")
+      File.mkdir_p!(scratch)
+      File.mkdir_p!(tmp)
+      System.put_env("TMPDIR", scratch)
+
+      try do
+        Mix.Sync.Lock.with_lock("orrery", fn -> :ok end)
+        {:ok, names} = File.ls(scratch)
+
+        for name <- names do
+          File.mkdir_p!(Path.join(real, name))
+          :ok = File.ln_s(Path.join(real, name), Path.join(tmp, name))
+        end
+      after
+        System.put_env("TMPDIR", tmp)
+        File.rm_rf(scratch)
+      end
+    end
+
+    :ok
   end
 
   # Run fun in the compile environment of the (umbrella) app that holds `file`: that
@@ -193,9 +230,25 @@ defmodule OrreryCompiler.V1 do
     if function_exported?(Code, :with_diagnostics, 2), do: [return_diagnostics: true], else: []
   end
 
+  # Elixir 1.20's compile_to_path leaves what it compiled unloaded (earlier versions load
+  # it): a later stage would expand against the build's old code (the code server loads
+  # it from _build) and a user of a removed struct field would compile instead of being
+  # named stale. Each stage's new modules are loaded here before the next one compiles
+  # (`forget/1` unloads them at the end).
+  defp load_stage(modules, out) do
+    for m <- modules, :code.is_loaded(m) == false do
+      beam = Path.join(out, Atom.to_string(m) <> ".beam")
+      {:ok, bin} = File.read(beam)
+      {:module, ^m} = :code.load_binary(m, String.to_charlist(beam), bin)
+    end
+
+    :ok
+  end
+
   defp elixir_stages(first, rest, out) do
     case Kernel.ParallelCompiler.compile_to_path(first, out, compile_opts()) do
       {:ok, modules, warnings} ->
+        load_stage(modules, out)
         acc = {modules, norm(warnings, :warning), []}
 
         {modules, diags, stale} =
@@ -203,6 +256,7 @@ defmodule OrreryCompiler.V1 do
             Enum.reduce(stage, acc, fn file, {ms, ds, st} ->
               case Kernel.ParallelCompiler.compile_to_path([file], out, compile_opts()) do
                 {:ok, more, w} ->
+                  load_stage(more, out)
                   {ms ++ more, ds ++ norm(w, :warning), st}
 
                 {:error, e, w} ->
@@ -274,7 +328,7 @@ defmodule OrreryCompiler.V1 do
 
   defp describe(d) do
     case one(d, :error) do
-      {file, line, _col, :error, msg} -> "#{Path.relative_to_cwd(file)}:#{line}: #{msg}"
+      {file, line, _col, :error, msg, _span} -> "#{Path.relative_to_cwd(file)}:#{line}: #{msg}"
       _ -> nil
     end
   rescue
