@@ -236,10 +236,16 @@ defmodule OrreryCompiler.V1 do
   # named stale. Each stage's new modules are loaded here before the next one compiles
   # (`forget/1` unloads them at the end).
   defp load_stage(modules, out) do
-    for m <- modules, :code.is_loaded(m) == false do
+    for m <- modules do
       beam = Path.join(out, Atom.to_string(m) <> ".beam")
       {:ok, bin} = File.read(beam)
-      {:module, ^m} = :code.load_binary(m, String.to_charlist(beam), bin)
+      {:ok, {^m, md5}} = :beam_lib.md5(bin)
+
+      # Not loaded, or loaded as _build has it (mix's compile here loaded that).
+      if not (:code.is_loaded(m) != false and m.module_info(:md5) == md5) do
+        :code.purge(m)
+        {:module, ^m} = :code.load_binary(m, String.to_charlist(beam), bin)
+      end
     end
 
     :ok

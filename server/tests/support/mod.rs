@@ -171,6 +171,7 @@ impl TestNode {
                                 || a.contains("Atom { name: \"shapes\" }")
                                 || a.contains("Atom { name: \"cells\" }")
                                 || a.contains("Atom { name: \"beacon\" }")
+                                || a.contains("Atom { name: \"reloading\" }")
                         })
                         .unwrap_or(false);
                     c.close();
