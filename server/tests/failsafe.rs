@@ -20,23 +20,6 @@ const APPS: &[&str] = &["Elixir.Store", "Elixir.Web", "store_"];
 /// The guard's grace period in these tests (Orrery's default is 10 s).
 const GRACE_MS: &str = "300";
 
-/// Save and wait for the message about `module`.
-fn save(c: &mut LspClient, path: &Path, module: &str) -> String {
-    let mut n = c.count("window/showMessage");
-    c.notify(
-        "textDocument/didSave",
-        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
-    );
-    loop {
-        let v = c.wait_nth(LONG, "window/showMessage", n + 1);
-        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
-        if msg.contains(module) {
-            return msg;
-        }
-        n += 1;
-    }
-}
-
 fn int(node: &TestNode, m: &str, f: &str, args: Vec<eetf::Term>) -> i64 {
     term::as_int(&rpc(node, m, f, args).unwrap()).unwrap()
 }
@@ -87,7 +70,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
 
     // Config read at compile time: an unchanged save compiles to mix's very module, so
     // there is nothing to swap.
-    let msg = save(&mut c, &ticker, "Store.Ticker");
+    let msg = support::lsp::save_for(&mut c, &ticker, "Store.Ticker");
     assert!(msg.contains("already runs this code"), "{msg}");
     assert_eq!(
         md5_loaded(&node, "Elixir.Store.Ticker"),
@@ -109,7 +92,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
         "def limit, do: @limit",
         "def limit, do: @limit + 1",
     );
-    let msg = save(&mut c, &bucket, "Store.Bucket");
+    let msg = support::lsp::save_for(&mut c, &bucket, "Store.Bucket");
     assert!(
         msg.contains("Store.Bucket") && msg.contains(" swapped on "),
         "{msg}"
@@ -127,7 +110,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     // A GenServer written against @behaviour GenServer (no code_change/3).
     let cache = dir.path().join("apps/store/lib/store/cache.ex");
     edit(&cache, "[] -> nil end", "[] -> :none end");
-    let msg = save(&mut c, &cache, "Store.Cache");
+    let msg = support::lsp::save_for(&mut c, &cache, "Store.Cache");
     assert!(
         msg.contains("Store.Cache") && msg.contains(" swapped on "),
         "{msg}"
@@ -136,7 +119,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
     // A module run by short-lived processes, many times a second.
     let job = dir.path().join("apps/web/lib/web/job.ex");
     edit(&job, "    n\n  end", "    {:ok, n}\n  end");
-    let msg = save(&mut c, &job, "Web.Job");
+    let msg = support::lsp::save_for(&mut c, &job, "Web.Job");
     assert!(
         msg.contains("Web.Job") && msg.contains(" swapped on "),
         "{msg}"
@@ -169,7 +152,7 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
         .ok()?;
         format!("{info:?}").contains("sleep").then_some(())
     });
-    let msg = save(&mut c, &busy, "Web.Busy");
+    let msg = support::lsp::save_for(&mut c, &busy, "Web.Busy");
     assert!(
         msg.contains("busy") && msg.contains("Nothing changed"),
         "{msg}"
@@ -194,13 +177,13 @@ fn saves_compile_as_mix_does_and_never_harm_agents_or_busy_servers() {
         "def limit, do: @limit + 1",
         "def limit, do: @limit",
     );
-    save(&mut c, &bucket, "Store.Bucket");
+    support::lsp::save_for(&mut c, &bucket, "Store.Bucket");
     edit(&cache, "[] -> :none end", "[] -> nil end");
-    save(&mut c, &cache, "Store.Cache");
+    support::lsp::save_for(&mut c, &cache, "Store.Cache");
     edit(&job, "    {:ok, n}\n  end", "    n\n  end");
-    save(&mut c, &job, "Web.Job");
+    support::lsp::save_for(&mut c, &job, "Web.Job");
     edit(&busy, "calls: s.calls + 2", "calls: s.calls + 1");
-    save(&mut c, &busy, "Web.Busy");
+    support::lsp::save_for(&mut c, &busy, "Web.Busy");
     c.shutdown();
     wait_pristine(&node, APPS, LONG);
     assert_healthy(&node, &before);
@@ -476,7 +459,7 @@ fn rollback_history_ends_when_the_node_restarts() {
     // Loaded (a module nobody loaded yet is left to the code server).
     assert_eq!(support::kv_add(&node), 3);
     edit(&calc, "a + b", "a + b + 100");
-    let msg = save(&mut c, &calc, "KV.Calc");
+    let msg = support::lsp::save_for(&mut c, &calc, "KV.Calc");
     assert!(msg.contains(" swapped on "), "{msg}");
     node.kill();
     c.wait_status(LONG, "detached", |s| s["attached"] == json!(false));
@@ -561,7 +544,7 @@ fn compile_node_killed_mid_compile() {
         "@registry Store.Registry\n  @slow (Process.sleep(4000); 1)",
         "@registry Store.Registry",
     );
-    let msg = save(&mut c, &shelf, "Store.Shelf");
+    let msg = support::lsp::save_for(&mut c, &shelf, "Store.Shelf");
     assert!(msg.contains("already runs this code"), "{msg}");
     c.shutdown();
     wait_pristine(&node, APPS, LONG);
@@ -580,7 +563,7 @@ fn modules_run_by_local_loops_are_refused_with_the_reason() {
     c.open(&metrics);
     let was = md5_loaded(&node, "Elixir.Store.Metrics");
     edit(&metrics, "100 -> :ok", "200 -> :ok");
-    let msg = save(&mut c, &metrics, "Store.Metrics");
+    let msg = support::lsp::save_for(&mut c, &metrics, "Store.Metrics");
     assert!(
         msg.contains("loop") && msg.contains("Nothing changed"),
         "{msg}"
@@ -589,7 +572,7 @@ fn modules_run_by_local_loops_are_refused_with_the_reason() {
     assert_eq!(md5_loaded(&node, "Elixir.Store.Metrics"), was);
     // Back: the node already runs it, and `_build` comes back with the source.
     edit(&metrics, "200 -> :ok", "100 -> :ok");
-    let msg = save(&mut c, &metrics, "Store.Metrics");
+    let msg = support::lsp::save_for(&mut c, &metrics, "Store.Metrics");
     assert!(msg.contains("already runs this code"), "{msg}");
     assert_eq!(
         md5_on_disk(dir.path(), "store", "Elixir.Store.Metrics"),

@@ -7,11 +7,9 @@ mod support;
 
 use orrery::beam::term;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 use support::check::{assert_healthy, changed_modules, health, wait_pristine};
 use support::dap::DapClient;
-use support::lsp::LspClient;
 use support::{edit_file as edit, rpc, TestNode};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -49,23 +47,6 @@ fn elixir_minor(node: &TestNode) -> u32 {
         .unwrap_or(0)
 }
 
-/// Save `path` and wait for the save's message that names `module`.
-fn save(c: &mut LspClient, path: &Path, module: &str) -> String {
-    let mut n = c.count("window/showMessage");
-    c.notify(
-        "textDocument/didSave",
-        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
-    );
-    loop {
-        let v = c.wait_nth(LONG, "window/showMessage", n + 1);
-        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
-        if msg.contains(module) {
-            return msg;
-        }
-        n += 1;
-    }
-}
-
 fn kv_node() -> (tempfile::TempDir, TestNode) {
     let dir = support::fixture_copy("kv");
     let node = TestNode::start_named(
@@ -89,7 +70,7 @@ fn after_a_save_an_in_node_reloader_finds_nothing_to_do() {
         ("a + b + 100", "a + b + 1", 4),
     ] {
         edit(&calc, from, to);
-        let msg = save(&mut c, &calc, "KV.Calc");
+        let msg = support::lsp::save_for(&mut c, &calc, "KV.Calc");
         assert!(msg.contains("KV.Calc swapped on 1 node"), "{msg}");
         assert!(!msg.contains("_build not updated"), "{msg}");
         // Served once and right: the reloader compiles nothing and loads nothing. (Known
@@ -150,7 +131,7 @@ fn a_mix_listener_in_the_app_does_not_unload_what_a_save_loaded() {
     let mut c = support::lsp::start_attached(&node, &root, json!({}));
     c.open(&tally);
     edit(&tally, "    1\n", "    10\n");
-    let msg = save(&mut c, &tally, "Reloading.Tally");
+    let msg = support::lsp::save_for(&mut c, &tally, "Reloading.Tally");
     assert!(msg.contains("Reloading.Tally swapped on 1 node"), "{msg}");
     assert!(!msg.contains("_build not updated"), "{msg}");
 

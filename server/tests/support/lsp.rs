@@ -345,6 +345,24 @@ pub fn wait_hover(
 }
 
 /// Save `path` (didSave) and return the next `window/showMessage`.
+/// Save `path` and wait for the save's message that names `module` (other messages, of
+/// attaches or other saves, are passed over).
+pub fn save_for(c: &mut LspClient, path: &Path, module: &str) -> String {
+    let mut n = c.count("window/showMessage");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": format!("file://{}", path.display())}}),
+    );
+    loop {
+        let v = c.wait_nth(Duration::from_secs(90), "window/showMessage", n + 1);
+        let msg = v["params"]["message"].as_str().unwrap_or("").to_string();
+        if msg.contains(module) {
+            return msg;
+        }
+        n += 1;
+    }
+}
+
 pub fn save_and_wait(c: &mut LspClient, path: &Path) -> String {
     let n = c.count("window/showMessage");
     c.notify(
