@@ -119,6 +119,14 @@ impl Core {
         }
     }
 
+    /// Check the attached nodes' incarnations now: an `Attached` event is handled on its
+    /// own task, so a request may come first; versions of a node's earlier life must never
+    /// be rolled back to.
+    pub fn sync_incarnations(&self, session: &Session) {
+        let now: Vec<_> = session.nodes().into_iter().map(|n| n.info).collect();
+        self.attached(&now);
+    }
+
     pub fn session(&self) -> Option<Session> {
         self.session.read().ok().and_then(|s| s.clone())
     }
@@ -539,6 +547,8 @@ impl Core {
             .session()
             .filter(|s| s.status() == Status::Attached)
             .ok_or("not attached to a node")?;
+        // The node may have restarted since the event saying so was handled.
+        self.sync_incarnations(&session);
         let root = self.mix_root();
         self.reloader
             .rollback(

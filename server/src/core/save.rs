@@ -152,6 +152,7 @@ impl Core {
         let Some(session) = self.session().filter(|s| s.status() == Status::Attached) else {
             return with_warnings("compiled cleanly, not loaded: not attached to a node".into());
         };
+        self.sync_incarnations(&session);
         // One winner: mix's own compile brings `_build` and its manifest up to the saved
         // source, and the node gets what `_build` then holds (see `reload::build`), so
         // mix and Phoenix's CodeReloader find nothing left to compile or load.

@@ -126,6 +126,9 @@ pub async fn hover(core: &Core, p: HoverParams) -> Option<Hover> {
                 }
             };
             // Versions Orrery swapped in this session: which one runs, since when.
+            if let Some(s) = core.session() {
+                core.sync_incarnations(&s);
+            }
             let history = core.reloader.history(&crate::beam::term::module_atom(name));
             match (live, history.last()) {
                 (Some(t), Some((md5, time))) if history.len() > 1 => Some(format!(
