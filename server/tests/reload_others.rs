@@ -168,6 +168,67 @@ fn a_mix_listener_in_the_app_does_not_unload_what_a_save_loaded() {
     assert_healthy(&node, &before);
 }
 
+/// A debug session handed to the language server by an `orrery dap` started in the
+/// workspace, its `attach` without `cwd` (as editors send it), the language server run
+/// elsewhere: breakpoints and saves compile in the project (a compile node set up
+/// outside it had no project: `mix compile` failed and `_build` fell behind). The
+/// debugger SIGKILLed afterwards: the node runs the saved code, as `_build` has it.
+#[test]
+fn a_relayed_debug_session_compiles_in_the_project_whatever_the_servers_cwd() {
+    let dir = support::fixture_copy_with("reloading", &["reloader_dep"]);
+    let root = dir.path().join("reloading");
+    let node = TestNode::start_named(
+        &root,
+        &support::random_token("rly"),
+        &support::random_token("c"),
+    );
+    let before = health(&node);
+    let bump =
+        || term::as_int(&rpc(&node, "Elixir.Reloading.Tally", "bump", vec![]).unwrap()).unwrap();
+    assert_eq!(bump(), 1);
+    let tally = root.join("lib/reloading/tally.ex");
+    // The test's cwd (the crate) holds no mix project.
+    let mut c = support::lsp::start_attached(&node, &root, json!({}));
+    c.open(&tally);
+    let mut d = DapClient::start_in(Some(&root), &[]);
+    d.ok(
+        "initialize",
+        json!({"adapterID": "orrery", "linesStartAt1": true}),
+    );
+    d.ok("attach", json!({"node": node.node, "cookie": node.cookie}));
+    d.wait_output("through the language server's connection", LONG);
+    d.wait_event("initialized", LONG);
+    let bps = d.ok(
+        "setBreakpoints",
+        json!({"source": {"path": tally}, "breakpoints": [{"line": 15}]}),
+    );
+    assert_eq!(bps["breakpoints"][0]["verified"], json!(true), "{bps}");
+    d.ok("configurationDone", json!({}));
+
+    edit(&tally, "    1\n", "    10\n");
+    let msg = support::lsp::save_for(&mut c, &tally, "Reloading.Tally");
+    assert!(msg.contains("Reloading.Tally swapped on 1 node"), "{msg}");
+    assert!(!msg.contains("_build not updated"), "{msg}");
+    let call = support::rpc_in_background(&node, "Elixir.Reloading.Tally", "step", vec![], LONG);
+    let stopped = d.wait_event("stopped", LONG);
+    d.ok("continue", json!({"threadId": stopped["body"]["threadId"]}));
+    assert_eq!(term::as_int(&call.join().unwrap().unwrap()), Some(10));
+
+    unsafe {
+        libc::kill(d.pid() as i32, libc::SIGKILL);
+    }
+    // The probes go (the language server stays attached): the node runs what _build holds.
+    support::wait_until(LONG, "the saved code, unprobed, as _build has it", || {
+        changed_modules(&node, &["Elixir.Reloading.Tally"])
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(bump(), 11);
+    assert!(c.shutdown().success());
+    wait_pristine(&node, &["Elixir.Reloading"], LONG);
+    assert_healthy(&node, &before);
+}
+
 /// A breakpoint in `KV.Calc.add`, then the file edited on disk (`a + b + 1`) and reloaded
 /// plain by the in-node reloader: Orrery says it armed the breakpoint again.
 fn armed_again_after_a_reload(d: &mut DapClient, node: &TestNode, calc: &std::path::Path) {

@@ -435,7 +435,12 @@ impl Adapter {
             self.out.event("initialized", json!({}));
             return Ok(Value::Null);
         }
-        let root = session_root(args);
+        // Inside the language server the project is the server's (the bridge that handed
+        // the session over is named after it), whatever that process's cwd.
+        let root = match self.shared.as_ref().and_then(|c| c.mix_root()) {
+            Some(r) if args["cwd"].is_null() => crate::core::normalize(&r),
+            _ => session_root(args),
+        };
         let shared_session = self.shared.as_ref().and_then(|c| c.session());
         if let Some(session) = shared_session {
             // Inside the language server: debug the node it is attached to.

@@ -101,6 +101,8 @@ pub struct CompileNode {
     child: Child,
     /// Where its compiles write (private to this Orrery), removed at stop.
     out: PathBuf,
+    /// The mix root it was set up in (its project, config and code paths).
+    root: PathBuf,
 }
 
 /// How mix's own compile of the project went on the compile node.
@@ -338,7 +340,13 @@ impl CompileNode {
             conn,
             child,
             out,
+            root: root.to_path_buf(),
         })
+    }
+
+    /// The mix root it compiles for.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Whether the node is still there.

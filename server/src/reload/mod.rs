@@ -344,7 +344,14 @@ impl Reloader {
         guard: &'a mut Option<CompileNode>,
         root: &Path,
     ) -> Result<&'a mut CompileNode, String> {
-        if guard.as_ref().is_some_and(|c| !c.alive()) {
+        // Architecture Invariant: a compile node compiles for the one mix root it was set
+        // up in (the project on Mix's stack, its config, its code paths); asked for another
+        // root it is replaced, never reused (it would compile without the project).
+        let root = &crate::core::normalize(root);
+        if guard
+            .as_ref()
+            .is_some_and(|c| !c.alive() || crate::core::normalize(c.root()) != *root)
+        {
             if let Some(old) = guard.take() {
                 old.stop().await;
             }

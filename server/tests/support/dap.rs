@@ -23,7 +23,16 @@ impl DapClient {
 
     /// `orrery dap` with extra environment variables.
     pub fn start_with(envs: &[(&str, &str)]) -> DapClient {
+        Self::start_in(None, envs)
+    }
+
+    /// `orrery dap` run in `cwd` (as an editor starts it in the workspace), with extra
+    /// environment variables.
+    pub fn start_in(cwd: Option<&std::path::Path>, envs: &[(&str, &str)]) -> DapClient {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orrery"));
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd.arg("dap")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
