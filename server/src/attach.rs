@@ -267,10 +267,10 @@ async fn supervise(shared: Arc<Shared>) {
         if *stop.borrow() {
             return;
         }
-        let attempt = tokio::select! {
-            r = attach_one(&shared.node, &shared.cookie, &shared.owner) => r,
-            _ = stop.changed() => return,
-        };
+        // Architecture Invariant: an attach is never cut off in the middle (its loads would
+        // reach the node with nobody to remove them); one that ends after `detach` leaves
+        // the node itself.
+        let attempt = attach_one(&shared.node, &shared.cookie, &shared.owner).await;
         match attempt {
             Ok(primary) => {
                 backoff = BACKOFF_MIN;
@@ -278,11 +278,21 @@ async fn supervise(shared: Arc<Shared>) {
                 let mut nodes = vec![primary.clone()];
                 if shared.attach_peers {
                     for peer in &primary.info.nodes {
+                        if *stop.borrow() {
+                            break;
+                        }
                         match attach_one(peer, &shared.cookie, &shared.owner).await {
                             Ok(p) => nodes.push(p),
                             Err(e) => tracing::warn!("could not attach to peer {peer}: {e}"),
                         }
                     }
+                }
+                if *stop.borrow() {
+                    for n in nodes {
+                        let _ = agent::unload(&n.conn, &n.agent).await;
+                        n.conn.close();
+                    }
+                    return;
                 }
                 let infos: Vec<NodeInfo> = nodes.iter().map(|n| n.info.clone()).collect();
                 if let Ok(mut n) = shared.nodes.lock() {
@@ -313,6 +323,7 @@ async fn supervise(shared: Arc<Shared>) {
                 );
                 let _ = shared.events.send(Event::Detached(reason));
             }
+            Err(_) if *stop.borrow() => return,
             Err(e) => {
                 let reason = e.to_string();
                 if shared.status.borrow().clone()

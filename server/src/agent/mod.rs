@@ -124,10 +124,34 @@ pub async fn load(conn: &Connection, owner: &Owner) -> Result<AgentHandle, BeamE
             if guard_settled(conn).await {
                 load_once(conn, owner).await
             } else {
+                // Agent modules and no guard: a load cut short (another Orrery's guard
+                // cleaned up in the middle of it, this process's own load of a peer
+                // failed). Nobody would ever remove them: leave the node as found.
+                remove_orphans(conn).await;
                 Err(e)
             }
         }
     }
+}
+
+/// Remove the agent modules loaded on a node where no guard runs (none owns them).
+async fn remove_orphans(conn: &Connection) {
+    let guarded = conn
+        .rpc("erlang", "whereis", vec![atom(GUARD_MODULE)], STEP)
+        .await
+        .is_ok_and(|p| matches!(p, Term::Pid(_)));
+    if guarded {
+        return;
+    }
+    for m in OUR_MODULES {
+        for f in ["purge", "delete", "purge"] {
+            let _ = conn.rpc("code", f, vec![atom(m)], STEP).await;
+        }
+    }
+    tracing::warn!(
+        "removed agent modules that no guard owned from {}",
+        conn.peer()
+    );
 }
 
 /// Wait (up to 10 s) until the node has a running guard or no agent module at all.
